@@ -1,0 +1,33 @@
+// Bundles the extension, the CLI, the benchmark and (with --tests) every unit test.
+// onnxruntime-node stays external: it loads a native library that cannot be bundled.
+import * as esbuild from 'esbuild';
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const tests = process.argv.includes('--tests');
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: 'linked',
+  external: ['onnxruntime-node', 'vscode'],
+  logLevel: 'warning',
+};
+
+function findTests(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? findTests(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+if (tests) {
+  rmSync('out', { recursive: true, force: true });
+  await esbuild.build({ ...common, entryPoints: findTests('test'), outdir: 'out/test', outbase: 'test' });
+} else {
+  await Promise.all([
+    esbuild.build({ ...common, entryPoints: { cli: 'src/cli/index.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } }),
+    esbuild.build({ ...common, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist' }),
+    esbuild.build({ ...common, entryPoints: { bench: 'scripts/bench.ts' }, outdir: 'dist' }),
+  ]);
+}

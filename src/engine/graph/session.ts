@@ -1,0 +1,98 @@
+import type * as Ort from 'onnxruntime-node';
+import { availableParallelism } from 'node:os';
+import { PruneLensError } from '../errors';
+
+/** The only module that loads onnxruntime-node; everything else goes through it. */
+
+export const PROVIDERS = ['cpu', 'webgpu', 'cuda'] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
+export interface RuntimeSettings {
+  provider: Provider;
+  /** Intra-op threads for the CPU provider; defaults to every core. */
+  threads?: number;
+}
+
+export type Feeds = Record<string, Ort.Tensor>;
+
+let ortModule: typeof Ort | undefined;
+
+function ort(): typeof Ort {
+  if (!ortModule) {
+    // Read by the native library when it initialises, so it must be set before the first require.
+    process.env.ORT_DISABLE_TELEMETRY ??= '1';
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    ortModule = require('onnxruntime-node') as typeof Ort;
+  }
+  return ortModule;
+}
+
+export function isProvider(value: string): value is Provider {
+  return (PROVIDERS as readonly string[]).includes(value);
+}
+
+/** Providers this ORT build can load here; CUDA needs the opt-in install described in the README. */
+export function availableProviders(): Provider[] {
+  return ort()
+    .listSupportedBackends()
+    .filter((b) => b.bundled || b.name === 'cuda')
+    .map((b) => b.name)
+    .filter(isProvider);
+}
+
+export function floatTensor(data: Float32Array, dims: readonly number[]): Ort.Tensor {
+  return new (ort().Tensor)('float32', data, dims);
+}
+
+export function int64Tensor(data: BigInt64Array, dims: readonly number[]): Ort.Tensor {
+  return new (ort().Tensor)('int64', data, dims);
+}
+
+export class GraphSession {
+  private constructor(
+    private readonly session: Ort.InferenceSession,
+    readonly provider: Provider,
+  ) {}
+
+  static async create(model: Uint8Array, settings: RuntimeSettings): Promise<GraphSession> {
+    const options: Ort.InferenceSession.SessionOptions = {
+      executionProviders: [settings.provider],
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      intraOpNumThreads: settings.threads ?? availableParallelism(),
+      interOpNumThreads: 1,
+      logSeverityLevel: 3,
+    };
+    try {
+      return new GraphSession(await ort().InferenceSession.create(model, options), settings.provider);
+    } catch (err) {
+      throw new PruneLensError('provider', providerHint(settings.provider, (err as Error).message), `provider ${settings.provider}`);
+    }
+  }
+
+  /** Runs the graph and returns the requested outputs as float32 arrays owned by the caller. */
+  async run(feeds: Feeds, outputs: readonly string[]): Promise<Float32Array[]> {
+    const result = await this.session.run(feeds, outputs);
+    return outputs.map((name) => {
+      const tensor = result[name]!;
+      const data = tensor.data as Float32Array;
+      tensor.dispose();
+      return data;
+    });
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+function providerHint(provider: Provider, reason: string): string {
+  switch (provider) {
+    case 'cuda':
+      return `could not start the CUDA execution provider (${reason}). Its binaries are not installed by default: reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci (see README, "GPU"), or use provider cpu`;
+    case 'webgpu':
+      return `could not start the WebGPU execution provider (${reason}); this machine may have no usable GPU adapter. Use provider cpu`;
+    case 'cpu':
+      return `ONNX Runtime could not create a session: ${reason}`;
+  }
+}

@@ -1,0 +1,187 @@
+import { PruneLensError } from '../errors';
+
+/**
+ * The decoder families the engine can build. They share one graph; they differ only in which linears
+ * carry a bias, which is what a registry entry says (transformers.js keeps families as a registry too).
+ */
+interface Architecture {
+  /** Linears (block-relative names, e.g. `self_attn.q_proj`) that carry a bias in this family. */
+  biasedLinears(raw: Record<string, unknown>): readonly LinearName[];
+}
+
+export const LINEARS = [
+  'self_attn.q_proj',
+  'self_attn.k_proj',
+  'self_attn.v_proj',
+  'self_attn.o_proj',
+  'mlp.gate_proj',
+  'mlp.up_proj',
+  'mlp.down_proj',
+] as const;
+export type LinearName = (typeof LINEARS)[number];
+
+const ARCHITECTURES: Record<string, Architecture> = {
+  llama: {
+    biasedLinears: (raw) => [
+      ...(raw.attention_bias === true ? (['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] as const) : []),
+      ...(raw.mlp_bias === true ? (['mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'] as const) : []),
+    ],
+  },
+  mistral: { biasedLinears: () => [] },
+  qwen2: { biasedLinears: () => ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'] },
+};
+
+export const SUPPORTED_MODEL_TYPES = Object.keys(ARCHITECTURES);
+
+export interface ModelConfig {
+  modelType: string;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  tieWordEmbeddings: boolean;
+  maxPositionEmbeddings: number;
+  /** Attention only looks this far back (Mistral); windows longer than this would need a banded mask. */
+  slidingWindow?: number;
+  biasedLinears: ReadonlySet<LinearName>;
+  /** config.json as read, so export can write it back with only the fields pruning changes. */
+  raw: Record<string, unknown>;
+}
+
+/** Parses and checks config.json; `where` names the file in every message. */
+export function parseModelConfig(raw: unknown, where: string): ModelConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new PruneLensError('config', 'config.json must hold a JSON object', where);
+  }
+  const cfg = raw as Record<string, unknown>;
+  const modelType = cfg.model_type;
+  if (typeof modelType !== 'string' || !(modelType in ARCHITECTURES)) {
+    throw new PruneLensError(
+      'architecture',
+      `model_type ${JSON.stringify(modelType ?? null)} is not supported; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`,
+      where,
+    );
+  }
+  const int = (key: string, fallback?: number): number => {
+    const v = cfg[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
+      throw new PruneLensError('config', `"${key}" must be a positive integer, got ${JSON.stringify(v ?? null)}`, where);
+    }
+    return v;
+  };
+  const num = (key: string, fallback: number): number => {
+    const v = cfg[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+      throw new PruneLensError('config', `"${key}" must be a positive number, got ${JSON.stringify(v)}`, where);
+    }
+    return v;
+  };
+
+  const hiddenSize = int('hidden_size');
+  const numHeads = int('num_attention_heads');
+  const numKvHeads = int('num_key_value_heads', numHeads);
+  if (numHeads % numKvHeads !== 0) {
+    throw new PruneLensError(
+      'config',
+      `num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`,
+      where,
+    );
+  }
+  if (cfg.head_dim === undefined && hiddenSize % numHeads !== 0) {
+    throw new PruneLensError('config', `hidden_size (${hiddenSize}) is not divisible by num_attention_heads (${numHeads})`, where);
+  }
+  const headDim = int('head_dim', hiddenSize / numHeads);
+  if (headDim % 2 !== 0) throw new PruneLensError('config', `head_dim (${headDim}) must be even for rotary embeddings`, where);
+
+  const act = cfg.hidden_act ?? 'silu';
+  if (act !== 'silu') {
+    throw new PruneLensError('config', `hidden_act ${JSON.stringify(act)} is not supported; only "silu"`, where);
+  }
+  if (cfg.rope_scaling !== undefined && cfg.rope_scaling !== null) {
+    throw new PruneLensError(
+      'config',
+      `rope_scaling ${JSON.stringify(cfg.rope_scaling)} is not supported yet; only plain rotary embeddings (rope_scaling null)`,
+      where,
+    );
+  }
+  const slidingWindow =
+    (modelType === 'mistral' || cfg.use_sliding_window === true) && typeof cfg.sliding_window === 'number'
+      ? cfg.sliding_window
+      : undefined;
+
+  return {
+    modelType,
+    hiddenSize,
+    intermediateSize: int('intermediate_size'),
+    numLayers: int('num_hidden_layers'),
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize: int('vocab_size'),
+    rmsNormEps: num('rms_norm_eps', 1e-6),
+    ropeTheta: num('rope_theta', 10000),
+    tieWordEmbeddings: cfg.tie_word_embeddings === true,
+    maxPositionEmbeddings: int('max_position_embeddings', 2048),
+    slidingWindow,
+    biasedLinears: new Set(ARCHITECTURES[modelType]!.biasedLinears(cfg)),
+    raw: cfg,
+  };
+}
+
+export function layerPrefix(layer: number): string {
+  return `model.layers.${layer}.`;
+}
+
+/** The block-relative name and shape of every tensor a decoder block holds. */
+export function blockTensorShapes(cfg: ModelConfig): Map<string, number[]> {
+  const d = cfg.hiddenSize;
+  const q = cfg.numHeads * cfg.headDim;
+  const kv = cfg.numKvHeads * cfg.headDim;
+  const i = cfg.intermediateSize;
+  const linearShapes: Record<LinearName, [number, number]> = {
+    'self_attn.q_proj': [q, d],
+    'self_attn.k_proj': [kv, d],
+    'self_attn.v_proj': [kv, d],
+    'self_attn.o_proj': [d, q],
+    'mlp.gate_proj': [i, d],
+    'mlp.up_proj': [i, d],
+    'mlp.down_proj': [d, i],
+  };
+  const shapes = new Map<string, number[]>([
+    ['input_layernorm.weight', [d]],
+    ['post_attention_layernorm.weight', [d]],
+  ]);
+  for (const name of LINEARS) {
+    shapes.set(`${name}.weight`, linearShapes[name]);
+    if (cfg.biasedLinears.has(name)) shapes.set(`${name}.bias`, [linearShapes[name][0]]);
+  }
+  return shapes;
+}
+
+/** Every tensor the checkpoint must hold for this config, with its shape. */
+export function expectedTensorShapes(cfg: ModelConfig): Map<string, number[]> {
+  const shapes = new Map<string, number[]>([['model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize]]]);
+  const block = blockTensorShapes(cfg);
+  for (let l = 0; l < cfg.numLayers; l++) {
+    for (const [name, shape] of block) shapes.set(layerPrefix(l) + name, shape);
+  }
+  shapes.set('model.norm.weight', [cfg.hiddenSize]);
+  if (!cfg.tieWordEmbeddings) shapes.set('lm_head.weight', [cfg.vocabSize, cfg.hiddenSize]);
+  return shapes;
+}
+
+/** Tensors some exporters save that carry nothing the graph needs (old rotary caches, a duplicate tied head). */
+export function isIgnorableTensor(cfg: ModelConfig, name: string): boolean {
+  return name.endsWith('.rotary_emb.inv_freq') || (cfg.tieWordEmbeddings && name === 'lm_head.weight');
+}
+
+export function parameterCount(cfg: ModelConfig): number {
+  let n = 0;
+  for (const shape of expectedTensorShapes(cfg).values()) n += shape.reduce((a, b) => a * b, 1);
+  return n;
+}

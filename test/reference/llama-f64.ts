@@ -1,0 +1,206 @@
+/**
+ * Independent plain-JS float64 forward pass of a Hugging Face Llama/Mistral/Qwen2 decoder
+ * (semantics of transformers' modeling_llama.py). Ground truth for tests of the ONNX graphs.
+ *
+ * Deliberately imports nothing from src/ and favours obvious code over speed.
+ * All matrices are row-major. Linear layers follow PyTorch: weight [out, in], y = x W^T (+ b).
+ */
+
+export interface RefConfig {
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  head_dim?: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  vocab_size: number;
+  tie_word_embeddings: boolean;
+  /** qwen2: q/k/v have biases (names *.bias); biases are used whenever present in the weights. */
+  attention_bias?: boolean;
+}
+
+export type RefWeights = (name: string) => { shape: number[]; data: Float64Array } | undefined;
+
+function need(w: RefWeights, name: string): { shape: number[]; data: Float64Array } {
+  const t = w(name);
+  if (!t) throw new Error(`reference: missing weight ${name}`);
+  return t;
+}
+
+function headDim(cfg: RefConfig): number {
+  return cfg.head_dim ?? cfg.hidden_size / cfg.num_attention_heads;
+}
+
+/** y[T, out] = x[T, in] W^T + b, with W [out, in] row-major. */
+function linear(x: Float64Array, T: number, inDim: number, W: Float64Array, outDim: number, b?: Float64Array): Float64Array {
+  if (W.length !== outDim * inDim) throw new Error(`reference: weight size ${W.length} != ${outDim}x${inDim}`);
+  const y = new Float64Array(T * outDim);
+  for (let t = 0; t < T; t++) {
+    const xo = t * inDim;
+    for (let o = 0; o < outDim; o++) {
+      const wo = o * inDim;
+      let s = 0;
+      for (let i = 0; i < inDim; i++) s += x[xo + i] * W[wo + i];
+      y[t * outDim + o] = b ? s + b[o] : s;
+    }
+  }
+  return y;
+}
+
+/** RMSNorm per row: x / sqrt(mean(x^2) + eps) * weight. */
+function rmsNorm(x: Float64Array, T: number, D: number, weight: Float64Array, eps: number): Float64Array {
+  const y = new Float64Array(T * D);
+  for (let t = 0; t < T; t++) {
+    let ss = 0;
+    for (let i = 0; i < D; i++) ss += x[t * D + i] * x[t * D + i];
+    const inv = 1 / Math.sqrt(ss / D + eps);
+    for (let i = 0; i < D; i++) y[t * D + i] = x[t * D + i] * inv * weight[i];
+  }
+  return y;
+}
+
+/**
+ * In-place HF rotate-half RoPE on x [T, nHeads * hd], position of row t is t.
+ * inv_freq[j] = 1 / theta^(2j/hd); cos/sin = [cos(a), cos(a)] (halves duplicated);
+ * x' = x*cos + rotate_half(x)*sin, rotate_half(x) = concat(-x[half:], x[:half]).
+ */
+function applyRope(x: Float64Array, T: number, nHeads: number, hd: number, theta: number): void {
+  const half = hd / 2;
+  const invFreq = new Float64Array(half);
+  for (let j = 0; j < half; j++) invFreq[j] = 1 / Math.pow(theta, (2 * j) / hd);
+  const cos = new Float64Array(hd);
+  const sin = new Float64Array(hd);
+  const tmp = new Float64Array(hd);
+  for (let t = 0; t < T; t++) {
+    for (let j = 0; j < half; j++) {
+      const a = t * invFreq[j];
+      cos[j] = cos[j + half] = Math.cos(a);
+      sin[j] = sin[j + half] = Math.sin(a);
+    }
+    for (let h = 0; h < nHeads; h++) {
+      const base = t * nHeads * hd + h * hd;
+      for (let i = 0; i < hd; i++) {
+        const rot = i < half ? -x[base + i + half] : x[base + i - half];
+        tmp[i] = x[base + i] * cos[i] + rot * sin[i];
+      }
+      for (let i = 0; i < hd; i++) x[base + i] = tmp[i];
+    }
+  }
+}
+
+function silu(v: number): number {
+  return v / (1 + Math.exp(-v));
+}
+
+/** Hidden state after decoder block `layer` (0-based), given the block's input hidden states [T, hidden]. */
+export function referenceBlock(cfg: RefConfig, w: RefWeights, layer: number, hidden: Float64Array, T: number): Float64Array {
+  const D = cfg.hidden_size;
+  const F = cfg.intermediate_size;
+  const nH = cfg.num_attention_heads;
+  const nKV = cfg.num_key_value_heads;
+  const hd = headDim(cfg);
+  const groups = nH / nKV;
+  if (hidden.length !== T * D) throw new Error(`reference: hidden length ${hidden.length} != ${T}x${D}`);
+  const p = `model.layers.${layer}.`;
+
+  // --- self-attention ---
+  const xn = rmsNorm(hidden, T, D, need(w, p + 'input_layernorm.weight').data, cfg.rms_norm_eps);
+  const q = linear(xn, T, D, need(w, p + 'self_attn.q_proj.weight').data, nH * hd, w(p + 'self_attn.q_proj.bias')?.data);
+  const k = linear(xn, T, D, need(w, p + 'self_attn.k_proj.weight').data, nKV * hd, w(p + 'self_attn.k_proj.bias')?.data);
+  const v = linear(xn, T, D, need(w, p + 'self_attn.v_proj.weight').data, nKV * hd, w(p + 'self_attn.v_proj.bias')?.data);
+  applyRope(q, T, nH, hd, cfg.rope_theta);
+  applyRope(k, T, nKV, hd, cfg.rope_theta);
+
+  const attn = new Float64Array(T * nH * hd); // [T, nH*hd], heads concatenated
+  const scale = 1 / Math.sqrt(hd);
+  const scores = new Float64Array(T);
+  for (let h = 0; h < nH; h++) {
+    const kvh = Math.floor(h / groups);
+    for (let i = 0; i < T; i++) {
+      const qo = i * nH * hd + h * hd;
+      // causal: keys 0..i only
+      let max = -Infinity;
+      for (let j = 0; j <= i; j++) {
+        const ko = j * nKV * hd + kvh * hd;
+        let s = 0;
+        for (let d = 0; d < hd; d++) s += q[qo + d] * k[ko + d];
+        s *= scale;
+        scores[j] = s;
+        if (s > max) max = s;
+      }
+      let sum = 0;
+      for (let j = 0; j <= i; j++) {
+        scores[j] = Math.exp(scores[j] - max);
+        sum += scores[j];
+      }
+      for (let j = 0; j <= i; j++) {
+        const pj = scores[j] / sum;
+        const vo = j * nKV * hd + kvh * hd;
+        for (let d = 0; d < hd; d++) attn[qo + d] += pj * v[vo + d];
+      }
+    }
+  }
+  const o = linear(attn, T, nH * hd, need(w, p + 'self_attn.o_proj.weight').data, D, w(p + 'self_attn.o_proj.bias')?.data);
+  const h1 = new Float64Array(T * D);
+  for (let i = 0; i < T * D; i++) h1[i] = hidden[i] + o[i];
+
+  // --- MLP: down(silu(gate(x)) * up(x)) ---
+  const xn2 = rmsNorm(h1, T, D, need(w, p + 'post_attention_layernorm.weight').data, cfg.rms_norm_eps);
+  const gate = linear(xn2, T, D, need(w, p + 'mlp.gate_proj.weight').data, F);
+  const up = linear(xn2, T, D, need(w, p + 'mlp.up_proj.weight').data, F);
+  const act = new Float64Array(T * F);
+  for (let i = 0; i < T * F; i++) act[i] = silu(gate[i]) * up[i];
+  const down = linear(act, T, F, need(w, p + 'mlp.down_proj.weight').data, D);
+  const out = new Float64Array(T * D);
+  for (let i = 0; i < T * D; i++) out[i] = h1[i] + down[i];
+  return out;
+}
+
+/** Token embeddings [T, hidden] for ids. */
+export function referenceEmbed(cfg: RefConfig, w: RefWeights, ids: number[]): Float64Array {
+  const D = cfg.hidden_size;
+  const E = need(w, 'model.embed_tokens.weight').data;
+  const x = new Float64Array(ids.length * D);
+  for (let t = 0; t < ids.length; t++) {
+    const id = ids[t];
+    if (!Number.isInteger(id) || id < 0 || id >= cfg.vocab_size) throw new Error(`reference: token id ${id} out of range`);
+    for (let i = 0; i < D; i++) x[t * D + i] = E[id * D + i];
+  }
+  return x;
+}
+
+/** Final RMSNorm then lm_head (or tied embed_tokens): [T, hidden] -> logits [T, vocab]. */
+export function referenceHead(cfg: RefConfig, w: RefWeights, hidden: Float64Array, T: number): Float64Array {
+  const D = cfg.hidden_size;
+  const xn = rmsNorm(hidden, T, D, need(w, 'model.norm.weight').data, cfg.rms_norm_eps);
+  const head = cfg.tie_word_embeddings ? need(w, 'model.embed_tokens.weight') : need(w, 'lm_head.weight');
+  return linear(xn, T, D, head.data, cfg.vocab_size);
+}
+
+/** Logits [T, vocab] row-major for one sequence of token ids (causal attention, positions 0..T-1). */
+export function referenceLogits(cfg: RefConfig, w: RefWeights, ids: number[]): Float64Array {
+  const T = ids.length;
+  let h = referenceEmbed(cfg, w, ids);
+  for (let l = 0; l < cfg.num_hidden_layers; l++) h = referenceBlock(cfg, w, l, h, T);
+  return referenceHead(cfg, w, h, T);
+}
+
+/** Per-target NLL: entry t is -log softmax(logits[t])[ids[t+1]] for t in 0..T-2 (stable log-sum-exp). */
+export function referenceTokenNll(cfg: RefConfig, w: RefWeights, ids: number[]): Float64Array {
+  const T = ids.length;
+  const V = cfg.vocab_size;
+  const logits = referenceLogits(cfg, w, ids);
+  const nll = new Float64Array(Math.max(0, T - 1));
+  for (let t = 0; t < T - 1; t++) {
+    const o = t * V;
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) if (logits[o + i] > max) max = logits[o + i];
+    let sum = 0;
+    for (let i = 0; i < V; i++) sum += Math.exp(logits[o + i] - max);
+    const lse = max + Math.log(sum);
+    nll[t] = lse - logits[o + ids[t + 1]];
+  }
+  return nll;
+}
