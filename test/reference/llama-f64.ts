@@ -17,7 +17,7 @@ export interface RefConfig {
   rope_theta: number;
   vocab_size: number;
   tie_word_embeddings: boolean;
-  /** qwen2: q/k/v have biases (names *.bias); biases are used whenever present in the weights. */
+  /** Biases (qwen2's q/k/v, llama's attention_bias / mlp_bias) are used whenever present in the weights. */
   attention_bias?: boolean;
 }
 
@@ -34,7 +34,7 @@ function headDim(cfg: RefConfig): number {
 }
 
 /** y[T, out] = x[T, in] W^T + b, with W [out, in] row-major. */
-function linear(x: Float64Array, T: number, inDim: number, W: Float64Array, outDim: number, b?: Float64Array): Float64Array {
+export function linear(x: Float64Array, T: number, inDim: number, W: Float64Array, outDim: number, b?: Float64Array): Float64Array {
   if (W.length !== outDim * inDim) throw new Error(`reference: weight size ${W.length} != ${outDim}x${inDim}`);
   const y = new Float64Array(T * outDim);
   for (let t = 0; t < T; t++) {
@@ -50,7 +50,7 @@ function linear(x: Float64Array, T: number, inDim: number, W: Float64Array, outD
 }
 
 /** RMSNorm per row: x / sqrt(mean(x^2) + eps) * weight. */
-function rmsNorm(x: Float64Array, T: number, D: number, weight: Float64Array, eps: number): Float64Array {
+export function rmsNorm(x: Float64Array, T: number, D: number, weight: Float64Array, eps: number): Float64Array {
   const y = new Float64Array(T * D);
   for (let t = 0; t < T; t++) {
     let ss = 0;
@@ -90,7 +90,7 @@ function applyRope(x: Float64Array, T: number, nHeads: number, hd: number, theta
   }
 }
 
-function silu(v: number): number {
+export function silu(v: number): number {
   return v / (1 + Math.exp(-v));
 }
 
@@ -148,11 +148,11 @@ export function referenceBlock(cfg: RefConfig, w: RefWeights, layer: number, hid
 
   // --- MLP: down(silu(gate(x)) * up(x)) ---
   const xn2 = rmsNorm(h1, T, D, need(w, p + 'post_attention_layernorm.weight').data, cfg.rms_norm_eps);
-  const gate = linear(xn2, T, D, need(w, p + 'mlp.gate_proj.weight').data, F);
-  const up = linear(xn2, T, D, need(w, p + 'mlp.up_proj.weight').data, F);
+  const gate = linear(xn2, T, D, need(w, p + 'mlp.gate_proj.weight').data, F, w(p + 'mlp.gate_proj.bias')?.data);
+  const up = linear(xn2, T, D, need(w, p + 'mlp.up_proj.weight').data, F, w(p + 'mlp.up_proj.bias')?.data);
   const act = new Float64Array(T * F);
   for (let i = 0; i < T * F; i++) act[i] = silu(gate[i]) * up[i];
-  const down = linear(act, T, F, need(w, p + 'mlp.down_proj.weight').data, D);
+  const down = linear(act, T, F, need(w, p + 'mlp.down_proj.weight').data, D, w(p + 'mlp.down_proj.bias')?.data);
   const out = new Float64Array(T * D);
   for (let i = 0; i < T * D; i++) out[i] = h1[i] + down[i];
   return out;

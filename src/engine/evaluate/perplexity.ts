@@ -44,10 +44,7 @@ export async function evaluatePerplexity(
 ): Promise<PerplexityResult> {
   const { seqlen, signal, onProgress } = options;
   const cfg = runner.config;
-  if (!Number.isInteger(seqlen) || seqlen < 2) throw new PruneLensError('usage', `seqlen must be an integer of at least 2, got ${seqlen}`);
-  if (seqlen > cfg.maxPositionEmbeddings) {
-    throw new PruneLensError('usage', `seqlen ${seqlen} exceeds the model's context (max_position_embeddings ${cfg.maxPositionEmbeddings})`);
-  }
+  runner.checkSequenceLength(seqlen);
   const available = Math.floor(ids.length / seqlen);
   if (available === 0) {
     throw new PruneLensError(

@@ -141,7 +141,7 @@ function f16Lookup(): Float32Array {
   return f16Table;
 }
 
-export function decodeToF32(dtype: DType, bytes: Uint8Array, where: string): Float32Array {
+export function decodeToF32(dtype: DType, bytes: Uint8Array, where: string): Float32Array<ArrayBuffer> {
   if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16' && dtype !== 'F64') {
     throw new PruneLensError('checkpoint', `dtype ${dtype} cannot be read as floating point`, where);
   }
@@ -183,7 +183,7 @@ export function decodeToF32(dtype: DType, bytes: Uint8Array, where: string): Flo
   return out;
 }
 
-export function encodeFromF32(dtype: DType, values: Float32Array, where: string): Uint8Array {
+export function encodeFromF32(dtype: DType, values: Float32Array, where: string): Uint8Array<ArrayBuffer> {
   const n = values.length;
   const bits = new Uint32Array(values.buffer, values.byteOffset, n); // Float32Array offsets are always 4-aligned
   // Every zero is written as +0.0: sparse kernels test the bit pattern, and -0.0 is not all-zero bits.
@@ -217,7 +217,7 @@ export function encodeFromF32(dtype: DType, values: Float32Array, where: string)
   }
 }
 
-function allocateF32(n: number, where: string): Float32Array {
+function allocateF32(n: number, where: string): Float32Array<ArrayBuffer> {
   return new Float32Array(allocateBytes(n * 4, where).buffer);
 }
 
@@ -225,7 +225,7 @@ function allocateF32(n: number, where: string): Float32Array {
  * Tensor sizes come from checkpoint headers, so an allocation the runtime refuses is reported as a
  * checkpoint problem rather than escaping as a RangeError.
  */
-function allocateBytes(byteLength: number, where: string): Uint8Array {
+function allocateBytes(byteLength: number, where: string): Uint8Array<ArrayBuffer> {
   try {
     return new Uint8Array(byteLength);
   } catch (err) {

@@ -53,15 +53,15 @@ export class SafetensorsReader {
     }
   }
 
-  async readBytes(name: string): Promise<Uint8Array> {
+  async readBytes(name: string): Promise<Uint8Array<ArrayBuffer>> {
     const entry = this.entry(name);
     return readAt(this.handle, entry.byteOffset, entry.byteLength, tensorWhere(this.path, name));
   }
 
-  async readF32(name: string): Promise<Float32Array> {
+  async readF32(name: string): Promise<Float32Array<ArrayBuffer>> {
     const entry = this.entry(name);
     const bytes = await this.readBytes(name);
-    // readAt returns a fresh buffer at offset 0, so F32 data can be viewed in place instead of copied.
+    // readBytes returns a fresh buffer at offset 0, so F32 data can be viewed in place instead of copied.
     if (entry.dtype === 'F32') return new Float32Array(bytes.buffer, 0, bytes.byteLength / 4);
     return decodeToF32(entry.dtype, bytes, tensorWhere(this.path, name));
   }
@@ -79,7 +79,7 @@ export class SafetensorsReader {
   }
 }
 
-async function readHeaderBytes(handle: FileHandle, path: string, fileSize: number): Promise<Uint8Array> {
+async function readHeaderBytes(handle: FileHandle, path: string, fileSize: number): Promise<Uint8Array<ArrayBuffer>> {
   if (fileSize < 8) {
     throw new PruneLensError(
       'checkpoint',
@@ -261,10 +261,10 @@ function naturals(value: unknown, field: string, where: string): number[] {
 }
 
 /** Reads exactly `length` bytes at `position` into a fresh, unshared buffer. */
-async function readAt(handle: FileHandle, position: number, length: number, where: string): Promise<Uint8Array> {
-  let buffer: Buffer;
+async function readAt(handle: FileHandle, position: number, length: number, where: string): Promise<Uint8Array<ArrayBuffer>> {
+  let buffer: Uint8Array<ArrayBuffer>;
   try {
-    buffer = Buffer.allocUnsafeSlow(length); // not pooled: byteOffset 0 and no other data in the same ArrayBuffer
+    buffer = new Uint8Array(length);
   } catch (err) {
     throw new PruneLensError('checkpoint', `cannot allocate ${length} bytes to read (${messageOf(err)})`, where);
   }
@@ -285,7 +285,7 @@ async function readAt(handle: FileHandle, position: number, length: number, wher
     }
     done += bytesRead;
   }
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, length);
+  return buffer;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -46,7 +46,7 @@ export interface ModelConfig {
   ropeTheta: number;
   tieWordEmbeddings: boolean;
   maxPositionEmbeddings: number;
-  /** Attention only looks this far back (Mistral); windows longer than this would need a banded mask. */
+  /** Attention only looks this far back (Mistral); the engine refuses windows longer than this. */
   slidingWindow?: number;
   biasedLinears: ReadonlySet<LinearName>;
   /** config.json as read, so export can write it back with only the fields pruning changes. */

@@ -2,6 +2,7 @@ import type { Checkpoint } from '../io/checkpoint';
 import { buildDecoderBlock, tapOutputName, type TapRequest } from '../graph/decoder-block';
 import { buildLmHead } from '../graph/lm-head';
 import { GraphSession, floatTensor, int64Tensor, type Feeds, type RuntimeSettings } from '../graph/session';
+import { PruneLensError } from '../errors';
 import type { ModelConfig } from './config';
 
 /** Where a block's weights come from: the checkpoint on disk, or weights a pruning step has changed. */
@@ -51,6 +52,19 @@ export class DecoderRunner {
     const blockSession = await GraphSession.create(buildDecoderBlock(config, taps), settings);
     const nllSession = await GraphSession.create(buildLmHead(config, 'nll'), settings);
     return new DecoderRunner(config, settings, head, blockSession, nllSession, taps);
+  }
+
+  /** Refuses window lengths the graph would compute wrongly, before any work is done. */
+  checkSequenceLength(seqlen: number): void {
+    const cfg = this.config;
+    if (!Number.isInteger(seqlen) || seqlen < 2) throw new PruneLensError('usage', `seqlen must be an integer of at least 2, got ${seqlen}`);
+    if (seqlen > cfg.maxPositionEmbeddings) {
+      throw new PruneLensError('usage', `seqlen ${seqlen} exceeds the model's context (max_position_embeddings ${cfg.maxPositionEmbeddings})`);
+    }
+    // The causal mask has no sliding-window band; within one window the two agree.
+    if (cfg.slidingWindow !== undefined && seqlen > cfg.slidingWindow) {
+      throw new PruneLensError('usage', `seqlen ${seqlen} exceeds the model's sliding_window (${cfg.slidingWindow}); use seqlen <= ${cfg.slidingWindow}`);
+    }
   }
 
   /** Bytes held for the embeddings, final norm and LM head for the whole run. */
@@ -158,10 +172,7 @@ export class DecoderRunner {
       }
       // Large-negative rather than -Infinity: some GPU softmax kernels turn inf - inf into NaN.
       const mask = new Float32Array(seq * seq);
-      const window = this.config.slidingWindow ?? Infinity;
-      for (let i = 0; i < seq; i++) {
-        for (let j = 0; j < seq; j++) if (j > i || i - j >= window) mask[i * seq + j] = -3.0e38;
-      }
+      for (let i = 0; i < seq; i++) mask.fill(-3.0e38, i * seq + i + 1, (i + 1) * seq);
       feeds = { cos: floatTensor(cos, [seq, hd]), sin: floatTensor(sin, [seq, hd]), mask: floatTensor(mask, [seq, seq]) };
       this.positions.set(seq, feeds);
     }
