@@ -25,8 +25,7 @@ export async function writeRandomCheckpoint(
   config: Record<string, unknown>,
   options: { dtype: RandomDType; seed: number; tokenizerFrom: string },
 ): Promise<void> {
-  const raw = randomCheckpointConfig(config, options.dtype);
-  const shapes = expectedTensorShapes(parseModelConfig(raw, path.join(dir, 'config.json')));
+  const shapes = expectedTensorShapes(parseModelConfig(config, path.join(dir, 'config.json')));
   const specs: TensorSpec[] = [...shapes].map(([name, shape]) => ({ name, dtype: options.dtype, shape }));
 
   await removeAbandonedTemps(dir);
@@ -35,7 +34,7 @@ export async function writeRandomCheckpoint(
   await fsp.rm(tmp, { recursive: true, force: true });
   await fsp.mkdir(tmp, { recursive: true });
   try {
-    await fsp.writeFile(path.join(tmp, 'config.json'), JSON.stringify(raw, null, 2) + '\n');
+    await fsp.writeFile(path.join(tmp, 'config.json'), randomCheckpointConfigText(config, options.dtype));
     for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
       await fsp.copyFile(path.join(options.tokenizerFrom, file), path.join(tmp, file));
     }
@@ -52,9 +51,9 @@ export async function writeRandomCheckpoint(
   }
 }
 
-/** The config.json written for `config` stored as `dtype`; the bench compares it to a cached one to spot stale caches. */
-export function randomCheckpointConfig(config: Record<string, unknown>, dtype: RandomDType): Record<string, unknown> {
-  return { ...config, torch_dtype: TORCH_DTYPE[dtype] };
+/** The config.json text written for `config` stored as `dtype`; comparing it with a cached one spots a stale cache. */
+export function randomCheckpointConfigText(config: Record<string, unknown>, dtype: RandomDType): string {
+  return JSON.stringify({ ...config, torch_dtype: TORCH_DTYPE[dtype] }, null, 2) + '\n';
 }
 
 /** Norm weights start at 1 and biases at 0, as in a freshly initialized transformers model. */

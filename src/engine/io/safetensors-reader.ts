@@ -41,15 +41,16 @@ export class SafetensorsReader {
       throw new PruneLensError('checkpoint', `cannot open the file (${messageOf(err)})`, path);
     }
     try {
-      const stat = await handle.stat();
+      const stat = await handle.stat().catch((err: unknown) => {
+        throw new PruneLensError('checkpoint', `cannot read the file (${messageOf(err)})`, path);
+      });
       if (!stat.isFile()) throw new PruneLensError('checkpoint', 'not a regular file', path);
       const header = await readHeaderBytes(handle, path, stat.size);
       const { metadata, entries } = parseHeader(header, stat.size, path);
       return new SafetensorsReader(path, stat.size, metadata, entries, handle);
     } catch (err) {
       await handle.close().catch(() => undefined);
-      if (err instanceof PruneLensError) throw err;
-      throw new PruneLensError('checkpoint', `cannot read the file (${messageOf(err)})`, path);
+      throw err;
     }
   }
 
