@@ -1,5 +1,6 @@
 import { PruneLensError } from '../errors';
-import type { BlockWeightSource, DecoderRunner } from '../model/decoder-runner';
+import type { BlockWeightSource } from '../model/block-runner';
+import type { DecoderRunner } from '../model/decoder-runner';
 import { throwIfCancelled, type RunControl } from '../progress';
 import { batchPlan, type BatchLimits } from './batching';
 
@@ -44,7 +45,7 @@ export async function evaluatePerplexity(
 ): Promise<PerplexityResult> {
   const { seqlen, signal, onProgress } = options;
   const cfg = runner.config;
-  runner.checkSequenceLength(seqlen);
+  runner.block.checkSequenceLength(seqlen);
   const available = Math.floor(ids.length / seqlen);
   if (available === 0) {
     throw new PruneLensError(
@@ -73,11 +74,11 @@ export async function evaluatePerplexity(
     runner.embed(ids.subarray(chunk.first * seqlen, (chunk.first + chunk.windows) * seqlen), hidden);
     for (let layer = 0; layer < cfg.numLayers; layer++) {
       throwIfCancelled(signal);
-      const feeds = runner.blockFeeds(await weights.readBlock(layer));
+      const feeds = runner.block.feeds(await weights.readBlock(layer));
       for (const batch of chunk.batches) {
         throwIfCancelled(signal);
         const slice = hidden.subarray(batch.offset * seqlen * d, (batch.offset + batch.size) * seqlen * d);
-        const [out] = await runner.runBlock(feeds, slice, batch.size, seqlen);
+        const [out] = await runner.block.run(feeds, slice, batch.size, seqlen);
         slice.set(out!);
         step(`block ${layer + 1}/${cfg.numLayers}`);
       }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Checkpoint } from '../../../src/engine/io/checkpoint';
-import { DecoderRunner } from '../../../src/engine/model/decoder-runner';
+import { BlockRunner } from '../../../src/engine/model/block-runner';
 import { tapWidth, type TapPoint, type TapRequest } from '../../../src/engine/graph/decoder-block';
 import { TextTokenizer } from '../../../src/engine/text/tokenizer';
 import { linear, referenceBlock, referenceEmbed, rmsNorm, silu, type RefConfig } from '../../reference/llama-f64';
@@ -29,10 +29,10 @@ function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
  */
 describe('decoder block taps', () => {
   let checkpoint: Checkpoint;
-  let runner: DecoderRunner;
+  let runner: BlockRunner;
   before(async () => {
     checkpoint = await Checkpoint.open(FIXTURE_MODEL);
-    runner = await DecoderRunner.create(checkpoint, { provider: 'cpu' }, TAPS);
+    runner = await BlockRunner.create(checkpoint.config, { provider: 'cpu' }, TAPS);
   });
   after(async () => {
     await runner.release();
@@ -56,7 +56,7 @@ describe('decoder block taps', () => {
       for (let l = 0; l < layer; l++) h.set(referenceBlock(cfg, w, l, h, T));
       input.set(h, s * T * D);
     }
-    const outputs = await runner.runBlock(runner.blockFeeds(await checkpoint.readBlock(layer)), Float32Array.from(input), B, T);
+    const outputs = await runner.run(runner.feeds(await checkpoint.readBlock(layer)), Float32Array.from(input), B, T);
     const [hiddenOut, ...tapOut] = outputs as [Float32Array, ...Float32Array[]];
     const tap = (point: TapPoint, reduce: string): Float32Array => tapOut[TAPS.findIndex((t) => t.point === point && t.reduce === reduce)]!;
     const p = `model.layers.${layer}.`;
