@@ -22,6 +22,87 @@ export function buildHeader(specs: TensorSpec[], metadata?: Record<string, strin
 }
 
 /**
+ * A safetensors file whose header is fixed up front from shapes alone, so tensors can be written in
+ * any order as they become ready (a pruned block at a time) and the file never holds a model in memory.
+ * `close` checks that every tensor was written; `abort` deletes the partial file.
+ */
+export class SafetensorsWriter {
+  private readonly pending: Map<string, { offset: number; byteLength: number; spec: TensorSpec }>;
+
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    offsets: Map<string, { offset: number; byteLength: number; spec: TensorSpec }>,
+    private readonly total: number,
+  ) {
+    this.pending = offsets;
+  }
+
+  static async create(path: string, specs: TensorSpec[], metadata?: Record<string, string>): Promise<SafetensorsWriter> {
+    const { bytes: header, byteLengths } = encodeHeader(specs, metadata, path);
+    const offsets = new Map<string, { offset: number; byteLength: number; spec: TensorSpec }>();
+    let offset = header.length;
+    for (const [i, spec] of specs.entries()) {
+      offsets.set(spec.name, { offset, byteLength: byteLengths[i]!, spec });
+      offset += byteLengths[i]!;
+    }
+    const writer = new SafetensorsWriter(path, await createFile(path), offsets, offset);
+    try {
+      await writer.writeAt(header, 0, 'the header');
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+    return writer;
+  }
+
+  async writeTensor(name: string, bytes: Uint8Array): Promise<void> {
+    const slot = this.pending.get(name);
+    if (!slot) throw new PruneLensError('checkpoint', 'not a tensor of this file, or written already', tensorWhere(this.path, name));
+    if (bytes.byteLength !== slot.byteLength) {
+      throw new PruneLensError(
+        'checkpoint',
+        `the data for this tensor has ${bytes.byteLength} bytes but shape ${formatShape(slot.spec.shape)} of ${slot.spec.dtype} needs ${slot.byteLength}`,
+        tensorWhere(this.path, name),
+      );
+    }
+    await this.writeAt(bytes, slot.offset, `tensor "${name}"`);
+    this.pending.delete(name);
+  }
+
+  async close(): Promise<void> {
+    if (this.pending.size > 0) {
+      const missing = [...this.pending.keys()];
+      throw new PruneLensError('checkpoint', `${missing.length} tensor(s) never written, first "${missing[0]}"`, this.path);
+    }
+    await this.handle.close().catch((err: unknown) => {
+      throw writeError(err, 'closing the file', this.path);
+    });
+  }
+
+  async abort(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+    await fsp.rm(this.path, { force: true }).catch(() => undefined);
+  }
+
+  private async writeAt(bytes: Uint8Array, position: number, what: string): Promise<void> {
+    for (let done = 0; done < bytes.byteLength; ) {
+      let bytesWritten: number;
+      try {
+        const length = Math.min(bytes.byteLength - done, WRITE_CHUNK_BYTES);
+        ({ bytesWritten } = await this.handle.write(bytes, done, length, position + done));
+      } catch (err) {
+        throw writeError(err, `writing ${what} (at byte ${position + done} of ${this.total})`, this.path);
+      }
+      if (bytesWritten === 0) {
+        throw new PruneLensError('output', `the file system took no bytes while writing ${what} at offset ${position + done}`, this.path);
+      }
+      done += bytesWritten;
+    }
+  }
+}
+
+/**
  * Streams tensors one at a time so a large model never has to be in memory at once: writes the header
  * from specs (in the given order), then for each spec awaits data(spec) and appends it, checking its byteLength.
  * On any failure the partial file is deleted before the error is rethrown.
@@ -32,49 +113,12 @@ export async function writeSafetensors(
   data: (spec: TensorSpec) => Promise<Uint8Array> | Uint8Array,
   metadata?: Record<string, string>,
 ): Promise<void> {
-  const { bytes: header, byteLengths } = encodeHeader(specs, metadata, path);
-  const total = byteLengths.reduce((sum, n) => sum + n, header.length);
-  const handle = await createFile(path);
-  let position = 0;
-  const write = async (bytes: Uint8Array, what: string): Promise<void> => {
-    for (let done = 0; done < bytes.byteLength; ) {
-      let bytesWritten: number;
-      try {
-        const length = Math.min(bytes.byteLength - done, WRITE_CHUNK_BYTES);
-        ({ bytesWritten } = await handle.write(bytes, done, length, position));
-      } catch (err) {
-        throw writeError(err, `writing ${what} (${position} of ${total} bytes written)`, path);
-      }
-      if (bytesWritten === 0) {
-        throw new PruneLensError('output', `the file system took no bytes while writing ${what} at offset ${position}`, path);
-      }
-      done += bytesWritten;
-      position += bytesWritten;
-    }
-  };
-
-  let closed = false;
+  const writer = await SafetensorsWriter.create(path, specs, metadata);
   try {
-    await write(header, 'the header');
-    for (const [i, spec] of specs.entries()) {
-      const bytes = await data(spec);
-      const expected = byteLengths[i]!;
-      if (bytes.byteLength !== expected) {
-        throw new PruneLensError(
-          'checkpoint',
-          `the data for this tensor has ${bytes.byteLength} bytes but shape ${formatShape(spec.shape)} of ${spec.dtype} needs ${expected}`,
-          tensorWhere(path, spec.name),
-        );
-      }
-      await write(bytes, `tensor "${spec.name}"`);
-    }
-    closed = true;
-    await handle.close().catch((err: unknown) => {
-      throw writeError(err, 'closing the file', path);
-    });
+    for (const spec of specs) await writer.writeTensor(spec.name, await data(spec));
+    await writer.close();
   } catch (err) {
-    if (!closed) await handle.close().catch(() => undefined);
-    await fsp.rm(path, { force: true }).catch(() => undefined);
+    await writer.abort();
     throw err;
   }
 }

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { PruneLensError } from '../../../src/engine/errors';
 import { encodeFromF32, f16ToF32, f32ToF16 } from '../../../src/engine/io/dtype';
 import { SafetensorsReader } from '../../../src/engine/io/safetensors-reader';
-import { TensorSpec, buildHeader, writeSafetensors } from '../../../src/engine/io/safetensors-writer';
+import { SafetensorsWriter, TensorSpec, buildHeader, writeSafetensors } from '../../../src/engine/io/safetensors-writer';
 
 let dir: string;
 before(() => {
@@ -174,13 +174,36 @@ describe('writeSafetensors', () => {
     // A link to /dev/full: writes fail with ENOSPC, and the cleanup removes only the link.
     const file = path.join(dir, 'full.safetensors');
     fs.symlinkSync('/dev/full', file);
-    await assertWriteFails(file, () => writeSafetensors(file, specs, (spec) => payloads[specs.indexOf(spec)]!), 'output', /full\.safetensors: no space left on device while writing the header \(0 of \d+ bytes written\)/);
+    await assertWriteFails(file, () => writeSafetensors(file, specs, (spec) => payloads[specs.indexOf(spec)]!), 'output', /full\.safetensors: no space left on device while writing the header \(at byte 0 of \d+\)/);
     assert.ok(fs.existsSync('/dev/full'));
   });
 
   test('an unwritable location is an output error', async () => {
     const file = path.join(dir, 'no-such-folder', 'model.safetensors');
     await assertWriteFails(file, () => writeSafetensors(file, specs, (spec) => payloads[specs.indexOf(spec)]!), 'output', /creating the file failed \(ENOENT/);
+  });
+});
+
+describe('SafetensorsWriter', () => {
+  test('takes tensors in any order and gives the same file as a sequential write', async () => {
+    const sequential = path.join(dir, 'sequential.safetensors');
+    const shuffled = path.join(dir, 'shuffled.safetensors');
+    await writeSafetensors(sequential, specs, (spec) => payloads[specs.indexOf(spec)]!, { format: 'pt' });
+    const writer = await SafetensorsWriter.create(shuffled, specs, { format: 'pt' });
+    for (const i of specs.map((_, i) => i).reverse()) await writer.writeTensor(specs[i]!.name, payloads[i]!);
+    await writer.close();
+    assert.deepEqual(fs.readFileSync(shuffled), fs.readFileSync(sequential));
+  });
+
+  test('refuses to close with a tensor missing, a tensor written twice, or an unknown name', async () => {
+    const file = path.join(dir, 'incomplete.safetensors');
+    const writer = await SafetensorsWriter.create(file, specs);
+    await writer.writeTensor(specs[0]!.name, payloads[0]!);
+    await assert.rejects(writer.writeTensor(specs[0]!.name, payloads[0]!), /not a tensor of this file, or written already/);
+    await assert.rejects(writer.writeTensor('nope', payloads[0]!), /incomplete\.safetensors: tensor "nope": not a tensor of this file/);
+    await assert.rejects(writer.close(), new RegExp(`${specs.length - 1} tensor\\(s\\) never written, first "${specs[1]!.name}"`));
+    await writer.abort();
+    assert.equal(fs.existsSync(file), false);
   });
 });
 

@@ -1,0 +1,74 @@
+import { GraphBuilder } from '../graph/onnx-builder';
+
+/** How the pruned entries of a matrix are chosen from their scores. */
+export type Pattern =
+  | { kind: 'matrix'; count: number } // the `count` lowest scores of the whole matrix
+  | { kind: 'row'; count: number } // the `count` lowest scores of every row
+  | { kind: 'nm'; n: number; m: number }; // the n lowest of every m consecutive columns in a row
+
+export function patternKey(p: Pattern): string {
+  return p.kind === 'nm' ? `nm${p.n}:${p.m}` : p.kind;
+}
+
+/**
+ * Adds to `g` a [rows, cols] float mask, 1 where `score` is among the lowest of its group, chosen with
+ * TopK (ties go to the lower index, as ONNX specifies for sorted output). A count that varies per call
+ * (matrix, row) is read from the int64 input `count`; N:M counts are fixed by the pattern. A last,
+ * partial group of L < m columns prunes floor(n * L / m) of them, so every group keeps the ratio.
+ */
+export function lowestMask(g: GraphBuilder, score: string, rows: number, cols: number, pattern: Pattern): string {
+  const zeros = (shape: number[]): string => g.op('Expand', [g.constFloat(0), g.constInt64(shape)]);
+  const scatterLowest = (values: string, k: string | number, axis: number, shape: number[]): string => {
+    const kTensor = typeof k === 'number' ? g.constInt64([k]) : k;
+    const [, indices] = g.opN('TopK', [values, kTensor], 2, { axis, largest: 0, sorted: 1 });
+    const ones = g.op('Expand', [g.constFloat(1), g.op('Shape', [indices!])]);
+    return g.op('ScatterElements', [zeros(shape), indices!, ones], { axis });
+  };
+  switch (pattern.kind) {
+    case 'matrix': {
+      const flat = g.op('Reshape', [score, g.constInt64([-1])]);
+      return g.op('Reshape', [scatterLowest(flat, g.input('count', 'int64', [1]), 0, [rows * cols]), g.constInt64([rows, cols])]);
+    }
+    case 'row':
+      return scatterLowest(score, g.input('count', 'int64', [1]), 1, [rows, cols]);
+    case 'nm': {
+      const { n, m } = pattern;
+      const full = cols - (cols % m);
+      const parts: string[] = [];
+      if (full > 0) {
+        const grouped = g.op('Reshape', [columns(g, score, 0, full), g.constInt64([rows, full / m, m])]);
+        parts.push(g.op('Reshape', [scatterLowest(grouped, n, 2, [rows, full / m, m]), g.constInt64([rows, full])]));
+      }
+      const tail = cols - full;
+      if (tail > 0) {
+        const k = Math.floor((n * tail) / m);
+        parts.push(k > 0 ? scatterLowest(columns(g, score, full, cols), k, 1, [rows, tail]) : zeros([rows, tail]));
+      }
+      return parts.length === 1 ? parts[0]! : g.op('Concat', parts, { axis: 1 });
+    }
+  }
+}
+
+/** Columns [from, to) of a 2-D value. */
+export function columns(g: GraphBuilder, value: string, from: number, to: number): string {
+  return g.op('Slice', [value, g.constInt64([from]), g.constInt64([to]), g.constInt64([1])]);
+}
+
+/** `weight` with the masked entries set to +0.0 (multiplying by zero would leave -0.0 behind). */
+export function applyMask(g: GraphBuilder, weight: string, mask: string): string {
+  return g.op('Where', [g.op('Cast', [mask], { to: 9 /* BOOL */ }), g.constFloat(0), weight]);
+}
+
+/**
+ * Magnitude or Wanda in one graph: score = |W| (times sqrt(stat_j) per input column for Wanda),
+ * then the lowest scores by `pattern` are zeroed. Inputs `weight` [rows, cols], `stat` [cols] for
+ * Wanda, `count` for matrix and row patterns; output `pruned`.
+ */
+export function buildScorePrune(rows: number, cols: number, withStat: boolean, pattern: Pattern): Uint8Array {
+  const g = new GraphBuilder('prunelens_score_prune');
+  const weight = g.input('weight', 'float', [rows, cols]);
+  const magnitude = g.op('Abs', [weight]);
+  const score = withStat ? g.op('Mul', [magnitude, g.op('Sqrt', [g.input('stat', 'float', [cols])])]) : magnitude;
+  g.output(applyMask(g, weight, lowestMask(g, score, rows, cols, pattern)), 'pruned', 'float', [rows, cols]);
+  return g.build();
+}

@@ -1,0 +1,56 @@
+import { PruneLensError } from '../errors';
+
+export const METHODS = ['magnitude', 'wanda', 'sparsegpt'] as const;
+export type Method = (typeof METHODS)[number];
+
+/** N:M sparsity: n of every m consecutive input weights are zero. */
+export interface NM {
+  n: number;
+  m: number;
+}
+
+/** What to prune and how; the same object is recorded in prunelens.json. */
+export interface PruneSpec {
+  method: Method;
+  /** Fraction of each targeted matrix's weights to zero; for N:M it is n/m. */
+  sparsity: number;
+  nm?: NM;
+  /** Glob patterns over full tensor names of block linears (`model.layers.*.mlp.*`); all by default. */
+  include: string[];
+  exclude: string[];
+  /** SparseGPT's lazy-update block width and dampening. */
+  blocksize: number;
+  percdamp: number;
+}
+
+export function isMethod(value: string): value is Method {
+  return (METHODS as readonly string[]).includes(value);
+}
+
+export function parseNM(text: string): NM {
+  const match = /^(\d+):(\d+)$/.exec(text.trim());
+  const n = Number(match?.[1]);
+  const m = Number(match?.[2]);
+  if (!match || !(n >= 1 && m > n)) throw new PruneLensError('usage', `N:M must look like 2:4 with 0 < N < M, got "${text}"`);
+  return { n, m };
+}
+
+export function checkSparsity(sparsity: number): number {
+  if (!(sparsity >= 0 && sparsity < 1)) throw new PruneLensError('usage', `sparsity must be in [0, 1), got ${sparsity}`);
+  return sparsity;
+}
+
+/** `*` matches within one dot-separated part, `**` across parts; the whole name must match. */
+export function globToRegExp(glob: string): RegExp {
+  const body = glob
+    .split('**')
+    .map((part) => part.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^.]*'))
+    .join('.*');
+  return new RegExp(`^${body}$`);
+}
+
+/** Whether a linear's weight is pruned under the spec's include and exclude patterns. */
+export function isTargeted(spec: Pick<PruneSpec, 'include' | 'exclude'>, tensorName: string): boolean {
+  const matches = (globs: string[]): boolean => globs.some((g) => globToRegExp(g).test(tensorName));
+  return (spec.include.length === 0 || matches(spec.include)) && !matches(spec.exclude);
+}
