@@ -1,8 +1,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { EMBEDDED_MODEL, SAMPLE_EVALUATION_TEXT } from '../engine/embedded';
+import { EMBEDDED_MODEL, SAMPLE_CALIBRATION_TEXT, SAMPLE_EVALUATION_TEXT } from '../engine/embedded';
+import type { RuntimeSettings } from '../engine/graph/session';
 import { PruneLensError } from '../engine/errors';
 import type { Logger } from '../engine/progress';
-import { positiveInt, provider } from './args';
+import { nonNegativeInt, positiveInt, provider, pruneSpec } from './args';
+import { defaultOutput, formatPrune, prune, pruneJson } from './commands/prune';
 import { evalJson, evaluate, formatEval } from './commands/eval';
 import { formatInfo, info } from './commands/info';
 import { progressBar } from './progress-bar';
@@ -13,10 +15,18 @@ Usage:
   prunelens info [MODEL] [--json]
   prunelens eval [MODEL] [--text FILE] [--seqlen N] [--max-windows K]
                  [--provider cpu|webgpu|cuda] [--threads N] [--json]
+  prunelens prune [MODEL] --method magnitude|wanda|sparsegpt [--sparsity S | --nm N:M]
+                 [--calib FILE] [--nsamples 128] [--seqlen N] [--seed 0]
+                 [--eval FILE] [--max-windows K] [--out DIR] [--overwrite]
+                 [--include GLOB,..] [--exclude GLOB,..] [--blocksize 128] [--percdamp 0.01]
+                 [--provider cpu|webgpu|cuda] [--threads N] [--json]
 
 MODEL is a Hugging Face folder (config.json + safetensors + tokenizer.json) or a file in it;
-the embedded stories260K model by default. --text defaults to the bundled TinyStories
-evaluation text. --json prints one JSON object on stdout, also for errors.
+the embedded stories260K model by default. --text and --eval default to the bundled TinyStories
+evaluation text, --calib to the bundled calibration text. seqlen is 256 by default, for both
+calibration and evaluation. prune writes a new folder (default: beside the source, named for the
+method) and never touches the source; --include/--exclude take globs over tensor names such as
+"model.layers.*.mlp.*". --json prints one JSON object on stdout, also for errors.
 `;
 
 const COMMON = {
@@ -24,13 +34,37 @@ const COMMON = {
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
+const RUNTIME = {
+  provider: { type: 'string' },
+  threads: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
 const EVAL_OPTIONS = {
   ...COMMON,
+  ...RUNTIME,
   text: { type: 'string' },
   seqlen: { type: 'string' },
   'max-windows': { type: 'string' },
-  provider: { type: 'string' },
-  threads: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+const PRUNE_OPTIONS = {
+  ...COMMON,
+  ...RUNTIME,
+  method: { type: 'string' },
+  sparsity: { type: 'string' },
+  nm: { type: 'string' },
+  calib: { type: 'string' },
+  nsamples: { type: 'string' },
+  seqlen: { type: 'string' },
+  seed: { type: 'string' },
+  eval: { type: 'string' },
+  'max-windows': { type: 'string' },
+  out: { type: 'string' },
+  overwrite: { type: 'boolean' },
+  include: { type: 'string' },
+  exclude: { type: 'string' },
+  blocksize: { type: 'string' },
+  percdamp: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** Runs one CLI invocation and returns its exit code: 0 done, 1 failed, 2 bad usage, 130 cancelled. */
@@ -65,7 +99,7 @@ export async function main(argv: string[]): Promise<number> {
               textFile: values.text ?? SAMPLE_EVALUATION_TEXT,
               seqlen: positiveInt(values.seqlen, '--seqlen') ?? 256,
               maxWindows: positiveInt(values['max-windows'], '--max-windows'),
-              runtime: { provider: provider(values.provider), threads: positiveInt(values.threads, '--threads') },
+              runtime: runtime(values),
             },
             { signal: abort.signal, onProgress: bar.onProgress, log },
           );
@@ -75,19 +109,55 @@ export async function main(argv: string[]): Promise<number> {
         print(json, evalJson(result), formatEval(result));
         return 0;
       }
+      case 'prune': {
+        const { values, positionals } = parseArgs({ args: rest, options: PRUNE_OPTIONS, allowPositionals: true, strict: true });
+        if (values.help) return usage();
+        const model = modelArg(positionals);
+        const spec = pruneSpec(values);
+        const seqlen = positiveInt(values.seqlen, '--seqlen') ?? 256;
+        const bar = progressBar();
+        let record;
+        try {
+          record = await prune(
+            {
+              model,
+              out: values.out ?? defaultOutput(model, spec),
+              overwrite: values.overwrite ?? false,
+              spec,
+              calibration: {
+                file: values.calib ?? SAMPLE_CALIBRATION_TEXT,
+                nsamples: positiveInt(values.nsamples, '--nsamples') ?? 128,
+                seqlen,
+                seed: nonNegativeInt(values.seed, '--seed') ?? 0,
+              },
+              evaluation: { file: values.eval ?? SAMPLE_EVALUATION_TEXT, seqlen, maxWindows: positiveInt(values['max-windows'], '--max-windows') },
+              runtime: runtime(values),
+            },
+            { signal: abort.signal, onProgress: bar.onProgress, log },
+          );
+        } finally {
+          bar.done();
+        }
+        print(json, pruneJson(record), formatPrune(record));
+        return 0;
+      }
       case undefined:
       case 'help':
       case '--help':
       case '-h':
         return usage();
       default:
-        throw new PruneLensError('usage', `unknown command "${command}"; commands: info, eval`);
+        throw new PruneLensError('usage', `unknown command "${command}"; commands: info, eval, prune`);
     }
   } catch (err) {
     return fail(err, json);
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+function runtime(values: { provider?: string; threads?: string }): RuntimeSettings {
+  return { provider: provider(values.provider), threads: positiveInt(values.threads, '--threads') };
 }
 
 function modelArg(positionals: string[]): string {

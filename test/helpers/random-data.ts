@@ -1,4 +1,4 @@
-import { seededRandom } from './tiny-checkpoint';
+import { seededRandom } from './seeded-random';
 
 /** Standard normal samples (Box-Muller over a seeded generator). */
 export function normals(count: number, seed: number): Float64Array {

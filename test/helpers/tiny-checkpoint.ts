@@ -2,18 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expectedTensorShapes, parseModelConfig } from '../../src/engine/model/config';
 import { writeSafetensors } from '../../src/engine/io/safetensors-writer';
+import { seededRandom } from './seeded-random';
 import { FIXTURE_MODEL } from './fixtures';
-
-/** mulberry32: a seeded PRNG so every test run sees the same weights. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A small F32 checkpoint of any supported family with random weights: biases and norm weights are

@@ -72,12 +72,31 @@ export class Checkpoint {
     return [...bytes.entries()].sort((a, b) => b[1] - a[1])[0]![0];
   }
 
-  has(name: string): boolean {
-    return this.tensors.has(name);
+  tensorNames(): IterableIterator<string> {
+    return this.tensors.keys();
   }
 
   entry(name: string): TensorEntry {
     return this.locate(name).entry;
+  }
+
+  /** The file that holds a tensor. */
+  fileOf(name: string): string {
+    return this.locate(name).reader.path;
+  }
+
+  /** A file's tensors in the order their data is laid out. */
+  tensorsIn(file: string): TensorEntry[] {
+    return [...this.readerOf(file).entries.values()];
+  }
+
+  metadataOf(file: string): Record<string, string> {
+    return { ...this.readerOf(file).metadata };
+  }
+
+  /** A tensor's stored bytes, unconverted. */
+  async readBytes(name: string): Promise<Uint8Array> {
+    return this.locate(name).reader.readBytes(name);
   }
 
   /** Reads one tensor as float32 and refuses non-finite values, naming the tensor and the first bad index. */
@@ -105,6 +124,12 @@ export class Checkpoint {
 
   async close(): Promise<void> {
     await Promise.all(this.readers.map((r) => r.close()));
+  }
+
+  private readerOf(file: string): SafetensorsReader {
+    const reader = this.readers.find((r) => r.path === file);
+    if (!reader) throw new PruneLensError('checkpoint', 'not a file of this checkpoint', file);
+    return reader;
   }
 
   private locate(name: string): Located {

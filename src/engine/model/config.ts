@@ -175,6 +175,17 @@ export function expectedTensorShapes(cfg: ModelConfig): Map<string, number[]> {
   return shapes;
 }
 
+/** Full names of every tensor the decoder blocks hold, layer by layer. */
+export function blockTensorNames(cfg: ModelConfig): string[] {
+  const block = [...blockTensorShapes(cfg).keys()];
+  return Array.from({ length: cfg.numLayers }, (_, l) => block.map((name) => layerPrefix(l) + name)).flat();
+}
+
+/** Full names of every linear weight in the decoder blocks: the candidates for pruning. */
+export function linearWeightNames(cfg: ModelConfig): string[] {
+  return Array.from({ length: cfg.numLayers }, (_, l) => LINEARS.map((linear) => `${layerPrefix(l)}${linear}.weight`)).flat();
+}
+
 /** Tensors some exporters save that carry nothing the graph needs (old rotary caches, a duplicate tied head). */
 export function isIgnorableTensor(cfg: ModelConfig, name: string): boolean {
   return name.endsWith('.rotary_emb.inv_freq') || (cfg.tieWordEmbeddings && name === 'lm_head.weight');
