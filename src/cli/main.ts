@@ -25,7 +25,7 @@ MODEL is a Hugging Face folder (config.json + safetensors + tokenizer.json) or a
 the embedded stories260K model by default. --text and --eval default to the bundled TinyStories
 evaluation text, --calib to the bundled calibration text. seqlen is 256 by default, for both
 calibration and evaluation. prune writes a new folder (default: beside the source, named for the
-method) and never touches the source; --include/--exclude take globs over tensor names such as
+method) and never touches the source; --include/--exclude take globs over module names such as
 "model.layers.*.mlp.*". --json prints one JSON object on stdout, also for errors.
 `;
 

@@ -18,7 +18,7 @@ export interface CalibrationSet extends CalibrationRequest {
   sha256: string;
   format: 'text' | 'jsonl';
   documents: number;
-  /** Tokens in the documents long enough to draw from. */
+  /** Tokens in the documents that were tokenized (the whole text; the drawn JSON Lines documents). */
   tokens: number;
 }
 
@@ -37,36 +37,55 @@ export async function drawCalibration(tokenizer: TextTokenizer, request: Calibra
     throw new PruneLensError('text', err.code === 'ENOENT' ? 'calibration file not found' : `cannot read: ${err.message}`, file);
   });
   const format = /\.jsonl?$/i.test(file) ? 'jsonl' : 'text';
-  const texts = format === 'jsonl' ? jsonlTexts(bytes.toString('utf8'), file) : [bytes.toString('utf8')];
-  const docs = texts.map((t) => tokenizer.encode(t));
-  const usable = docs.filter((d) => d.length > seqlen);
-  const tokens = usable.reduce((n, d) => n + d.length, 0);
-  // Windows may overlap, as in the references, but a text shorter than the request would mostly repeat itself.
-  if (tokens < nsamples * seqlen) {
-    const have = usable.length === 0 ? `no document is longer than ${seqlen} tokens` : `its ${usable.length} document(s) longer than ${seqlen} tokens hold ${tokens} tokens`;
-    throw new PruneLensError(
-      'text',
-      `too little calibration text: ${nsamples} windows of ${seqlen} tokens need at least ${nsamples * seqlen} tokens in documents longer than ${seqlen}, but ${have}; use more text, fewer samples or a shorter seqlen`,
-      file,
-    );
-  }
   const random = new PythonRandom(seed);
   const ids = new Int32Array(nsamples * seqlen);
-  for (let s = 0; s < nsamples; s++) {
-    let doc = docs[0]!;
-    if (format === 'jsonl') {
-      do doc = docs[random.randint(0, docs.length - 1)]!;
-      while (doc.length <= seqlen);
+  let documents: number;
+  let tokens: number;
+  if (format === 'text') {
+    const doc = tokenizer.encode(bytes.toString('utf8'));
+    documents = 1;
+    tokens = doc.length;
+    // Windows may overlap, as in the references, but a text shorter than the request would mostly repeat itself.
+    if (doc.length <= seqlen || doc.length < nsamples * seqlen) {
+      throw new PruneLensError(
+        'text',
+        `too little calibration text: ${nsamples} windows of ${seqlen} tokens need at least ${Math.max(nsamples * seqlen, seqlen + 1)} tokens, but the text has ${doc.length}; use more text, fewer samples or a shorter seqlen`,
+        file,
+      );
     }
-    const start = random.randint(0, doc.length - seqlen - 1);
-    ids.set(doc.subarray(start, start + seqlen), s * seqlen);
+    for (let s = 0; s < nsamples; s++) {
+      const start = random.randint(0, doc.length - seqlen - 1);
+      ids.set(doc.subarray(start, start + seqlen), s * seqlen);
+    }
+  } else {
+    // Documents are tokenized as they are drawn, as the reference does: a large file costs only what is used.
+    const texts = jsonlTexts(bytes.toString('utf8'), file);
+    const cache = new Map<number, Int32Array>();
+    const tokenized = (i: number): Int32Array => {
+      let doc = cache.get(i);
+      if (!doc) cache.set(i, (doc = tokenizer.encode(texts[i]!)));
+      return doc;
+    };
+    for (let s = 0; s < nsamples; s++) {
+      let doc: Int32Array;
+      do {
+        doc = tokenized(random.randint(0, texts.length - 1));
+        if (doc.length <= seqlen && cache.size === texts.length && [...cache.values()].every((d) => d.length <= seqlen)) {
+          throw new PruneLensError('text', `too little calibration text: windows of ${seqlen} tokens need documents longer than ${seqlen} tokens, and none of the ${texts.length} is; use longer documents or a shorter seqlen`, file);
+        }
+      } while (doc.length <= seqlen);
+      const start = random.randint(0, doc.length - seqlen - 1);
+      ids.set(doc.subarray(start, start + seqlen), s * seqlen);
+    }
+    documents = texts.length;
+    tokens = [...cache.values()].reduce((n, d) => n + d.length, 0);
   }
   return {
     ...request,
     ids,
     sha256: createHash('sha256').update(bytes).digest('hex'),
     format,
-    documents: docs.length,
+    documents,
     tokens,
   };
 }

@@ -64,9 +64,9 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
           signal: options.signal,
           onProgress: (e) => options.onProgress?.(e.type === 'stage' ? { ...e, stage } : e),
         });
-      const dense = evalIds ? await evaluate(checkpoint, 'evaluate dense') : undefined;
       const output = await OutputFolder.create(checkpoint, options.out, options.overwrite ?? false);
       try {
+        const dense = evalIds ? await evaluate(checkpoint, 'evaluate dense') : undefined;
         const pruneStart = performance.now();
         const blockTensors = new Set(blockTensorNames(checkpoint.config));
         for (const name of checkpoint.tensorNames()) if (!blockTensors.has(name)) await output.copy(name);

@@ -15,7 +15,7 @@ export interface PruneSpec {
   /** Fraction of each targeted matrix's weights to zero; for N:M it is n/m. */
   sparsity: number;
   nm?: NM;
-  /** Glob patterns over full tensor names of block linears (`model.layers.*.mlp.*`); all by default. */
+  /** Glob patterns over module names of block linears (`model.layers.*.mlp.*`); all by default. */
   include: string[];
   exclude: string[];
   /** SparseGPT's lazy-update block width and dampening. */
@@ -49,8 +49,12 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${body}$`);
 }
 
-/** Whether a linear's weight is pruned under the spec's include and exclude patterns. */
+/**
+ * Whether a linear's weight is pruned under the spec's include and exclude patterns, which match the
+ * module name (the tensor name without `.weight`), as llm-compressor's targets do.
+ */
 export function isTargeted(spec: Pick<PruneSpec, 'include' | 'exclude'>, tensorName: string): boolean {
-  const matches = (globs: string[]): boolean => globs.some((g) => globToRegExp(g).test(tensorName));
+  const module = tensorName.replace(/\.weight$/, '');
+  const matches = (globs: string[]): boolean => globs.some((g) => globToRegExp(g).test(module));
   return (spec.include.length === 0 || matches(spec.include)) && !matches(spec.exclude);
 }

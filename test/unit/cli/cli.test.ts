@@ -73,3 +73,38 @@ describe('prunelens CLI', () => {
     assert.equal(cli('eval', '--no-such-flag').code, 2);
   });
 });
+
+describe('prunelens prune', () => {
+  it('prunes and reports the JSON fields the extension and scripts read', () => {
+    const out = path.join(tempDir(), 'pruned');
+    const r = cli('prune', '--method', 'sparsegpt', '--nm', '2:4', '--nsamples', '8', '--seqlen', '64', '--max-windows', '4', '--out', out, '--json');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const result = json(r.stdout);
+    for (const key of ['ppl_dense', 'ppl', 'sparsity', 'seconds', 'peak_rss_mb', 'prune_seconds']) assert.equal(typeof result[key], 'number', key);
+    assert.equal(result.out, out);
+    assert.equal(result.nm, '2:4');
+    assert.equal(result.sparsity, 0.5);
+    assert.ok(fs.existsSync(path.join(out, 'prunelens.json')));
+  });
+
+  it('refuses bad pruning options with exit code 2', () => {
+    assert.match(cli('prune', '--method', 'obs').stderr, /--method must be one of magnitude, wanda, sparsegpt; got "obs"/);
+    assert.match(cli('prune', '--sparsity', '1.5').stderr, /sparsity must be in \[0, 1\), got 1\.5/);
+    assert.match(cli('prune', '--nm', '4:2').stderr, /N:M must look like 2:4 with 0 < N < M, got "4:2"/);
+    assert.match(cli('prune', '--nm', '2:4', '--sparsity', '0.5').stderr, /give --sparsity or --nm, not both/);
+    assert.equal(cli('prune', '--nsamples', '0').code, 2);
+  });
+
+  it('names the calibration file when it is too short, and writes nothing', () => {
+    const dir = tempDir();
+    const short = path.join(dir, 'short.txt');
+    fs.writeFileSync(short, 'Tom had a ball. '.repeat(10));
+    const r = cli('prune', '--calib', short, '--out', path.join(dir, 'out'), '--json');
+    assert.equal(r.code, 1);
+    const error = json(r.stdout).error as Record<string, string>;
+    assert.equal(error.kind, 'text');
+    assert.equal(error.where, short);
+    assert.match(error.message, /too little calibration text: 128 windows of 256 tokens need at least 32768 tokens/);
+    assert.deepEqual(fs.readdirSync(dir), ['short.txt']);
+  });
+});
