@@ -61,6 +61,12 @@ export class GraphBuilder {
     return name;
   }
 
+  constInt64Scalar(value: number): string {
+    const name = `const_${this.counter++}`;
+    this.initializers.push({ name, dataType: ELEM.int64, dims: [], int64Data: [value] });
+    return name;
+  }
+
   constFloat(value: number): string {
     const name = `const_${this.counter++}`;
     this.initializers.push({ name, dataType: ELEM.float, dims: [], floatData: [value] });

@@ -1,13 +1,44 @@
 import { GraphBuilder } from '../graph/onnx-builder';
+import { floatTensor, int64Tensor, type Feeds } from '../graph/session';
 
 /** How the pruned entries of a matrix are chosen from their scores. */
 export type Pattern =
   | { kind: 'matrix'; count: number } // the `count` lowest scores of the whole matrix
-  | { kind: 'row'; count: number } // the `count` lowest scores of every row
+  | { kind: 'row'; total: number } // `total` spread over the rows, each row its lowest (rows differ by at most one)
   | { kind: 'nm'; n: number; m: number }; // the n lowest of every m consecutive columns in a row
 
 export function patternKey(p: Pattern): string {
   return p.kind === 'nm' ? `nm${p.n}:${p.m}` : p.kind;
+}
+
+/** Pruned entries for a fraction of `numel`: rounded, so per-layer ratios add up to the model-wide target. */
+export function prunedCount(numel: number, sparsity: number): number {
+  return Math.round(numel * sparsity);
+}
+
+/**
+ * The inputs a pattern's graph reads: `count` (the TopK size) and, for rows, `row_counts` [rows, 1]
+ * (the first total % rows rows prune one more, so a matrix prunes exactly `total`).
+ */
+export function patternFeeds(pattern: Pattern, rows: number): Feeds {
+  switch (pattern.kind) {
+    case 'matrix':
+      return { count: int64Tensor(BigInt64Array.of(BigInt(pattern.count)), [1]) };
+    case 'row': {
+      const base = Math.floor(pattern.total / rows);
+      const extra = pattern.total % rows;
+      const counts = new Float32Array(rows).fill(base);
+      counts.fill(base + 1, 0, extra);
+      return { count: int64Tensor(BigInt64Array.of(BigInt(base + (extra > 0 ? 1 : 0))), [1]), row_counts: floatTensor(counts, [rows, 1]) };
+    }
+    case 'nm':
+      return {};
+  }
+}
+
+/** Whether the pattern prunes nothing (TopK of size zero is best not asked for). */
+export function prunesNothing(pattern: Pattern): boolean {
+  return (pattern.kind === 'matrix' && pattern.count === 0) || (pattern.kind === 'row' && pattern.total === 0);
 }
 
 /**
@@ -18,19 +49,25 @@ export function patternKey(p: Pattern): string {
  */
 export function lowestMask(g: GraphBuilder, score: string, rows: number, cols: number, pattern: Pattern): string {
   const zeros = (shape: number[]): string => g.op('Expand', [g.constFloat(0), g.constInt64(shape)]);
-  const scatterLowest = (values: string, k: string | number, axis: number, shape: number[]): string => {
+  const scatterLowest = (values: string, k: string | number, axis: number, shape: number[], take?: string): string => {
     const kTensor = typeof k === 'number' ? g.constInt64([k]) : k;
     const [, indices] = g.opN('TopK', [values, kTensor], 2, { axis, largest: 0, sorted: 1 });
-    const ones = g.op('Expand', [g.constFloat(1), g.op('Shape', [indices!])]);
-    return g.op('ScatterElements', [zeros(shape), indices!, ones], { axis });
+    const updates = take ?? g.op('Expand', [g.constFloat(1), g.op('Shape', [indices!])]);
+    return g.op('ScatterElements', [zeros(shape), indices!, updates], { axis });
   };
   switch (pattern.kind) {
     case 'matrix': {
       const flat = g.op('Reshape', [score, g.constInt64([-1])]);
       return g.op('Reshape', [scatterLowest(flat, g.input('count', 'int64', [1]), 0, [rows * cols]), g.constInt64([rows, cols])]);
     }
-    case 'row':
-      return scatterLowest(score, g.input('count', 'int64', [1]), 1, [rows, cols]);
+    case 'row': {
+      // TopK takes the largest row count; a row with one fewer drops its last (highest) pick.
+      const count = g.input('count', 'int64', [1]);
+      const rowCounts = g.input('row_counts', 'float', [rows, 1]);
+      const rank = g.op('Cast', [g.op('Range', [g.constInt64Scalar(0), g.op('Squeeze', [count]), g.constInt64Scalar(1)])], { to: 1 /* FLOAT */ });
+      const take = g.op('Cast', [g.op('Less', [g.op('Unsqueeze', [rank, g.constInt64([0])]), rowCounts])], { to: 1 /* FLOAT */ });
+      return scatterLowest(score, count, 1, [rows, cols], take);
+    }
     case 'nm': {
       const { n, m } = pattern;
       const full = cols - (cols % m);

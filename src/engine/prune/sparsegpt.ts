@@ -1,11 +1,11 @@
 import { PruneLensError } from '../errors';
 import { GraphBuilder } from '../graph/onnx-builder';
 import type { OpRegistry } from '../graph/op-registry';
-import { floatTensor, int64Tensor } from '../graph/session';
+import { floatTensor } from '../graph/session';
 import { NotPositiveDefinite, upperCholeskyOfInverse } from '../linalg/cholesky';
 import { mat, place, slice, subMatmul } from '../linalg/matrix-ops';
 import type { Logger } from '../progress';
-import { applyMask, columns, lowestMask, patternKey, type Pattern } from './mask-graphs';
+import { applyMask, columns, lowestMask, patternFeeds, patternKey, prunedCount, type Pattern } from './mask-graphs';
 import type { NM } from './spec';
 
 export interface SparseGptOptions {
@@ -51,10 +51,12 @@ export async function sparseGpt(
   }
   const u = await dampedInverseFactor(ops, h, cols, (options.percdamp * diagSum) / cols, where, log);
 
+  // Unstructured counts per block are cut from one rounded total, so the matrix prunes exactly round(numel·s).
+  const total = prunedCount(rows * cols, sparsity);
   for (let i1 = 0; i1 < cols; i1 += blocksize) {
     const i2 = Math.min(i1 + blocksize, cols);
     const width = i2 - i1;
-    const pattern: Pattern = nm ? { kind: 'nm', ...nm } : { kind: 'matrix', count: Math.floor(rows * width * sparsity) };
+    const pattern: Pattern = nm ? { kind: 'nm', ...nm } : { kind: 'matrix', count: Math.round((total * i2) / cols) - Math.round((total * i1) / cols) };
     const uBlock = slice(u, cols, i1, i2, i1, i2);
     const diag = new Float32Array(width);
     for (let i = 0; i < width; i++) diag[i] = uBlock[i * width + i]!;
@@ -62,7 +64,7 @@ export async function sparseGpt(
       weight: floatTensor(slice(w, cols, 0, rows, i1, i2), [rows, width]),
       u: floatTensor(uBlock, [width, width]),
       diag: floatTensor(diag, [width]),
-      ...(pattern.kind === 'matrix' ? { count: int64Tensor(BigInt64Array.of(BigInt(pattern.count)), [1]) } : {}),
+      ...patternFeeds(pattern, rows),
     };
     const [q, err] = await ops.run(`sparsegpt.block.${rows}x${width}.${patternKey(pattern)}`, () => buildBlockGraph(rows, width, pattern), feeds, ['q', 'err']);
     place(w, cols, q!, 0, rows, i1, i2);

@@ -49,12 +49,25 @@ describe('magnitude and Wanda against float64 references', () => {
     assertNoNegativeZero(pruned);
   });
 
-  it('Wanda: floor(cols * s) per row, the same mask as the reference', async () => {
-    for (const s of [0.3, 0.5, 0.7]) {
+  it('Wanda: cols * s per row, the same mask as the reference', async () => {
+    for (const s of [0.25, 0.5, 0.75]) {
       const pruned = await wandaPrune(ops, w, rows, cols, stat, s);
-      for (let r = 0; r < rows; r++) assert.equal(zeros(pruned, r * cols, (r + 1) * cols), Math.floor(cols * s));
+      for (let r = 0; r < rows; r++) assert.equal(zeros(pruned, r * cols, (r + 1) * cols), cols * s);
       assert.deepEqual(keepMask(pruned), referenceWanda(w64, rows, cols, stat64, s).mask);
       assertNoNegativeZero(pruned);
+    }
+  });
+
+  it('Wanda: when cols * s is fractional, rows differ by one and the matrix holds exactly round(numel * s)', async () => {
+    const s = 0.3; // 44 * 0.3 = 13.2 per row; 24 * 44 * 0.3 = 316.8 -> 317 = 5 rows of 14 and 19 of 13
+    const pruned = await wandaPrune(ops, w, rows, cols, stat, s);
+    assert.equal(zeros(pruned), 317);
+    for (let r = 0; r < rows; r++) {
+      const count = r < 5 ? 14 : 13;
+      const row = pruned.subarray(r * cols, (r + 1) * cols);
+      assert.equal(zeros(row), count, `row ${r}`);
+      const ref = referenceWanda(w64.subarray(r * cols, (r + 1) * cols), 1, cols, stat64, count / cols).mask;
+      assert.deepEqual(keepMask(row), ref, `row ${r}`);
     }
   });
 
