@@ -1,13 +1,16 @@
 /**
- * `npm run bench`: evaluates the embedded model and random-weight stand-ins of real model shapes, each
- * in its own CLI process so each row's peak memory is its own, and prints one Markdown table.
+ * `npm run bench`: evaluates and prunes the embedded model and random-weight stand-ins of real model
+ * shapes, each run in its own CLI process so each row's peak memory is its own, and prints one
+ * Markdown table for evaluation and one for pruning.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Checkpoint } from '../src/engine/io/checkpoint';
 import { parameterCount } from '../src/engine/model/config';
+import { METHODS, type Method } from '../src/engine/prune/spec';
 import { MODEL_SHAPES, type ModelShapeName } from './model-shapes';
 import { randomCheckpointConfigText, writeRandomCheckpoint, type RandomDType } from './random-checkpoint';
 
@@ -15,8 +18,10 @@ const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const EMBEDDED = path.join(ROOT, 'models', 'stories260K');
 const EVAL_TEXT = path.resolve(ROOT, '..', 'shared', 'data', 'tinystories', 'eval.txt');
+const CALIB_TEXT = path.resolve(ROOT, '..', 'shared', 'data', 'tinystories', 'calibration.txt');
 const CACHE = path.join(ROOT, '.cache', 'bench-models');
 const SEED = 1234;
+const PRUNE_SPARSITY = 0.5;
 
 type ModelSource = { embedded: string } | { random: ModelShapeName; dtype: RandomDType };
 
@@ -35,6 +40,32 @@ const ROWS: Row[] = [
   { name: 'stories260K', model: { embedded: EMBEDDED }, seqlen: 256 },
   { name: 'smollm-135m', model: { random: 'smollm-135m', dtype: 'BF16' }, seqlen: 256, maxWindows: 40 },
   { name: 'tinyllama-1.1b', model: { random: 'tinyllama-1.1b', dtype: 'BF16' }, seqlen: 256, maxWindows: 2 },
+];
+
+/** `seqlen` serves calibration and evaluation alike, as the CLI takes only one. */
+interface PruneRow extends Row {
+  method: Method;
+  nsamples: number;
+}
+
+const PRUNE_ROWS: PruneRow[] = [
+  ...METHODS.map((method) => ({
+    name: `prune:stories260K:${method}`,
+    model: { embedded: EMBEDDED },
+    method,
+    nsamples: 128,
+    seqlen: 256,
+  })),
+  // Sized so the slowest method (SparseGPT) takes about 2 minutes on 2 cores; a random model's
+  // perplexity only shows that evaluation runs, so 4 windows suffice.
+  ...METHODS.map((method) => ({
+    name: `prune:smollm-135m:${method}`,
+    model: { random: 'smollm-135m', dtype: 'BF16' } as const,
+    method,
+    nsamples: 16,
+    seqlen: 512,
+    maxWindows: 4,
+  })),
 ];
 
 /** What `prunelens eval --json` prints (the fields the bench reads). */
@@ -56,25 +87,78 @@ interface BenchResult {
   eval: EvalResult;
 }
 
+/** What `prunelens prune --json` prints (the fields the bench reads); perplexities are set as every row passes --eval. */
+interface PruneResult {
+  method: Method;
+  sparsity: number;
+  ppl_dense: number;
+  ppl: number;
+  seconds: number;
+  prune_seconds: number;
+  peak_rss_mb: number;
+  /** Null for magnitude, which ignores calibration. */
+  calibration: { nsamples: number; seqlen: number } | null;
+}
+
+interface PruneBenchResult {
+  name: string;
+  model: string;
+  prune: PruneResult;
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { only: { type: 'string' }, json: { type: 'boolean', default: false } } });
-  const rows = values.only === undefined ? ROWS : ROWS.filter((r) => r.name === values.only);
-  if (rows.length === 0) {
-    throw new Error(`--only ${values.only}: no such row; rows: ${ROWS.map((r) => r.name).join(', ')}`);
+  const { values } = parseArgs({
+    options: {
+      only: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'skip-eval': { type: 'boolean', default: false },
+      'skip-prune': { type: 'boolean', default: false },
+    },
+  });
+  const pick = <T extends Row>(all: T[], skip: boolean): T[] =>
+    skip ? [] : all.filter((r) => values.only === undefined || r.name === values.only);
+  const evalRows = pick(ROWS, values['skip-eval']);
+  const pruneRows = pick(PRUNE_ROWS, values['skip-prune']);
+  if (evalRows.length + pruneRows.length === 0) {
+    const names = [...(values['skip-eval'] ? [] : ROWS), ...(values['skip-prune'] ? [] : PRUNE_ROWS)].map((r) => r.name);
+    throw new Error(`no rows to run${values.only === undefined ? '' : ` for --only ${values.only}`}; rows: ${names.join(', ') || 'none'}`);
   }
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing; build it with npm run build`);
 
-  const results: BenchResult[] = [];
-  for (const row of rows) {
+  const evals: BenchResult[] = [];
+  for (const row of evalRows) {
     const dir = await modelFolder(row.model);
     const checkpoint = await Checkpoint.open(dir);
     const params = parameterCount(checkpoint.config);
     const dtype = checkpoint.dtype;
     await checkpoint.close();
     log(`${row.name}: evaluating ${row.maxWindows ?? 'all'} windows of ${row.seqlen}`);
-    results.push({ name: row.name, params, dtype, eval: await runEval(dir, row) });
+    evals.push({ name: row.name, params, dtype, eval: await runEval(dir, row) });
   }
-  process.stdout.write(values.json ? JSON.stringify(results, null, 2) + '\n' : markdownTable(results));
+
+  const prunes: PruneBenchResult[] = [];
+  if (pruneRows.length > 0) {
+    // Pruned checkpoints are only written to be measured; none outlives the bench.
+    const outRoot = await fsp.mkdtemp(path.join(os.tmpdir(), 'prunelens-bench-'));
+    try {
+      for (const row of pruneRows) {
+        const dir = await modelFolder(row.model);
+        log(`${row.name}: pruning to ${PRUNE_SPARSITY} with ${row.nsamples} x ${row.seqlen} calibration, evaluating ${row.maxWindows ?? 'all'} windows`);
+        // ':' in row names is not allowed in Windows file names.
+        const out = path.join(outRoot, row.name.replaceAll(':', '-'));
+        prunes.push({ name: row.name, model: modelName(row.model), prune: await runPrune(dir, out, row) });
+      }
+    } finally {
+      await fsp.rm(outRoot, { recursive: true, force: true });
+    }
+  }
+
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ eval: evals, prune: prunes }, null, 2) + '\n');
+    return;
+  }
+  const tables = [...(evals.length > 0 ? [evalTable(evals)] : []), ...(prunes.length > 0 ? [pruneTable(prunes)] : [])];
+  process.stdout.write(tables.join('\n'));
 }
 
 /** The checkpoint folder for a row, generating a random one on first use or when its shape changed. */
@@ -89,14 +173,41 @@ async function modelFolder(source: ModelSource): Promise<string> {
   await writeRandomCheckpoint(dir, MODEL_SHAPES[source.random], { dtype: source.dtype, seed: SEED, tokenizerFrom: EMBEDDED });
   const { size } = await fsp.stat(path.join(dir, 'model.safetensors'));
   log(`${source.random}: generated ${(size / 2 ** 20).toFixed(0)} MB in ${((performance.now() - start) / 1000).toFixed(1)} s`);
-  // The eval children are what is measured; the generation buffers should not crowd them.
+  // The CLI children are what is measured; the generation buffers should not crowd them.
   globalThis.gc?.();
   return dir;
 }
 
+function modelName(source: ModelSource): string {
+  return 'embedded' in source ? path.basename(source.embedded) : source.random;
+}
+
 function runEval(dir: string, row: Row): Promise<EvalResult> {
-  const args = [CLI, 'eval', dir, '--text', EVAL_TEXT, '--seqlen', String(row.seqlen), '--json'];
+  const args = ['eval', dir, '--text', EVAL_TEXT, '--seqlen', String(row.seqlen), '--json'];
   if (row.maxWindows !== undefined) args.push('--max-windows', String(row.maxWindows));
+  return runCli<EvalResult>(row.name, args);
+}
+
+function runPrune(dir: string, out: string, row: PruneRow): Promise<PruneResult> {
+  const args = [
+    'prune', dir,
+    '--method', row.method,
+    '--sparsity', String(PRUNE_SPARSITY),
+    '--calib', CALIB_TEXT,
+    '--nsamples', String(row.nsamples),
+    '--seqlen', String(row.seqlen),
+    '--eval', EVAL_TEXT,
+    '--out', out,
+    '--overwrite',
+    '--json',
+  ];
+  if (row.maxWindows !== undefined) args.push('--max-windows', String(row.maxWindows));
+  return runCli<PruneResult>(row.name, args);
+}
+
+/** Runs one CLI command in a child process and returns the object its --json printed. */
+function runCli<T extends object>(name: string, cliArgs: string[]): Promise<T> {
+  const args = [CLI, ...cliArgs];
   return new Promise((resolve, reject) => {
     // stderr passes through so the CLI's own progress and errors show as they happen.
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -105,7 +216,7 @@ function runEval(dir: string, row: Row): Promise<EvalResult> {
     child.on('error', reject);
     child.on('close', (code, signal) => {
       const stdout = Buffer.concat(chunks).toString('utf8');
-      let printed: (EvalResult & { error?: undefined }) | { error: { message: string } } | undefined;
+      let printed: (T & { error?: undefined }) | { error: { message: string } } | undefined;
       try {
         printed = JSON.parse(stdout) as typeof printed;
       } catch {
@@ -117,12 +228,12 @@ function runEval(dir: string, row: Row): Promise<EvalResult> {
       }
       // With --json the CLI reports its errors on stdout, not stderr.
       const why = printed?.error?.message ?? (stdout.trim().slice(0, 500) || 'no output');
-      reject(new Error(`${row.name}: node ${args.join(' ')} exited with ${signal ?? code}: ${why}`));
+      reject(new Error(`${name}: node ${args.join(' ')} exited with ${signal ?? code}: ${why}`));
     });
   });
 }
 
-function markdownTable(results: BenchResult[]): string {
+function evalTable(results: BenchResult[]): string {
   const lines = [
     '| model | params | dtype | windows x seqlen | eval tokens/s | seconds | peak RSS (MB) | ppl |',
     '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
@@ -137,6 +248,28 @@ function markdownTable(results: BenchResult[]): string {
       e.seconds.toFixed(1),
       e.peak_rss_mb.toFixed(0),
       e.ppl.toPrecision(5),
+    ];
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function pruneTable(results: PruneBenchResult[]): string {
+  const lines = [
+    '| model | method | calibration (windows x seqlen) | prune seconds | whole run seconds | peak RSS (MB) | ppl dense | ppl pruned | measured sparsity |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const { model, prune: p } of results) {
+    const cells = [
+      model,
+      p.method,
+      p.calibration === null ? '-' : `${p.calibration.nsamples} x ${p.calibration.seqlen}`,
+      p.prune_seconds.toFixed(1),
+      p.seconds.toFixed(1),
+      p.peak_rss_mb.toFixed(0),
+      p.ppl_dense.toPrecision(5),
+      p.ppl.toPrecision(5),
+      `${(100 * p.sparsity).toFixed(2)}%`,
     ];
     lines.push(`| ${cells.join(' | ')} |`);
   }
