@@ -1,6 +1,13 @@
+import type { ParseArgsConfig } from 'node:util';
+import { ALLOCATIONS, type Allocation } from '../engine/allocate/plan';
+import { OWL_DEFAULTS } from '../engine/allocate/owl';
+import type { CalibrationRequest } from '../engine/calibrate/calibration-data';
+import { SAMPLE_CALIBRATION_TEXT } from '../engine/embedded';
 import { PruneLensError } from '../engine/errors';
-import { isProvider, type Provider } from '../engine/graph/session';
+import { isProvider, type RuntimeSettings } from '../engine/graph/session';
 import { checkSparsity, isMethod, parseNM, type PruneSpec } from '../engine/prune/spec';
+import type { AllocationRequest } from '../engine/allocate/allocation';
+import { RUNTIME_OPTIONS } from './command';
 
 export function positiveInt(value: string | undefined, option: string): number | undefined {
   const n = nonNegativeInt(value, option);
@@ -15,47 +22,96 @@ export function nonNegativeInt(value: string | undefined, option: string): numbe
   return n;
 }
 
-function fraction(value: string | undefined, option: string): number | undefined {
+function number(value: string | undefined, option: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n)) throw new PruneLensError('usage', `${option} must be a number, got "${value}"`);
   return n;
 }
 
-export function provider(value: string | undefined): Provider {
-  const name = value ?? 'cpu';
-  if (!isProvider(name)) throw new PruneLensError('usage', `--provider must be one of cpu, webgpu, cuda; got "${name}"`);
-  return name;
+export function runtime(values: { provider?: string; threads?: string }): RuntimeSettings {
+  const provider = values.provider ?? 'cpu';
+  if (!isProvider(provider)) throw new PruneLensError('usage', `--provider must be one of cpu, webgpu, cuda; got "${provider}"`);
+  return { provider, threads: positiveInt(values.threads, '--threads') };
 }
+
+/** Options shared by `prune` and `plan`: what to prune, by what allocation, calibrated on what. */
+export const PRUNING_OPTIONS = {
+  ...RUNTIME_OPTIONS,
+  method: { type: 'string' },
+  sparsity: { type: 'string' },
+  nm: { type: 'string' },
+  allocation: { type: 'string' },
+  'owl-m': { type: 'string' },
+  'owl-lambda': { type: 'string' },
+  calib: { type: 'string' },
+  nsamples: { type: 'string' },
+  seqlen: { type: 'string' },
+  seed: { type: 'string' },
+  include: { type: 'string' },
+  exclude: { type: 'string' },
+  blocksize: { type: 'string' },
+  percdamp: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+type PruningValues = { [K in keyof typeof PRUNING_OPTIONS]?: string };
 
 function globs(value: string | undefined): string[] {
   return value === undefined ? [] : value.split(',').map((g) => g.trim()).filter((g) => g.length > 0);
 }
 
-export function pruneSpec(values: {
-  method?: string;
-  sparsity?: string;
-  nm?: string;
-  include?: string;
-  exclude?: string;
-  blocksize?: string;
-  percdamp?: string;
-}): PruneSpec {
+export function seqlenOf(values: PruningValues): number {
+  return positiveInt(values.seqlen, '--seqlen') ?? 256;
+}
+
+export function pruneSpec(values: PruningValues): PruneSpec {
   const method = values.method ?? 'wanda';
   if (!isMethod(method)) throw new PruneLensError('usage', `--method must be one of magnitude, wanda, sparsegpt; got "${method}"`);
   if (values.nm !== undefined && values.sparsity !== undefined) {
     throw new PruneLensError('usage', '--nm fixes the sparsity at N/M; give --sparsity or --nm, not both');
   }
   const nm = values.nm === undefined ? undefined : parseNM(values.nm);
-  const percdamp = fraction(values.percdamp, '--percdamp') ?? 0.01;
+  const percdamp = number(values.percdamp, '--percdamp') ?? 0.01;
   if (!(percdamp > 0)) throw new PruneLensError('usage', `--percdamp must be positive, got ${percdamp}`);
   return {
     method,
-    sparsity: nm ? nm.n / nm.m : checkSparsity(fraction(values.sparsity, '--sparsity') ?? 0.5),
+    sparsity: nm ? nm.n / nm.m : checkSparsity(number(values.sparsity, '--sparsity') ?? 0.5),
     nm,
     include: globs(values.include),
     exclude: globs(values.exclude),
     blocksize: positiveInt(values.blocksize, '--blocksize') ?? 128,
     percdamp,
   };
+}
+
+export function calibrationRequest(values: PruningValues): CalibrationRequest {
+  return {
+    file: values.calib ?? SAMPLE_CALIBRATION_TEXT,
+    nsamples: positiveInt(values.nsamples, '--nsamples') ?? 128,
+    seqlen: seqlenOf(values),
+    seed: nonNegativeInt(values.seed, '--seed') ?? 0,
+  };
+}
+
+export function allocationRequest(values: PruningValues): Exclude<AllocationRequest, { kind: 'plan' }> {
+  const kind = values.allocation ?? 'uniform';
+  if (!(ALLOCATIONS as readonly string[]).includes(kind)) {
+    throw new PruneLensError('usage', `--allocation must be one of ${ALLOCATIONS.join(', ')}; got "${kind}"`);
+  }
+  if (kind !== 'owl' && (values['owl-m'] !== undefined || values['owl-lambda'] !== undefined)) {
+    throw new PruneLensError('usage', '--owl-m and --owl-lambda apply to --allocation owl only');
+  }
+  switch (kind as Allocation) {
+    case 'owl': {
+      const M = number(values['owl-m'], '--owl-m') ?? OWL_DEFAULTS.M;
+      const lambda = number(values['owl-lambda'], '--owl-lambda') ?? OWL_DEFAULTS.lambda;
+      if (!(M > 0)) throw new PruneLensError('usage', `--owl-m must be positive, got ${M}`);
+      if (!(lambda >= 0 && lambda < 0.5)) throw new PruneLensError('usage', `--owl-lambda must be in [0, 0.5), got ${lambda}`);
+      return { kind: 'owl', M, lambda };
+    }
+    case 'besa':
+      return { kind: 'besa' };
+    case 'uniform':
+      return { kind: 'uniform' };
+  }
 }

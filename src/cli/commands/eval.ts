@@ -1,22 +1,27 @@
+import { SAMPLE_EVALUATION_TEXT } from '../../engine/embedded';
 import { evaluateModel, type EvaluateModelResult } from '../../engine/evaluate/evaluate-model';
-import type { RunControl } from '../../engine/progress';
-import type { RuntimeSettings } from '../../engine/graph/session';
+import { positiveInt, runtime } from '../args';
+import { parse, print, RUNTIME_OPTIONS, singlePositional, table, withProgress, type Command } from '../command';
 import { count } from '../format';
 
-export interface EvalArgs {
-  model: string;
-  textFile: string;
-  seqlen: number;
-  maxWindows?: number;
-  runtime: RuntimeSettings;
-}
-
-export function evaluate(args: EvalArgs, control: RunControl): Promise<EvaluateModelResult> {
-  return evaluateModel({ ...args, ...control });
-}
+export const evaluate: Command = {
+  usage: 'prunelens eval [MODEL] [--text FILE] [--seqlen 256] [--max-windows K] [--provider cpu|webgpu|cuda] [--threads N] [--json]',
+  async run(args, ctx) {
+    const { values, positionals } = parse(args, { ...RUNTIME_OPTIONS, text: { type: 'string' }, seqlen: { type: 'string' }, 'max-windows': { type: 'string' } });
+    const options = {
+      model: singlePositional(positionals, 'MODEL'),
+      textFile: values.text ?? SAMPLE_EVALUATION_TEXT,
+      seqlen: positiveInt(values.seqlen, '--seqlen') ?? 256,
+      maxWindows: positiveInt(values['max-windows'], '--max-windows'),
+      runtime: runtime(values),
+    };
+    const result = await withProgress(ctx, (control) => evaluateModel({ ...options, ...control }));
+    print(ctx, evalJson(result), formatEval(result));
+  },
+};
 
 /** The `--json` object: the figures, not the per-token arrays. */
-export function evalJson(r: EvaluateModelResult): Record<string, unknown> {
+function evalJson(r: EvaluateModelResult): Record<string, unknown> {
   return {
     model: r.model,
     text: r.textFile,
@@ -35,15 +40,13 @@ export function evalJson(r: EvaluateModelResult): Record<string, unknown> {
   };
 }
 
-export function formatEval(r: EvaluateModelResult): string {
-  return [
+function formatEval(r: EvaluateModelResult): string {
+  return table([
     ['model', r.model],
     ['text', `${r.textFile}: ${count(r.textTokens)} tokens`],
-    ['windows', `${r.windows} x ${r.seqlen} tokens (${count(r.textTokens - r.tokens)} tail tokens not scored)`],
+    ['windows', `${r.windows} x ${r.seqlen} tokens (${count(r.textTokens - r.tokens)} tokens of the text not scored)`],
     ['perplexity', `${r.ppl.toFixed(4)}  (mean NLL ${r.nll.toFixed(4)} nats over ${count(r.targets)} targets)`],
     ['speed', `${count(Math.round(r.tokens / r.seconds))} tokens/s on ${r.provider}, ${r.seconds.toFixed(2)} s`],
     ['peak memory', `${r.peakRssMb.toFixed(0)} MiB resident`],
-  ]
-    .map(([k, v]) => `${k!.padEnd(13)}${v}`)
-    .join('\n');
+  ]);
 }

@@ -1,18 +1,24 @@
 import { Checkpoint } from '../../engine/io/checkpoint';
 import { describeModel, type ModelSummary } from '../../engine/model/describe';
+import { parse, print, singlePositional, table, type Command } from '../command';
 import { bytes, count } from '../format';
 
-export async function info(model: string): Promise<ModelSummary> {
-  const checkpoint = await Checkpoint.open(model);
-  try {
-    return describeModel(checkpoint);
-  } finally {
-    await checkpoint.close();
-  }
-}
+export const info: Command = {
+  usage: 'prunelens info [MODEL] [--json]',
+  async run(args, ctx) {
+    const { positionals } = parse(args, {});
+    const checkpoint = await Checkpoint.open(singlePositional(positionals, 'MODEL'));
+    try {
+      const summary = describeModel(checkpoint);
+      print(ctx, summary, formatInfo(summary));
+    } finally {
+      await checkpoint.close();
+    }
+  },
+};
 
-export function formatInfo(s: ModelSummary): string {
-  return [
+function formatInfo(s: ModelSummary): string {
+  return table([
     ['model', s.path],
     ['architecture', `${s.architecture} (${s.modelType})`],
     ['layers', String(s.layers)],
@@ -23,7 +29,5 @@ export function formatInfo(s: ModelSummary): string {
     ['parameters', count(s.parameters)],
     ['dtype', s.dtype],
     ['on disk', `${bytes(s.bytesOnDisk)} in ${s.files.length} file(s)`],
-  ]
-    .map(([k, v]) => `${k!.padEnd(13)}${v}`)
-    .join('\n');
+  ]);
 }

@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import type { Plan } from '../allocate/plan';
 import type { CalibrationSet } from '../calibrate/calibration-data';
 import type { PerplexityResult } from '../evaluate/perplexity';
 import type { Checkpoint } from '../io/checkpoint';
@@ -37,6 +38,8 @@ export interface PruneRecord {
     targetedParameters: number;
     parameters: number;
   };
+  /** The allocation the run pruned by (uniform, OWL, BESA-style or a plan file), with its statistics. */
+  plan: Plan;
   tensors: Record<string, TensorSparsity>;
   layers: (LayerRecord & { sparsity: number })[];
   seconds: { total: number; prune: number };
@@ -48,6 +51,7 @@ export interface RecordInputs {
   written: Checkpoint;
   out: string;
   spec: PruneSpec;
+  plan: Plan;
   targets: string[];
   calibration?: CalibrationSet;
   evaluation?: { file: string; seqlen: number };
@@ -91,9 +95,10 @@ export async function buildRecord(inputs: RecordInputs): Promise<PruneRecord> {
     output: inputs.out,
     source: { path: source.dir, dtype: source.dtype, files: source.files.map((f) => path.basename(f)), parameters },
     method: spec.method,
-    sparsity: spec.nm ? spec.nm.n / spec.nm.m : spec.sparsity,
+    sparsity: spec.nm ? spec.nm.n / spec.nm.m : inputs.plan.target,
     nm: spec.nm ? `${spec.nm.n}:${spec.nm.m}` : null,
     settings: { include: spec.include, exclude: spec.exclude, blocksize: spec.blocksize, percdamp: spec.percdamp },
+    plan: inputs.plan,
     calibration,
     evaluation:
       inputs.evaluation && inputs.pruned

@@ -1,18 +1,17 @@
+import { allocationNeedsCalibration, prepareAllocation, type AllocationRequest } from '../allocate/allocation';
 import { drawCalibration, type CalibrationRequest } from '../calibrate/calibration-data';
 import { PruneLensError } from '../errors';
 import { evaluatePerplexity, type PerplexityResult } from '../evaluate/perplexity';
 import { OutputFolder, RECORD_FILE } from '../export/output-folder';
 import { buildRecord, type PruneRecord } from '../export/record';
 import { renderReport, REPORT_FILE } from '../export/report';
-import { OpRegistry } from '../graph/op-registry';
 import type { RuntimeSettings } from '../graph/session';
 import { Checkpoint } from '../io/checkpoint';
 import { peakRssMb } from '../memory';
 import { blockTensorNames, linearWeightNames } from '../model/config';
-import { DecoderRunner } from '../model/decoder-runner';
 import type { RunControl } from '../progress';
 import { readTextFile } from '../text/text-file';
-import { TextTokenizer } from '../text/tokenizer';
+import { withModelSession } from './model-session';
 import { needsCalibration, pruneSequentially } from './sequential';
 import { checkSparsity, isTargeted, type PruneSpec } from './spec';
 
@@ -28,10 +27,22 @@ export interface PruneModelOptions extends RunControl {
   /** Replace `out` if it holds an earlier PruneLens output. */
   overwrite?: boolean;
   spec: PruneSpec;
-  /** Required by Wanda and SparseGPT; magnitude needs no data. */
+  /** Uniform by default. */
+  allocation?: AllocationRequest;
+  /** Required by Wanda, SparseGPT, OWL and the BESA-style search; magnitude alone needs no data. */
   calibration?: CalibrationRequest;
   evaluation?: EvaluationRequest;
   runtime: RuntimeSettings;
+}
+
+/** Refuses option combinations before any work; shared with planning. */
+export function checkPruneOptions(spec: PruneSpec, allocation: AllocationRequest, calibration: CalibrationRequest | undefined): void {
+  checkSparsity(spec.sparsity);
+  if (spec.nm && allocation.kind !== 'uniform') {
+    throw new PruneLensError('usage', `N:M sparsity is the same in every layer; it cannot be combined with the ${allocation.kind} allocation`);
+  }
+  const needs = needsCalibration(spec.method) ? spec.method : allocationNeedsCalibration(allocation) ? `the ${allocation.kind} allocation` : undefined;
+  if (needs && !calibration) throw new PruneLensError('usage', `${needs} needs calibration text (--calib FILE)`);
 }
 
 /**
@@ -42,70 +53,62 @@ export interface PruneModelOptions extends RunControl {
  */
 export async function pruneModel(options: PruneModelOptions): Promise<PruneRecord> {
   const start = performance.now();
-  const { spec, runtime } = options;
-  checkSparsity(spec.sparsity);
-  if (needsCalibration(spec.method) && !options.calibration) {
-    throw new PruneLensError('usage', `${spec.method} needs calibration text (--calib FILE)`);
-  }
-  const checkpoint = await Checkpoint.open(options.model);
-  try {
+  const { spec } = options;
+  const allocation = options.allocation ?? { kind: 'uniform' };
+  checkPruneOptions(spec, allocation, options.calibration);
+  return withModelSession(options.model, options.runtime, async (session) => {
+    const { checkpoint, tokenizer, runner } = session;
     const targets = linearWeightNames(checkpoint.config).filter((n) => isTargeted(spec, n));
     if (targets.length === 0) throw new PruneLensError('usage', `no linear weight matches --include ${spec.include.join(',')} / --exclude ${spec.exclude.join(',')}`);
-    const tokenizer = await TextTokenizer.load(checkpoint.dir);
     const evalIds = options.evaluation ? tokenizer.encode(await readTextFile(options.evaluation.file)) : undefined;
-    const calibration = needsCalibration(spec.method) ? await drawCalibration(tokenizer, options.calibration!) : undefined;
-    const runner = await DecoderRunner.create(checkpoint, runtime);
-    const ops = new OpRegistry(runtime);
+    const calibrated = needsCalibration(spec.method) || allocationNeedsCalibration(allocation);
+    const calibration = calibrated ? await drawCalibration(tokenizer, options.calibration!) : undefined;
+    const evaluate = (weights: Checkpoint, stage: string): Promise<PerplexityResult> =>
+      evaluatePerplexity(runner, weights, evalIds!, {
+        ...options.evaluation!,
+        source: options.evaluation!.file,
+        signal: options.signal,
+        onProgress: (e) => options.onProgress?.(e.type === 'stage' ? { ...e, stage } : e),
+      });
+    const output = await OutputFolder.create(checkpoint, options.out, options.overwrite ?? false);
     try {
-      const evaluate = (weights: Checkpoint, stage: string): Promise<PerplexityResult> =>
-        evaluatePerplexity(runner, weights, evalIds!, {
-          ...options.evaluation!,
-          source: options.evaluation!.file,
-          signal: options.signal,
-          onProgress: (e) => options.onProgress?.(e.type === 'stage' ? { ...e, stage } : e),
-        });
-      const output = await OutputFolder.create(checkpoint, options.out, options.overwrite ?? false);
+      const dense = evalIds ? await evaluate(checkpoint, 'evaluate dense') : undefined;
+      const pruneStart = performance.now();
+      const allocator = await prepareAllocation({ ...session, spec, calibration }, allocation, false, options);
+      const blockTensors = new Set(blockTensorNames(checkpoint.config));
+      for (const name of checkpoint.tensorNames()) if (!blockTensors.has(name)) await output.copy(name);
+      const result = await pruneSequentially({ ...session, spec, calibration, output, ladder: allocator.ladder, ratios: allocator.ratios }, options);
+      const pruneSeconds = (performance.now() - pruneStart) / 1000;
+      await output.finishWeights();
+      const written = await Checkpoint.open(output.partial);
       try {
-        const dense = evalIds ? await evaluate(checkpoint, 'evaluate dense') : undefined;
-        const pruneStart = performance.now();
-        const blockTensors = new Set(blockTensorNames(checkpoint.config));
-        for (const name of checkpoint.tensorNames()) if (!blockTensors.has(name)) await output.copy(name);
-        const layers = await pruneSequentially({ checkpoint, runner, ops, runtime, spec, calibration, output }, options);
-        const pruneSeconds = (performance.now() - pruneStart) / 1000;
-        await output.finishWeights();
-        const written = await Checkpoint.open(output.partial);
-        try {
-          const pruned = evalIds ? await evaluate(written, 'evaluate pruned') : undefined;
-          const record = await buildRecord({
-            source: checkpoint,
-            written,
-            out: output.out,
-            spec,
-            targets,
-            calibration,
-            evaluation: options.evaluation,
-            dense,
-            pruned,
-            layers,
-            seconds: { total: (performance.now() - start) / 1000, prune: pruneSeconds },
-            peakRssMb: peakRssMb(),
-          });
-          await output.writeFile(RECORD_FILE, `${JSON.stringify(record, null, 2)}\n`);
-          await output.writeFile(REPORT_FILE, renderReport(record));
-          await written.close();
-          await output.commit();
-          return record;
-        } finally {
-          await written.close();
-        }
-      } catch (err) {
-        await output.abort();
-        throw err;
+        const pruned = evalIds ? await evaluate(written, 'evaluate pruned') : undefined;
+        const record = await buildRecord({
+          source: checkpoint,
+          written,
+          out: output.out,
+          spec,
+          plan: allocator.plan(result),
+          targets,
+          calibration,
+          evaluation: options.evaluation,
+          dense,
+          pruned,
+          layers: result.layers,
+          seconds: { total: (performance.now() - start) / 1000, prune: pruneSeconds },
+          peakRssMb: peakRssMb(),
+        });
+        await output.writeFile(RECORD_FILE, `${JSON.stringify(record, null, 2)}\n`);
+        await output.writeFile(REPORT_FILE, renderReport(record));
+        await written.close();
+        await output.commit();
+        return record;
+      } finally {
+        await written.close();
       }
-    } finally {
-      await Promise.all([ops.release(), runner.release()]);
+    } catch (err) {
+      await output.abort();
+      throw err;
     }
-  } finally {
-    await checkpoint.close();
-  }
+  });
 }

@@ -1,14 +1,15 @@
+import type { ErrorTable } from '../allocate/plan';
+import { CalibrationActivations, TapSums } from '../calibrate/activations';
 import type { CalibrationSet } from '../calibrate/calibration-data';
-import { batchPlan, type Batch } from '../evaluate/batching';
-import type { TapPoint, TapReduce } from '../graph/decoder-block';
-import { LINEAR_INPUT } from '../graph/decoder-block';
+import { LINEAR_INPUT, type TapPoint, type TapReduce } from '../graph/decoder-block';
+import { GraphBuilder } from '../graph/onnx-builder';
 import type { OpRegistry } from '../graph/op-registry';
-import type { RuntimeSettings } from '../graph/session';
+import { floatTensor, type RuntimeSettings } from '../graph/session';
 import type { Checkpoint } from '../io/checkpoint';
-import { BlockRunner } from '../model/block-runner';
-import { blockTensorShapes, layerPrefix, LINEARS } from '../model/config';
-import type { DecoderRunner } from '../model/decoder-runner';
 import type { OutputFolder } from '../export/output-folder';
+import { BlockRunner } from '../model/block-runner';
+import { blockTensorShapes, layerPrefix, LINEARS, type LinearName } from '../model/config';
+import type { DecoderRunner } from '../model/decoder-runner';
 import { throwIfCancelled, type RunControl } from '../progress';
 import { magnitudePrune, wandaPrune } from './score-prune';
 import { sparseGpt } from './sparsegpt';
@@ -21,24 +22,46 @@ const STATISTIC: Record<Method, TapReduce | undefined> = {
   sparsegpt: 'gram',
 };
 
+const TAP_POINTS: TapPoint[] = ['attn_in', 'o_in', 'mlp_in', 'down_in'];
+
+/**
+ * Block errors for the ladder are measured on the first windows only: a ladder costs one block run
+ * per linear and ratio, and 32 windows rank the candidates as all 128 do at a quarter of the time.
+ */
+export const ERROR_WINDOWS = 32;
+
 export function needsCalibration(method: Method): boolean {
   return STATISTIC[method] !== undefined;
 }
 
+export type LinearRatios = Partial<Record<LinearName, number>>;
+
 export interface LayerRecord {
   layer: number;
   seconds: number;
-  pruned: string[];
+  /** Resident memory when the block was done, in MiB. */
+  rssMb: number;
+  ratios: LinearRatios;
 }
 
-export interface SequentialContext {
+export interface SequentialOptions {
   checkpoint: Checkpoint;
   runner: DecoderRunner;
   ops: OpRegistry;
   runtime: RuntimeSettings;
   spec: PruneSpec;
   calibration?: CalibrationSet;
-  output: OutputFolder;
+  /** Where pruned blocks go; a plan-only pass writes nothing. */
+  output?: OutputFolder;
+  /** Ratios at which to measure each linear's block error (BESA's search, a plan's estimate table). */
+  ladder?: number[];
+  /** The ratio of each targeted linear of a block, given its measured errors when a ladder is set. */
+  ratios(layer: number, linears: LinearName[], errors?: Partial<Record<LinearName, number[]>>): LinearRatios;
+}
+
+export interface SequentialResult {
+  layers: LayerRecord[];
+  errors?: ErrorTable;
 }
 
 /**
@@ -46,110 +69,112 @@ export interface SequentialContext {
  * calibration windows are embedded once, then for each decoder block in turn the block runs on them
  * with taps to collect its linears' input statistics, its targeted linears are pruned, the block is
  * written out, and the *pruned* block runs again to give the next block its inputs. Memory is one
- * block's weights plus the calibration hidden states and statistics.
+ * block's weights plus the calibration hidden states and statistics (and, when errors are measured,
+ * the dense block output).
  */
-export async function pruneSequentially(ctx: SequentialContext, control: RunControl): Promise<LayerRecord[]> {
-  const { checkpoint, runner, spec, calibration, output } = ctx;
+export async function pruneSequentially(options: SequentialOptions, control: RunControl): Promise<SequentialResult> {
+  const { checkpoint, runner, spec, calibration, output, ladder } = options;
   const cfg = checkpoint.config;
   const reduce = STATISTIC[spec.method];
-  const calibrated = reduce !== undefined && calibration !== undefined;
-  const points: TapPoint[] = ['attn_in', 'o_in', 'mlp_in', 'down_in'];
-  const tapRunner = calibrated ? await BlockRunner.create(cfg, ctx.runtime, points.map((point) => ({ point, reduce }))) : undefined;
+  const shapes = blockTensorShapes(cfg);
+  const statsRunner = calibration && reduce ? await BlockRunner.create(cfg, options.runtime, TAP_POINTS.map((point) => ({ point, reduce }))) : undefined;
   try {
-    let hidden: Float32Array | undefined;
-    let batches: Batch[] = [];
-    if (calibrated) {
-      runner.block.checkSequenceLength(calibration.seqlen);
-      hidden = new Float32Array(calibration.ids.length * cfg.hiddenSize);
-      runner.embed(calibration.ids, hidden);
-      batches = batchPlan(cfg, calibration.seqlen, calibration.nsamples, { chunkBytes: Infinity }).chunks[0]!.batches;
-    }
-    const records: LayerRecord[] = [];
+    const activations = calibration ? CalibrationActivations.embed(runner, calibration) : undefined;
+    const errors: ErrorTable | undefined = ladder && activations ? { ratios: ladder, errors: [], outputNorms: [], windows: 0 } : undefined;
+    const errorWindows = Math.min(ERROR_WINDOWS, calibration?.nsamples ?? 0);
+    if (errors) errors.windows = errorWindows;
+    const layers: LayerRecord[] = [];
     for (let layer = 0; layer < cfg.numLayers; layer++) {
       throwIfCancelled(control.signal);
       const start = performance.now();
       const prefix = layerPrefix(layer);
       const weights = await checkpoint.readBlock(layer);
-      const stats = tapRunner && hidden ? await collectStatistics(tapRunner, weights, hidden, batches, calibration!, points) : undefined;
-      const pruned: string[] = [];
-      for (const linear of LINEARS) {
-        const name = `${linear}.weight`;
-        if (!isTargeted(spec, prefix + name)) continue;
-        throwIfCancelled(control.signal);
-        const [rows, cols] = blockTensorShapes(cfg).get(name)!;
-        const stat = stats?.get(LINEAR_INPUT[linear]);
-        weights.set(name, await pruneLinear(ctx, weights.get(name)!, rows!, cols!, stat, prefix + name, control));
-        pruned.push(prefix + name);
+      const linears = LINEARS.filter((l) => isTargeted(spec, `${prefix}${l}.weight`));
+      let stats: Map<TapPoint, Float32Array> | undefined;
+      const prune = (linear: LinearName, ratio: number): Promise<Float32Array> => {
+        const [rows, cols] = shapes.get(`${linear}.weight`)!;
+        return pruneLinear(options, weights.get(`${linear}.weight`)!, rows!, cols!, ratio, stats?.get(LINEAR_INPUT[linear]), `${prefix}${linear}.weight`, control);
+      };
+
+      // One pass of the dense block gives the statistics and, when errors are measured, the reference output.
+      let dense: Float32Array | undefined;
+      if (activations && (statsRunner || errors)) {
+        const sums = new TapSums();
+        if (errors) dense = new Float32Array(activations.hidden.length);
+        await activations.forEach(statsRunner ?? runner.block, weights, control.signal, ([out, ...taps], offset) => {
+          dense?.set(out!, offset);
+          taps.forEach((tap, i) => sums.add(TAP_POINTS[i]!, tap));
+        });
+        if (statsRunner) stats = sums.statistics(reduce!, calibration!.nsamples);
       }
-      for (const [name, values] of weights) await output.write(prefix + name, values);
-      if (hidden && layer < cfg.numLayers - 1) await propagate(runner.block, weights, hidden, batches, calibration!.seqlen, control);
-      records.push({ layer, seconds: (performance.now() - start) / 1000, pruned });
+
+      let measured: Partial<Record<LinearName, number[]>> | undefined;
+      if (errors && dense && activations) {
+        measured = {};
+        for (const linear of linears) {
+          const row: number[] = [];
+          for (const ratio of errors.ratios) {
+            const trial = new Map(weights).set(`${linear}.weight`, await prune(linear, ratio));
+            let sum = 0;
+            await activations.forEach(runner.block, trial, control.signal, async ([out], offset, length) => {
+              sum += await squaredDistance(options.ops, out!, dense!.subarray(offset, offset + length));
+            }, errorWindows);
+            row.push(sum);
+          }
+          measured[linear] = row;
+        }
+        errors.errors.push(measured as Record<LinearName, number[]>);
+        const measuredLength = errorWindows * calibration!.seqlen * cfg.hiddenSize;
+        errors.outputNorms.push(await squaredDistance(options.ops, dense.subarray(0, measuredLength), new Float32Array(measuredLength)));
+      }
+
+      const ratios = options.ratios(layer, linears, measured);
+      for (const linear of linears) {
+        throwIfCancelled(control.signal);
+        const ratio = ratios[linear] ?? 0;
+        if (ratio > 0 || spec.nm) weights.set(`${linear}.weight`, await prune(linear, ratio));
+      }
+      if (output) for (const [name, values] of weights) await output.write(prefix + name, values);
+      if (activations && layer < cfg.numLayers - 1) await activations.advance(runner.block, weights, control.signal);
+      layers.push({ layer, seconds: (performance.now() - start) / 1000, rssMb: process.memoryUsage().rss / 2 ** 20, ratios });
       control.onProgress?.({ type: 'stage', stage: 'prune', done: layer + 1, total: cfg.numLayers, detail: `block ${layer + 1}/${cfg.numLayers}` });
     }
-    return records;
+    return { layers, errors };
   } finally {
-    await tapRunner?.release();
+    await statsRunner?.release();
   }
 }
 
 function pruneLinear(
-  ctx: SequentialContext,
+  options: SequentialOptions,
   weight: Float32Array,
   rows: number,
   cols: number,
+  sparsity: number,
   stat: Float32Array | undefined,
   where: string,
   control: RunControl,
 ): Promise<Float32Array> {
-  const { ops, spec } = ctx;
+  const { ops, spec } = options;
   switch (spec.method) {
     case 'magnitude':
-      return magnitudePrune(ops, weight, rows, cols, spec.sparsity, spec.nm);
+      return magnitudePrune(ops, weight, rows, cols, sparsity, spec.nm);
     case 'wanda':
-      return wandaPrune(ops, weight, rows, cols, stat!, spec.sparsity, spec.nm);
+      return wandaPrune(ops, weight, rows, cols, stat!, sparsity, spec.nm);
     case 'sparsegpt':
-      return sparseGpt(ops, weight, rows, cols, stat!, { sparsity: spec.sparsity, nm: spec.nm, blocksize: spec.blocksize, percdamp: spec.percdamp }, where, control.log);
+      return sparseGpt(ops, weight, rows, cols, stat!, { sparsity, nm: spec.nm, blocksize: spec.blocksize, percdamp: spec.percdamp }, where, control.log);
   }
 }
 
-/**
- * Runs the dense block over every calibration window and sums its taps. Wanda's statistic is the mean
- * over sequences of each input column's squared norm; SparseGPT's Hessian is (2/n) Σ X Xᵀ.
- */
-async function collectStatistics(
-  tapRunner: BlockRunner,
-  weights: Map<string, Float32Array>,
-  hidden: Float32Array,
-  batches: Batch[],
-  calibration: CalibrationSet,
-  points: TapPoint[],
-): Promise<Map<TapPoint, Float32Array>> {
-  const { seqlen, nsamples } = calibration;
-  const d = tapRunner.config.hiddenSize;
-  const feeds = tapRunner.feeds(weights);
-  const sums = new Map<TapPoint, Float64Array>();
-  for (const batch of batches) {
-    const slice = hidden.subarray(batch.offset * seqlen * d, (batch.offset + batch.size) * seqlen * d);
-    const [, ...taps] = await tapRunner.run(feeds, slice, batch.size, seqlen);
-    for (const [i, point] of points.entries()) {
-      const tap = taps[i]!;
-      let sum = sums.get(point);
-      if (!sum) sums.set(point, (sum = new Float64Array(tap.length)));
-      for (let j = 0; j < tap.length; j++) sum[j]! += tap[j]!;
-    }
-  }
-  const scale = tapRunner.taps[0]!.reduce === 'gram' ? 2 / nsamples : 1 / nsamples;
-  return new Map([...sums].map(([point, sum]) => [point, Float32Array.from(sum, (v) => v * scale)]));
+/** ||a - b||², reduced in ORT. */
+async function squaredDistance(ops: OpRegistry, a: Float32Array, b: Float32Array): Promise<number> {
+  const [out] = await ops.run('sequential.squared-distance', buildSquaredDistance, { a: floatTensor(a, [a.length]), b: floatTensor(b, [b.length]) }, ['out']);
+  return out![0]!;
 }
 
-/** Replaces the calibration hidden states with the (pruned) block's output. */
-async function propagate(block: BlockRunner, weights: Map<string, Float32Array>, hidden: Float32Array, batches: Batch[], seqlen: number, control: RunControl): Promise<void> {
-  const d = block.config.hiddenSize;
-  const feeds = block.feeds(weights);
-  for (const batch of batches) {
-    throwIfCancelled(control.signal);
-    const slice = hidden.subarray(batch.offset * seqlen * d, (batch.offset + batch.size) * seqlen * d);
-    const [out] = await block.run(feeds, slice, batch.size, seqlen);
-    slice.set(out!);
-  }
+function buildSquaredDistance(): Uint8Array {
+  const g = new GraphBuilder('prunelens_squared_distance');
+  const diff = g.op('Sub', [g.input('a', 'float', ['n']), g.input('b', 'float', ['n'])]);
+  g.output(g.op('ReduceSumSquare', [diff], { keepdims: 1 }), 'out', 'float', [1]);
+  return g.build();
 }

@@ -1,0 +1,163 @@
+import { promises as fs } from 'node:fs';
+import { CalibrationActivations, TapSums } from '../calibrate/activations';
+import { PruneLensError } from '../errors';
+import type { CalibrationSet } from '../calibrate/calibration-data';
+import { LINEAR_INPUT, type TapPoint } from '../graph/decoder-block';
+import type { OpRegistry } from '../graph/op-registry';
+import type { RuntimeSettings } from '../graph/session';
+import type { Checkpoint } from '../io/checkpoint';
+import { BlockRunner } from '../model/block-runner';
+import { blockTensorShapes, layerPrefix, LINEARS, type LinearName, type ModelConfig } from '../model/config';
+import type { DecoderRunner } from '../model/decoder-runner';
+import { throwIfCancelled, type RunControl } from '../progress';
+import type { LinearRatios, SequentialOptions, SequentialResult } from '../prune/sequential';
+import { isTargeted, type PruneSpec } from '../prune/spec';
+import { chooseRatios, ladder } from './besa';
+import { owlSparsities, scoresAbove, scoreSum, type OwlParameters } from './owl';
+import { linearRatio, linearSizes, parsePlan, planHeader, uniformBlocks, type BlockPlan, type Plan } from './plan';
+
+export type AllocationRequest =
+  | { kind: 'uniform' }
+  | ({ kind: 'owl' } & OwlParameters)
+  | { kind: 'besa' }
+  | { kind: 'plan'; file: string };
+
+export function allocationNeedsCalibration(request: AllocationRequest): boolean {
+  return request.kind === 'owl' || request.kind === 'besa';
+}
+
+export interface AllocationContext {
+  checkpoint: Checkpoint;
+  runner: DecoderRunner;
+  ops: OpRegistry;
+  runtime: RuntimeSettings;
+  spec: PruneSpec;
+  calibration?: CalibrationSet;
+}
+
+/** How the sequential loop gets each block's ratios, and how its result becomes a plan. */
+export interface Allocator {
+  ladder?: number[];
+  ratios: SequentialOptions['ratios'];
+  plan(result: SequentialResult): Plan;
+}
+
+/**
+ * Turns an allocation request into ratios for the sequential loop. OWL needs a dense pass first;
+ * BESA decides each block inside the loop from its measured errors; a plan file or uniform is read
+ * as is. With `measureErrors`, every kind measures the error table that prices hand edits.
+ */
+export async function prepareAllocation(ctx: AllocationContext, request: AllocationRequest, measureErrors: boolean, control: RunControl): Promise<Allocator> {
+  const cfg = ctx.checkpoint.config;
+  const { spec } = ctx;
+  const sizes = linearSizes(cfg);
+  const base = (allocation: Plan['allocation'], parameters: Record<string, number>, blocks: BlockPlan[], outlierRatios?: number[]): Plan => ({
+    format: 'prunelens.plan',
+    version: 1,
+    model: planHeader(cfg),
+    target: spec.sparsity,
+    allocation,
+    method: spec.method,
+    parameters,
+    calibration: ctx.calibration
+      ? { file: ctx.calibration.file, sha256: ctx.calibration.sha256, seed: ctx.calibration.seed, nsamples: ctx.calibration.nsamples, seqlen: ctx.calibration.seqlen }
+      : null,
+    blocks,
+    statistics: outlierRatios ? { outlierRatios } : {},
+  });
+  const fromPlan = (plan: Plan): Allocator => ({
+    ladder: measureErrors ? ladder(spec.sparsity) : undefined,
+    ratios: (layer, linears) => Object.fromEntries(linears.map((l) => [l, linearRatio(plan, layer, l)])),
+    plan: (result) => ({ ...plan, statistics: { ...plan.statistics, ...(result.errors ? { errors: result.errors } : {}) } }),
+  });
+  switch (request.kind) {
+    case 'uniform':
+      return fromPlan(base('uniform', {}, uniformBlocks(cfg, spec.sparsity)));
+    case 'plan':
+      return fromPlan(await readPlan(request.file, cfg));
+    case 'owl': {
+      const outliers = await outlierRatios(ctx, request.M, control);
+      const blockSize = LINEARS.reduce((n, l) => n + sizes[l], 0);
+      const sparsities = owlSparsities(outliers, spec.sparsity, request.lambda, outliers.map(() => blockSize));
+      const blocks = sparsities.map((sparsity, layer) => ({ layer, sparsity }));
+      return fromPlan(base('owl', { M: request.M, lambda: request.lambda }, blocks, outliers));
+    }
+    case 'besa': {
+      const ratios = ladder(spec.sparsity);
+      return {
+        ladder: ratios,
+        ratios: (_layer, linears, errors) => chooseRatios(linears, errors!, sizes, ratios, spec.sparsity),
+        plan: (result) => ({
+          ...base('besa', { step: 0.05, span: 0.2 }, result.layers.map((r) => blockOf(r.layer, r.ratios, sizes))),
+          statistics: { errors: result.errors! },
+        }),
+      };
+    }
+  }
+}
+
+async function readPlan(file: string, cfg: ModelConfig): Promise<Plan> {
+  const text = await fs.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new PruneLensError('usage', err.code === 'ENOENT' ? 'plan file not found' : `cannot read the plan: ${err.message}`, file);
+  });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new PruneLensError('usage', `invalid JSON: ${(err as Error).message}`, file);
+  }
+  return parsePlan(raw, cfg, file);
+}
+
+/** A block's plan entry from per-linear ratios; linears are listed only where they differ. */
+function blockOf(layer: number, ratios: LinearRatios, sizes: Record<LinearName, number>): BlockPlan {
+  const given = LINEARS.filter((l) => ratios[l] !== undefined);
+  const total = given.reduce((n, l) => n + sizes[l], 0);
+  const sparsity = given.reduce((n, l) => n + sizes[l] * ratios[l]!, 0) / total;
+  const uniform = given.every((l) => Math.abs(ratios[l]! - sparsity) < 1e-9);
+  return uniform ? { layer, sparsity } : { layer, sparsity, linears: ratios };
+}
+
+/**
+ * OWL's statistic: on the dense model (each block fed the dense previous block's output), the share
+ * of Wanda scores |W|·sqrt(‖X_j‖²) of all of a block's targeted linears that exceed M times their mean.
+ */
+async function outlierRatios(ctx: AllocationContext, M: number, control: RunControl): Promise<number[]> {
+  const { checkpoint, runner, ops, spec } = ctx;
+  const cfg = checkpoint.config;
+  const shapes = blockTensorShapes(cfg);
+  const points: TapPoint[] = ['attn_in', 'o_in', 'mlp_in', 'down_in'];
+  const tapRunner = await BlockRunner.create(cfg, ctx.runtime, points.map((point) => ({ point, reduce: 'sumsq' as const })));
+  try {
+    const activations = CalibrationActivations.embed(runner, ctx.calibration!);
+    const ratios: number[] = [];
+    for (let layer = 0; layer < cfg.numLayers; layer++) {
+      throwIfCancelled(control.signal);
+      const weights = await checkpoint.readBlock(layer);
+      const sums = new TapSums();
+      await activations.forEach(tapRunner, weights, control.signal, ([out, ...taps], offset) => {
+        activations.hidden.set(out!, offset);
+        taps.forEach((tap, i) => sums.add(points[i]!, tap));
+      });
+      const stats = sums.statistics('sumsq', ctx.calibration!.nsamples);
+      const linears = LINEARS.filter((l) => isTargeted(spec, `${layerPrefix(layer)}${l}.weight`));
+      const args = (l: LinearName) => {
+        const [rows, cols] = shapes.get(`${l}.weight`)!;
+        return [weights.get(`${l}.weight`)!, rows!, cols!, stats.get(LINEAR_INPUT[l])!] as const;
+      };
+      let sum = 0;
+      let count = 0;
+      for (const l of linears) {
+        sum += await scoreSum(ops, ...args(l));
+        count += shapes.get(`${l}.weight`)!.reduce((a, b) => a * b, 1);
+      }
+      let outliers = 0;
+      for (const l of linears) outliers += await scoresAbove(ops, ...args(l), (M * sum) / count);
+      ratios.push(outliers / count);
+      control.onProgress?.({ type: 'stage', stage: 'outliers', done: layer + 1, total: cfg.numLayers, detail: `block ${layer + 1}/${cfg.numLayers}` });
+    }
+    return ratios;
+  } finally {
+    await tapRunner.release();
+  }
+}
