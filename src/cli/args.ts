@@ -7,6 +7,7 @@ import { PruneLensError } from '../engine/errors';
 import { isProvider, type RuntimeSettings } from '../engine/graph/session';
 import { checkSparsity, isMethod, parseNM, type PruneSpec } from '../engine/prune/spec';
 import type { AllocationRequest } from '../engine/allocate/allocation';
+import { CHANNEL_METRICS, HEAD_METRICS, LAYER_METRICS, type StructuredTarget } from '../engine/structured/select';
 import { RUNTIME_OPTIONS } from './command';
 
 export function positiveInt(value: string | undefined, option: string): number | undefined {
@@ -114,4 +115,27 @@ export function allocationRequest(values: PruningValues): Exclude<AllocationRequ
     case 'uniform':
       return { kind: 'uniform' };
   }
+}
+
+/** --structured heads,channels --ratio 0.2 --metric output,flap: one metric per part, defaults for the rest. */
+export function structuredTarget(values: { structured?: string; ratio?: string; metric?: string; seed?: string }): StructuredTarget {
+  const parts = (values.structured ?? '').split(',').map((p) => p.trim());
+  const heads = parts.includes('heads');
+  const channels = parts.includes('channels');
+  const layers = parts.includes('layers');
+  const unknown = parts.filter((p) => !['heads', 'channels', 'layers'].includes(p));
+  if (unknown.length > 0 || parts.length === 0 || (layers && (heads || channels))) {
+    throw new PruneLensError('usage', `--structured takes heads, channels, heads,channels or layers; got "${values.structured}"`);
+  }
+  const ratio = number(values.ratio, '--ratio');
+  if (ratio === undefined || !(ratio > 0 && ratio < 1)) throw new PruneLensError('usage', `--ratio must be a fraction of the parameters in (0, 1), got ${values.ratio}`);
+  const metrics: StructuredTarget['metrics'] = { heads: 'output', channels: 'flap', layers: 'bi' };
+  for (const name of (values.metric ?? '').split(',').map((m) => m.trim()).filter(Boolean)) {
+    if (name === 'random') Object.assign(metrics, { heads: 'random', channels: 'random', layers: 'random' });
+    else if ((HEAD_METRICS as readonly string[]).includes(name)) metrics.heads = name as StructuredTarget['metrics']['heads'];
+    else if ((CHANNEL_METRICS as readonly string[]).includes(name)) metrics.channels = name as StructuredTarget['metrics']['channels'];
+    else if ((LAYER_METRICS as readonly string[]).includes(name)) metrics.layers = name as StructuredTarget['metrics']['layers'];
+    else throw new PruneLensError('usage', `unknown metric "${name}"; heads: ${HEAD_METRICS.join(', ')}; channels: ${CHANNEL_METRICS.join(', ')}; layers: ${LAYER_METRICS.join(', ')}`);
+  }
+  return { heads, channels, layers, ratio, metrics, seed: nonNegativeInt(values.seed, '--seed') ?? 0 };
 }

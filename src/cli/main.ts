@@ -5,8 +5,9 @@ import { evaluate } from './commands/eval';
 import { info } from './commands/info';
 import { plan } from './commands/plan';
 import { prune } from './commands/prune';
+import { scores } from './commands/scores';
 
-const COMMANDS: Record<string, Command> = { info, eval: evaluate, prune, plan, estimate };
+const COMMANDS: Record<string, Command> = { info, eval: evaluate, prune, plan, estimate, scores };
 
 const USAGE = `PruneLens: prune language-model checkpoints and measure what it costs.
 

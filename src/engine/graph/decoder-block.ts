@@ -11,15 +11,18 @@ import { rmsNorm } from './ops';
  * Hugging Face name (`self_attn.q_proj.weight`, ...). Output: `hidden_out` [B, T, D], plus any taps.
  */
 
-/** The four places where linears read their input: q/k/v share one, gate/up share one. */
-export type TapPoint = 'attn_in' | 'o_in' | 'mlp_in' | 'down_in';
+/**
+ * The four places where linears read their input (q/k/v share one, gate/up share one), and the
+ * residual stream between attention and MLP, which block-importance metrics compare halves by.
+ */
+export type TapPoint = 'attn_in' | 'o_in' | 'mlp_in' | 'down_in' | 'residual';
 
 /**
  * What a tap returns about its input X (all B*T tokens as rows): the rows themselves, the per-column
  * sum of squares (Wanda's statistic) or the Gram matrix XᵀX (SparseGPT's Hessian), so statistics are
  * reduced inside ORT rather than copied out token by token.
  */
-export type TapReduce = 'raw' | 'sumsq' | 'gram';
+export type TapReduce = 'raw' | 'sum' | 'sumsq' | 'gram';
 
 export interface TapRequest {
   point: TapPoint;
@@ -44,6 +47,7 @@ export function tapWidth(cfg: ModelConfig, point: TapPoint): number {
   switch (point) {
     case 'attn_in':
     case 'mlp_in':
+    case 'residual':
       return cfg.hiddenSize;
     case 'o_in':
       return cfg.numHeads * cfg.headDim;
@@ -109,6 +113,7 @@ export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] 
   const oIn = g.op('Reshape', [merged, g.constInt64([-1, heads * hd])]);
   tapValues.set('o_in', oIn);
   const afterAttn = g.op('Add', [x, linear(oIn, 'self_attn.o_proj')]);
+  tapValues.set('residual', afterAttn);
 
   const mlpIn = rmsNorm(g, afterAttn, 'post_attention_layernorm.weight', cfg.rmsNormEps);
   tapValues.set('mlp_in', mlpIn);
@@ -125,6 +130,9 @@ export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] 
     switch (tap.reduce) {
       case 'raw':
         g.output(value, name, 'float', ['tokens', width]);
+        break;
+      case 'sum':
+        g.output(g.op('ReduceSum', [value, g.constInt64([0])], { keepdims: 0 }), name, 'float', [width]);
         break;
       case 'sumsq':
         g.output(g.op('ReduceSumSquare', [value], { axes: [0], keepdims: 0 }), name, 'float', [width]);

@@ -12,8 +12,8 @@ import {
 import type { DType } from './dtype';
 import { SafetensorsReader, type TensorEntry } from './safetensors-reader';
 
-const SINGLE_FILE = 'model.safetensors';
-const SHARD_INDEX = 'model.safetensors.index.json';
+export const SINGLE_FILE = 'model.safetensors';
+export const SHARD_INDEX = 'model.safetensors.index.json';
 
 interface Located {
   reader: SafetensorsReader;
@@ -78,11 +78,6 @@ export class Checkpoint {
 
   entry(name: string): TensorEntry {
     return this.locate(name).entry;
-  }
-
-  /** The file that holds a tensor. */
-  fileOf(name: string): string {
-    return this.locate(name).reader.path;
   }
 
   /** A file's tensors in the order their data is laid out. */

@@ -2,9 +2,9 @@ import type { ErrorTable } from '../allocate/plan';
 import { CalibrationActivations, TapSums } from '../calibrate/activations';
 import type { CalibrationSet } from '../calibrate/calibration-data';
 import { LINEAR_INPUT, type TapPoint, type TapReduce } from '../graph/decoder-block';
-import { GraphBuilder } from '../graph/onnx-builder';
 import type { OpRegistry } from '../graph/op-registry';
-import { floatTensor, type RuntimeSettings } from '../graph/session';
+import { squaredDistance } from '../graph/reductions';
+import type { RuntimeSettings } from '../graph/session';
 import type { Checkpoint } from '../io/checkpoint';
 import type { OutputFolder } from '../export/output-folder';
 import { BlockRunner } from '../model/block-runner';
@@ -164,17 +164,4 @@ function pruneLinear(
     case 'sparsegpt':
       return sparseGpt(ops, weight, rows, cols, stat!, { sparsity, nm: spec.nm, blocksize: spec.blocksize, percdamp: spec.percdamp }, where, control.log);
   }
-}
-
-/** ||a - b||², reduced in ORT. */
-async function squaredDistance(ops: OpRegistry, a: Float32Array, b: Float32Array): Promise<number> {
-  const [out] = await ops.run('sequential.squared-distance', buildSquaredDistance, { a: floatTensor(a, [a.length]), b: floatTensor(b, [b.length]) }, ['out']);
-  return out![0]!;
-}
-
-function buildSquaredDistance(): Uint8Array {
-  const g = new GraphBuilder('prunelens_squared_distance');
-  const diff = g.op('Sub', [g.input('a', 'float', ['n']), g.input('b', 'float', ['n'])]);
-  g.output(g.op('ReduceSumSquare', [diff], { keepdims: 1 }), 'out', 'float', [1]);
-  return g.build();
 }

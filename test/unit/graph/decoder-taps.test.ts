@@ -10,7 +10,7 @@ import { loadF32Tensors } from '../../reference/safetensors-minimal';
 import { FIXTURE_MODEL } from '../../helpers/fixtures';
 
 const POINTS: TapPoint[] = ['attn_in', 'o_in', 'mlp_in', 'down_in'];
-const TAPS: TapRequest[] = POINTS.flatMap((point) => (['raw', 'sumsq', 'gram'] as const).map((reduce) => ({ point, reduce })));
+const TAPS: TapRequest[] = [...POINTS.flatMap((point) => (['raw', 'sum', 'sumsq', 'gram'] as const).map((reduce) => ({ point, reduce }))), { point: 'residual', reduce: 'raw' }];
 
 function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
@@ -39,7 +39,7 @@ describe('decoder block taps', () => {
     await checkpoint.close();
   });
 
-  it('returns the inputs of every linear, and their column sums of squares and Gram matrices', async () => {
+  it('returns the inputs of every linear, the residual between the halves, and their column sums, sums of squares and Gram matrices', async () => {
     const cfg = checkpoint.config.raw as unknown as RefConfig;
     const tensors = loadF32Tensors(path.join(FIXTURE_MODEL, 'model.safetensors'));
     const w = (name: string) => tensors.get(name);
@@ -66,6 +66,7 @@ describe('decoder block taps', () => {
     const oIn = Float64Array.from(tap('o_in', 'raw'));
     const afterAttn = linear(oIn, N, tapWidth(checkpoint.config, 'o_in'), w(p + 'self_attn.o_proj.weight')!.data, D);
     for (let i = 0; i < afterAttn.length; i++) afterAttn[i]! += input[i]!;
+    assertClose(tap('residual', 'raw'), afterAttn, 1e-5, 'residual after attention');
     const mlpIn = rmsNorm(afterAttn, N, D, w(p + 'post_attention_layernorm.weight')!.data, cfg.rms_norm_eps);
     assertClose(tap('mlp_in', 'raw'), mlpIn, 1e-5, 'mlp_in');
     const F = cfg.intermediate_size;
@@ -83,15 +84,18 @@ describe('decoder block taps', () => {
       const raw = tap(point, 'raw');
       const n = tapWidth(checkpoint.config, point);
       assert.equal(raw.length, N * n);
+      const sum = new Float64Array(n);
       const sumsq = new Float64Array(n);
       const gram = new Float64Array(n * n);
       for (let r = 0; r < N; r++) {
         for (let i = 0; i < n; i++) {
           const xi = raw[r * n + i]!;
+          sum[i]! += xi;
           sumsq[i]! += xi * xi;
           for (let j = 0; j < n; j++) gram[i * n + j]! += xi * raw[r * n + j]!;
         }
       }
+      assertClose(tap(point, 'sum'), sum, 1e-5, `${point} sum`);
       assertClose(tap(point, 'sumsq'), sumsq, 1e-5, `${point} sumsq`);
       assertClose(tap(point, 'gram'), gram, 1e-5, `${point} gram`);
     }

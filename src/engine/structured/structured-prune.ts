@@ -1,0 +1,215 @@
+import { drawCalibration, type CalibrationRequest } from '../calibrate/calibration-data';
+import { PruneLensError } from '../errors';
+import { evaluatePerplexity, type PerplexityResult } from '../evaluate/perplexity';
+import { OutputFolder, RECORD_FILE } from '../export/output-folder';
+import type { RuntimeSettings } from '../graph/session';
+import { Checkpoint } from '../io/checkpoint';
+import { peakRssMb } from '../memory';
+import { blockTensorNames, expectedTensorShapes, layerPrefix, parameterCount, parseModelConfig } from '../model/config';
+import { DecoderRunner } from '../model/decoder-runner';
+import type { RunControl } from '../progress';
+import { throwIfCancelled } from '../progress';
+import { withModelSession } from '../prune/model-session';
+import type { EvaluationRequest } from '../prune/prune-model';
+import { readTextFile } from '../text/text-file';
+import { computeScores, type StructuredScores } from './scores';
+import { selectRemoval, type Selection, type StructuredTarget } from './select';
+import { shrinkBlock, shrunkConfig } from './shrink';
+
+export const SCORES_FILE = 'prunelens-scores.json';
+
+/** Explicit removals, as the model tree asks for them: "3.h2" (head 2 of layer 3), "L4" (layer 4). */
+export interface ExplicitRemoval {
+  heads: [layer: number, head: number][];
+  layers: number[];
+}
+
+export interface StructuredPruneOptions extends RunControl {
+  model: string;
+  out: string;
+  overwrite?: boolean;
+  target?: StructuredTarget;
+  explicit?: ExplicitRemoval;
+  calibration?: CalibrationRequest;
+  evaluation?: EvaluationRequest;
+  runtime: RuntimeSettings;
+}
+
+export interface StructuredRecord {
+  format: 'prunelens.record';
+  version: 1;
+  kind: 'structured';
+  created: string;
+  output: string;
+  source: { path: string; dtype: string };
+  target: StructuredTarget | null;
+  explicit: ExplicitRemoval | null;
+  removed: {
+    layers: number[];
+    /** Key/value heads removed per kept source layer (each with every query head that reads it). */
+    kvHeads: Record<string, number[]>;
+    channelsPerLayer: number;
+    /** Explicitly named heads whose weights were zeroed, not cut: a standard config.json has one head count for all layers. */
+    maskedHeads: [number, number][];
+  };
+  config: { numLayers: number; numHeads: number; numKvHeads: number; intermediateSize: number };
+  parameters: { before: number; after: number; removedFraction: number };
+  bytes: { before: number; after: number };
+  calibration: StructuredScores['calibration'] | null;
+  evaluation: { file: string; seqlen: number; windows: number } | null;
+  perplexity: { dense: number | null; pruned: number | null };
+  seconds: { total: number };
+  peakRssMb: number;
+}
+
+/** Scores, on their own: `prunelens scores` and the model tree. */
+export async function scoreModel(options: { model: string; calibration: CalibrationRequest; runtime: RuntimeSettings } & RunControl): Promise<StructuredScores> {
+  return withModelSession(options.model, options.runtime, async (session) =>
+    computeScores(session, await drawCalibration(session.tokenizer, options.calibration), options),
+  );
+}
+
+/**
+ * Structured pruning that really shrinks the model: chosen heads, channels or blocks are cut out of
+ * the tensors and the config.json is rewritten to match, so any Llama loader reads a smaller model.
+ * Written beside the source under a temporary name, checked by loading it back, evaluated, renamed.
+ */
+export async function structuredPrune(options: StructuredPruneOptions): Promise<StructuredRecord> {
+  const start = performance.now();
+  if (!options.target === !options.explicit) throw new PruneLensError('usage', 'give either a ratio to remove or an explicit list, not both');
+  const needsScores = options.target !== undefined && (options.target.layers ? options.target.metrics.layers !== 'random' : (options.target.heads && options.target.metrics.heads !== 'random') || (options.target.channels && options.target.metrics.channels !== 'random'));
+  if (needsScores && !options.calibration) throw new PruneLensError('usage', 'the metrics need calibration text (--calib FILE)');
+  return withModelSession(options.model, options.runtime, async (session) => {
+    const { checkpoint, tokenizer, runner } = session;
+    const cfg = checkpoint.config;
+    const evalIds = options.evaluation ? tokenizer.encode(await readTextFile(options.evaluation.file)) : undefined;
+    const calibration = needsScores ? await drawCalibration(tokenizer, options.calibration!) : undefined;
+    const selection = options.target ? undefined : explicitSelection(checkpoint, options.explicit!);
+    const masked = options.explicit?.heads ?? [];
+    const evaluate = (r: DecoderRunner, weights: Checkpoint, stage: string): Promise<PerplexityResult> =>
+      evaluatePerplexity(r, weights, evalIds!, {
+        ...options.evaluation!,
+        source: options.evaluation!.file,
+        signal: options.signal,
+        onProgress: (e) => options.onProgress?.(e.type === 'stage' ? { ...e, stage } : e),
+      });
+    const scores = calibration ? await computeScores(session, calibration, options) : undefined;
+    const chosen = selection ?? selectRemoval(cfg, scores, options.target!);
+    const config = shrunkConfig(cfg, { layers: chosen.layers.length, kvHeads: chosen.kvHeads, channels: chosen.channels });
+    const newCfg = parseModelConfig(config, 'config.json');
+    const dtypeOf = (name: string): ReturnType<Checkpoint['entry']>['dtype'] => {
+      const source = name.replace(/^model\.layers\.(\d+)\./, (_, l: string) => layerPrefix(chosen.layers[Number(l)]!));
+      return checkpoint.entry(source).dtype;
+    };
+    const specs = [...expectedTensorShapes(newCfg)].map(([name, shape]) => ({ name, shape, dtype: dtypeOf(name) }));
+    const output = await OutputFolder.create(checkpoint, options.out, options.overwrite ?? false, {
+      files: [{ name: 'model.safetensors', specs, metadata: { format: 'pt' } }],
+      config,
+    });
+    try {
+      const dense = evalIds ? await evaluate(runner, checkpoint, 'evaluate dense') : undefined;
+      const blockNames = new Set(blockTensorNames(cfg));
+      for (const name of expectedTensorShapes(cfg).keys()) if (!blockNames.has(name)) await output.copy(name);
+      for (const [index, layer] of chosen.layers.entries()) {
+        throwIfCancelled(options.signal);
+        const weights = maskHeads(cfg, await checkpoint.readBlock(layer), masked.filter(([l]) => l === layer).map(([, h]) => h));
+        for (const [name, values] of shrinkBlock(cfg, weights, chosen.keep.get(layer)!)) await output.write(layerPrefix(index) + name, values);
+      }
+      if (scores) await output.writeFile(SCORES_FILE, `${JSON.stringify(scores, null, 2)}\n`);
+      await output.finishWeights();
+      const written = await Checkpoint.open(output.partial);
+      try {
+        const prunedRunner = await DecoderRunner.create(written, session.runtime);
+        let pruned: PerplexityResult | undefined;
+        try {
+          pruned = evalIds ? await evaluate(prunedRunner, written, 'evaluate pruned') : undefined;
+        } finally {
+          await prunedRunner.release();
+        }
+        const before = parameterCount(cfg);
+        const after = parameterCount(newCfg);
+        const record: StructuredRecord = {
+          format: 'prunelens.record',
+          version: 1,
+          kind: 'structured',
+          created: new Date().toISOString(),
+          output: output.out,
+          source: { path: checkpoint.dir, dtype: checkpoint.dtype },
+          target: options.target ?? null,
+          explicit: options.explicit ?? null,
+          removed: {
+            layers: Array.from({ length: cfg.numLayers }, (_, l) => l).filter((l) => !chosen.layers.includes(l)),
+            kvHeads: Object.fromEntries(chosen.layers.map((l) => [String(l), Array.from({ length: cfg.numKvHeads }, (_, k) => k).filter((k) => !chosen.keep.get(l)!.kvHeads.includes(k))])),
+            channelsPerLayer: cfg.intermediateSize - chosen.channels,
+            maskedHeads: masked,
+          },
+          config: { numLayers: newCfg.numLayers, numHeads: newCfg.numHeads, numKvHeads: newCfg.numKvHeads, intermediateSize: newCfg.intermediateSize },
+          parameters: { before, after, removedFraction: 1 - after / before },
+          bytes: { before: checkpoint.bytesOnDisk, after: written.bytesOnDisk },
+          calibration: scores?.calibration ?? null,
+          evaluation: pruned && options.evaluation ? { file: options.evaluation.file, seqlen: pruned.seqlen, windows: pruned.windows } : null,
+          perplexity: { dense: dense?.ppl ?? null, pruned: pruned?.ppl ?? null },
+          seconds: { total: (performance.now() - start) / 1000 },
+          peakRssMb: peakRssMb(),
+        };
+        await output.writeFile(RECORD_FILE, `${JSON.stringify(record, null, 2)}\n`);
+        await written.close();
+        await output.commit();
+        return record;
+      } finally {
+        await written.close();
+      }
+    } catch (err) {
+      await output.abort();
+      throw err;
+    }
+  });
+}
+
+/** An explicit list: named layers are cut out; named heads are zeroed (see StructuredRecord.removed.maskedHeads). */
+function explicitSelection(checkpoint: Checkpoint, explicit: ExplicitRemoval): Selection {
+  const cfg = checkpoint.config;
+  for (const l of [...explicit.layers, ...explicit.heads.map(([l]) => l)]) {
+    if (!(Number.isInteger(l) && l >= 0 && l < cfg.numLayers)) throw new PruneLensError('usage', `layer ${l} does not exist; the model has layers 0-${cfg.numLayers - 1}`);
+  }
+  for (const [l, h] of explicit.heads) {
+    if (!(Number.isInteger(h) && h >= 0 && h < cfg.numHeads)) throw new PruneLensError('usage', `head ${l}.h${h} does not exist; layers have heads 0-${cfg.numHeads - 1}`);
+  }
+  const layers = Array.from({ length: cfg.numLayers }, (_, l) => l).filter((l) => !explicit.layers.includes(l));
+  if (layers.length === 0) throw new PruneLensError('usage', 'removing every layer leaves no model');
+  const all = (n: number) => Array.from({ length: n }, (_, i) => i);
+  return { layers, keep: new Map(layers.map((l) => [l, { kvHeads: all(cfg.numKvHeads), channels: all(cfg.intermediateSize) }])), kvHeads: cfg.numKvHeads, channels: cfg.intermediateSize };
+}
+
+/** Zeroes query heads: their q rows (and biases) and o_proj columns, so they add nothing to the output. */
+function maskHeads(cfg: ReturnType<typeof parseModelConfig>, weights: Map<string, Float32Array>, heads: number[]): Map<string, Float32Array> {
+  if (heads.length === 0) return weights;
+  const { hiddenSize: d, headDim: hd, numHeads } = cfg;
+  const q = Float32Array.from(weights.get('self_attn.q_proj.weight')!);
+  const o = Float32Array.from(weights.get('self_attn.o_proj.weight')!);
+  for (const h of heads) {
+    q.fill(0, h * hd * d, (h + 1) * hd * d);
+    for (let r = 0; r < d; r++) o.fill(0, r * numHeads * hd + h * hd, r * numHeads * hd + (h + 1) * hd);
+  }
+  const out = new Map(weights).set('self_attn.q_proj.weight', q).set('self_attn.o_proj.weight', o);
+  const bias = weights.get('self_attn.q_proj.bias');
+  if (bias) {
+    const b = Float32Array.from(bias);
+    for (const h of heads) b.fill(0, h * hd, (h + 1) * hd);
+    out.set('self_attn.q_proj.bias', b);
+  }
+  return out;
+}
+
+/** Parses "3.h2,3.h5,L4". */
+export function parseRemoval(text: string): ExplicitRemoval {
+  const removal: ExplicitRemoval = { heads: [], layers: [] };
+  for (const item of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const head = /^(\d+)\.h(\d+)$/.exec(item);
+    const layer = /^L(\d+)$/.exec(item);
+    if (head) removal.heads.push([Number(head[1]), Number(head[2])]);
+    else if (layer) removal.layers.push(Number(layer[1]));
+    else throw new PruneLensError('usage', `"${item}" is neither a head ("3.h2": head 2 of layer 3) nor a layer ("L4")`);
+  }
+  return removal;
+}
