@@ -72,9 +72,9 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
       });
     const output = await OutputFolder.create(checkpoint, options.out, options.overwrite ?? false);
     try {
+      const allocator = await prepareAllocation({ ...session, spec, calibration }, allocation, false, options);
       const dense = evalIds ? await evaluate(checkpoint, 'evaluate dense') : undefined;
       const pruneStart = performance.now();
-      const allocator = await prepareAllocation({ ...session, spec, calibration }, allocation, false, options);
       const blockTensors = new Set(blockTensorNames(checkpoint.config));
       for (const name of checkpoint.tensorNames()) if (!blockTensors.has(name)) await output.copy(name);
       const result = await pruneSequentially({ ...session, spec, calibration, output, ladder: allocator.ladder, ratios: allocator.ratios }, options);

@@ -108,3 +108,50 @@ describe('prunelens prune', () => {
     assert.deepEqual(fs.readdirSync(dir), ['short.txt']);
   });
 });
+
+describe('prunelens structured pruning and scores', () => {
+  it('prune --structured reports parameters and bytes before and after', () => {
+    const out = path.join(tempDir(), 'structured');
+    const r = cli('prune', '--structured', 'channels', '--ratio', '0.1', '--nsamples', '8', '--seqlen', '64', '--max-windows', '4', '--out', out, '--json');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const result = json(r.stdout);
+    for (const key of ['params_before', 'params_after', 'bytes_before', 'bytes_after', 'ppl_dense', 'ppl', 'seconds', 'peak_rss_mb']) assert.equal(typeof result[key], 'number', key);
+    assert.ok((result.params_after as number) < (result.params_before as number));
+    assert.equal(result.bytes_after, fs.statSync(path.join(out, 'model.safetensors')).size);
+  });
+
+  it('scores --json prints every score', () => {
+    const r = cli('scores', '--nsamples', '4', '--seqlen', '32', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const scores = json(r.stdout) as { layers: { heads: { output: number[] }; channels: { flap: number[] }; block: { influence: number } }[] };
+    assert.equal(scores.layers.length, 5);
+    assert.equal(scores.layers[0]!.heads.output.length, 8);
+    assert.equal(scores.layers[0]!.channels.flap.length, 172);
+  });
+
+  it('refuses malformed structured requests', () => {
+    assert.match(cli('prune', '--structured', 'heads,layers', '--ratio', '0.2').stderr, /--structured takes heads, channels, heads,channels or layers/);
+    assert.match(cli('prune', '--structured', 'heads', '--ratio', '2').stderr, /--ratio must be a fraction of the parameters in \(0, 1\)/);
+    assert.match(cli('prune', '--structured', 'heads', '--ratio', '0.2', '--metric', 'magic').stderr, /unknown metric "magic"/);
+    assert.match(cli('prune', '--remove', '3.x2').stderr, /"3\.x2" is neither a head/);
+  });
+});
+
+describe('prunelens plan and estimate', () => {
+  it('writes a plan, estimates it, and refuses a plan that does not fit', () => {
+    const dir = tempDir();
+    const plan = path.join(dir, 'plan.json');
+    const r = cli('plan', '--allocation', 'owl', '--sparsity', '0.6', '--nsamples', '8', '--seqlen', '64', '--out', plan, '--json');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal((json(r.stdout).blocks as unknown[]).length, 5);
+    const estimate = json(cli('estimate', plan, '--json').stdout);
+    assert.equal(typeof estimate.score, 'number');
+    const edited = JSON.parse(fs.readFileSync(plan, 'utf8')) as { blocks: { sparsity: number }[] };
+    edited.blocks.pop();
+    fs.writeFileSync(plan, JSON.stringify(edited));
+    const bad = cli('prune', '--plan', plan, '--out', path.join(dir, 'out'), '--json');
+    assert.equal(bad.code, 2);
+    assert.match((json(bad.stdout).error as { message: string }).message, /blocks: has 4 entries but the model has 5 decoder blocks/);
+    assert.deepEqual(fs.readdirSync(dir), ['plan.json']);
+  });
+});
