@@ -72,13 +72,16 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
       });
     const output = await OutputFolder.create(checkpoint, options.out, options.overwrite ?? false);
     try {
+      // The plan is read (or OWL's pass run) first, so a bad plan fails before any evaluation.
+      const allocationStart = performance.now();
       const allocator = await prepareAllocation({ ...session, spec, calibration }, allocation, false, options);
+      const allocationSeconds = (performance.now() - allocationStart) / 1000;
       const dense = evalIds ? await evaluate(checkpoint, 'evaluate dense') : undefined;
       const pruneStart = performance.now();
       const blockTensors = new Set(blockTensorNames(checkpoint.config));
       for (const name of checkpoint.tensorNames()) if (!blockTensors.has(name)) await output.copy(name);
       const result = await pruneSequentially({ ...session, spec, calibration, output, ladder: allocator.ladder, ratios: allocator.ratios }, options);
-      const pruneSeconds = (performance.now() - pruneStart) / 1000;
+      const pruneSeconds = allocationSeconds + (performance.now() - pruneStart) / 1000;
       await output.finishWeights();
       const written = await Checkpoint.open(output.partial);
       try {
