@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: evaluates and prunes the embedded model and random-weight stand-ins of real model
  * shapes, each run in its own CLI process so each row's peak memory is its own, and prints one
- * Markdown table for evaluation and one for pruning.
+ * Markdown table for evaluation, one for pruning and one for what structured pruning buys in speed.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
@@ -68,6 +68,25 @@ const PRUNE_ROWS: PruneRow[] = [
   })),
 ];
 
+/** Structured pruning shrinks the model, so unlike unstructured sparsity it should run faster. */
+interface StructuredRow {
+  name: string;
+  /** The --structured parts pruned away; none for the dense model the others are compared with. */
+  structured?: 'heads,channels' | 'layers';
+}
+
+// Random weights make every metric's scores meaningless, so the cheapest (random, no calibration) is used.
+const STRUCTURED_MODEL = { random: 'smollm-135m', dtype: 'BF16' } as const;
+const STRUCTURED_RATIO = 0.2;
+const STRUCTURED_ROWS: StructuredRow[] = [
+  { name: 'structured:smollm-135m:dense' },
+  { name: 'structured:smollm-135m:heads-channels', structured: 'heads,channels' },
+  { name: 'structured:smollm-135m:layers', structured: 'layers' },
+];
+/** Scoring windows of 256 tokens: about 10 s for the dense model on 2 cores. */
+const STRUCTURED_EVAL_WINDOWS = 24;
+const GENERATE_TOKENS = 32;
+
 /** What `prunelens eval --json` prints (the fields the bench reads). */
 interface EvalResult {
   ppl: number;
@@ -106,6 +125,32 @@ interface PruneBenchResult {
   prune: PruneResult;
 }
 
+/** What `prunelens prune --structured --json` prints (the fields the bench reads). */
+interface StructuredPruneResult {
+  params_before: number;
+  params_after: number;
+  params_removed: number;
+  bytes_before: number;
+  bytes_after: number;
+}
+
+/** What `prunelens generate --json` prints (the fields the bench reads). */
+interface GenerateResult {
+  new_tokens: number;
+  seconds: number;
+  tokens_per_second: number;
+  peak_rss_mb: number;
+}
+
+interface StructuredBenchResult {
+  name: string;
+  structured: StructuredRow['structured'];
+  params: number;
+  bytes: number;
+  eval: EvalResult;
+  generate: GenerateResult;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -113,14 +158,20 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
       'skip-eval': { type: 'boolean', default: false },
       'skip-prune': { type: 'boolean', default: false },
+      'skip-structured': { type: 'boolean', default: false },
     },
   });
-  const pick = <T extends Row>(all: T[], skip: boolean): T[] =>
+  const pick = <T extends { name: string }>(all: T[], skip: boolean): T[] =>
     skip ? [] : all.filter((r) => values.only === undefined || r.name === values.only);
   const evalRows = pick(ROWS, values['skip-eval']);
   const pruneRows = pick(PRUNE_ROWS, values['skip-prune']);
-  if (evalRows.length + pruneRows.length === 0) {
-    const names = [...(values['skip-eval'] ? [] : ROWS), ...(values['skip-prune'] ? [] : PRUNE_ROWS)].map((r) => r.name);
+  const structuredRows = pick(STRUCTURED_ROWS, values['skip-structured']);
+  if (evalRows.length + pruneRows.length + structuredRows.length === 0) {
+    const names = [
+      ...(values['skip-eval'] ? [] : ROWS),
+      ...(values['skip-prune'] ? [] : PRUNE_ROWS),
+      ...(values['skip-structured'] ? [] : STRUCTURED_ROWS),
+    ].map((r) => r.name);
     throw new Error(`no rows to run${values.only === undefined ? '' : ` for --only ${values.only}`}; rows: ${names.join(', ') || 'none'}`);
   }
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing; build it with npm run build`);
@@ -137,16 +188,21 @@ async function main(): Promise<void> {
   }
 
   const prunes: PruneBenchResult[] = [];
-  if (pruneRows.length > 0) {
+  const structured: StructuredBenchResult[] = [];
+  if (pruneRows.length + structuredRows.length > 0) {
     // Pruned checkpoints are only written to be measured; none outlives the bench.
     const outRoot = await fsp.mkdtemp(path.join(os.tmpdir(), 'prunelens-bench-'));
+    // ':' in row names is not allowed in Windows file names.
+    const outFor = (row: { name: string }): string => path.join(outRoot, row.name.replaceAll(':', '-'));
     try {
       for (const row of pruneRows) {
         const dir = await modelFolder(row.model);
         log(`${row.name}: pruning to ${PRUNE_SPARSITY} with ${row.nsamples} x ${row.seqlen} calibration, evaluating ${row.maxWindows ?? 'all'} windows`);
-        // ':' in row names is not allowed in Windows file names.
-        const out = path.join(outRoot, row.name.replaceAll(':', '-'));
-        prunes.push({ name: row.name, model: modelName(row.model), prune: await runPrune(dir, out, row) });
+        prunes.push({ name: row.name, model: modelName(row.model), prune: await runPrune(dir, outFor(row), row) });
+      }
+      if (structuredRows.length > 0) {
+        const dense = await modelFolder(STRUCTURED_MODEL);
+        for (const row of structuredRows) structured.push(await runStructured(dense, outFor(row), row));
       }
     } finally {
       await fsp.rm(outRoot, { recursive: true, force: true });
@@ -154,10 +210,14 @@ async function main(): Promise<void> {
   }
 
   if (values.json) {
-    process.stdout.write(JSON.stringify({ eval: evals, prune: prunes }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ eval: evals, prune: prunes, structured }, null, 2) + '\n');
     return;
   }
-  const tables = [...(evals.length > 0 ? [evalTable(evals)] : []), ...(prunes.length > 0 ? [pruneTable(prunes)] : [])];
+  const tables = [
+    ...(evals.length > 0 ? [evalTable(evals)] : []),
+    ...(prunes.length > 0 ? [pruneTable(prunes)] : []),
+    ...(structured.length > 0 ? [structuredTable(structured)] : []),
+  ];
   process.stdout.write(tables.join('\n'));
 }
 
@@ -203,6 +263,34 @@ function runPrune(dir: string, out: string, row: PruneRow): Promise<PruneResult>
   ];
   if (row.maxWindows !== undefined) args.push('--max-windows', String(row.maxWindows));
   return runCli<PruneResult>(row.name, args);
+}
+
+/** Prunes the dense model into `out` (unless the row is the dense one), then scores and generates with the result. */
+async function runStructured(dense: string, out: string, row: StructuredRow): Promise<StructuredBenchResult> {
+  let dir = dense;
+  let size: { params: number; bytes: number };
+  if (row.structured === undefined) {
+    const checkpoint = await Checkpoint.open(dense);
+    size = { params: parameterCount(checkpoint.config), bytes: checkpoint.bytesOnDisk };
+    await checkpoint.close();
+  } else {
+    dir = out;
+    log(`${row.name}: removing ${row.structured} for ${STRUCTURED_RATIO} of the parameters (random metric)`);
+    const pruned = await runCli<StructuredPruneResult>(row.name, [
+      'prune', dense,
+      '--structured', row.structured,
+      '--ratio', String(STRUCTURED_RATIO),
+      '--metric', 'random',
+      '--max-windows', '2',
+      '--out', out,
+      '--json',
+    ]);
+    size = { params: pruned.params_after, bytes: pruned.bytes_after };
+  }
+  log(`${row.name}: scoring ${STRUCTURED_EVAL_WINDOWS} windows, generating ${GENERATE_TOKENS} tokens`);
+  const evalResult = await runCli<EvalResult>(row.name, ['eval', dir, '--text', EVAL_TEXT, '--max-windows', String(STRUCTURED_EVAL_WINDOWS), '--json']);
+  const generated = await runCli<GenerateResult>(row.name, ['generate', dir, '--tokens', String(GENERATE_TOKENS), '--json']);
+  return { name: row.name, structured: row.structured, ...size, eval: evalResult, generate: generated };
 }
 
 /** Runs one CLI command in a child process and returns the object its --json printed. */
@@ -270,6 +358,31 @@ function pruneTable(results: PruneBenchResult[]): string {
       p.ppl_dense.toPrecision(5),
       p.ppl.toPrecision(5),
       `${(100 * p.sparsity).toFixed(2)}%`,
+    ];
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Speed-ups are against the dense row, so they show "-" when --only left it out. */
+function structuredTable(results: StructuredBenchResult[]): string {
+  const lines = [
+    '| model | params | bytes on disk | scoring tokens/s | speed-up | generation tokens/s | speed-up | peak RSS (MB) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  const dense = results.find((r) => r.structured === undefined);
+  const speedUp = (v: number, base: number | undefined): string => (base === undefined ? '-' : `${(v / base).toFixed(2)}x`);
+  for (const r of results) {
+    const cells = [
+      r.structured === undefined ? `${STRUCTURED_MODEL.random} dense` : `${STRUCTURED_MODEL.random} ${r.structured} ${STRUCTURED_RATIO}`,
+      formatCount(r.params),
+      `${(r.bytes / 2 ** 20).toFixed(1)} MiB`,
+      r.eval.tokens_per_second.toFixed(0),
+      speedUp(r.eval.tokens_per_second, dense?.eval.tokens_per_second),
+      r.generate.tokens_per_second.toFixed(1),
+      speedUp(r.generate.tokens_per_second, dense?.generate.tokens_per_second),
+      // Scoring and generation run in separate processes; the larger peak is what the model needs.
+      Math.max(r.eval.peak_rss_mb, r.generate.peak_rss_mb).toFixed(0),
     ];
     lines.push(`| ${cells.join(' | ')} |`);
   }

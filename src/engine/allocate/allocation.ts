@@ -1,17 +1,12 @@
 import { promises as fs } from 'node:fs';
 import { CalibrationActivations, TapSums } from '../calibrate/activations';
 import { PruneLensError } from '../errors';
-import type { CalibrationSet } from '../calibrate/calibration-data';
 import { LINEAR_INPUT, type TapPoint } from '../graph/decoder-block';
-import type { OpRegistry } from '../graph/op-registry';
-import type { RuntimeSettings } from '../graph/session';
-import type { Checkpoint } from '../io/checkpoint';
 import { BlockRunner } from '../model/block-runner';
 import { blockTensorShapes, layerPrefix, LINEARS, type LinearName, type ModelConfig } from '../model/config';
-import type { DecoderRunner } from '../model/decoder-runner';
 import { throwIfCancelled, type RunControl } from '../progress';
-import type { LinearRatios, SequentialOptions, SequentialResult } from '../prune/sequential';
-import { isTargeted, type PruneSpec } from '../prune/spec';
+import type { LinearRatios, PruneContext, SequentialOptions, SequentialResult } from '../prune/sequential';
+import { isTargeted } from '../prune/spec';
 import { chooseRatios, ladder } from './besa';
 import { owlSparsities, scoresAbove, scoreSum, type OwlParameters } from './owl';
 import { linearRatio, linearSizes, parsePlan, planHeader, uniformBlocks, type BlockPlan, type Plan } from './plan';
@@ -26,15 +21,6 @@ export function allocationNeedsCalibration(request: AllocationRequest): boolean 
   return request.kind === 'owl' || request.kind === 'besa';
 }
 
-export interface AllocationContext {
-  checkpoint: Checkpoint;
-  runner: DecoderRunner;
-  ops: OpRegistry;
-  runtime: RuntimeSettings;
-  spec: PruneSpec;
-  calibration?: CalibrationSet;
-}
-
 /** How the sequential loop gets each block's ratios, and how its result becomes a plan. */
 export interface Allocator {
   ladder?: number[];
@@ -47,7 +33,7 @@ export interface Allocator {
  * BESA decides each block inside the loop from its measured errors; a plan file or uniform is read
  * as is. With `measureErrors`, every kind measures the error table that prices hand edits.
  */
-export async function prepareAllocation(ctx: AllocationContext, request: AllocationRequest, measureErrors: boolean, control: RunControl): Promise<Allocator> {
+export async function prepareAllocation(ctx: PruneContext, request: AllocationRequest, measureErrors: boolean, control: RunControl): Promise<Allocator> {
   const cfg = ctx.checkpoint.config;
   const { spec } = ctx;
   const sizes = linearSizes(cfg);
@@ -122,7 +108,7 @@ function blockOf(layer: number, ratios: LinearRatios, sizes: Record<LinearName, 
  * OWL's statistic: on the dense model (each block fed the dense previous block's output), the share
  * of Wanda scores |W|·sqrt(‖X_j‖²) of all of a block's targeted linears that exceed M times their mean.
  */
-async function outlierRatios(ctx: AllocationContext, M: number, control: RunControl): Promise<number[]> {
+async function outlierRatios(ctx: PruneContext, M: number, control: RunControl): Promise<number[]> {
   const { checkpoint, runner, ops, spec } = ctx;
   const cfg = checkpoint.config;
   const shapes = blockTensorShapes(cfg);

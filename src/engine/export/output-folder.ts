@@ -109,6 +109,16 @@ export class OutputFolder {
     if (exists) await fs.rm(previous, { recursive: true, force: true });
   }
 
+  /** Runs `job` and aborts the folder if it fails, so a failed or cancelled job leaves nothing behind. */
+  async complete<T>(job: () => Promise<T>): Promise<T> {
+    try {
+      return await job();
+    } catch (err) {
+      await this.abort();
+      throw err;
+    }
+  }
+
   async abort(): Promise<void> {
     await Promise.all(this.writers.map((w) => w.abort()));
     await fs.rm(this.partial, { recursive: true, force: true });

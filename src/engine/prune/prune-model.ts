@@ -71,7 +71,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
         onProgress: (e) => options.onProgress?.(e.type === 'stage' ? { ...e, stage } : e),
       });
     const output = await OutputFolder.create(checkpoint, options.out, options.overwrite ?? false);
-    try {
+    return output.complete(async () => {
       // The plan is read (or OWL's pass run) first, so a bad plan fails before any evaluation.
       const allocationStart = performance.now();
       const allocator = await prepareAllocation({ ...session, spec, calibration }, allocation, false, options);
@@ -109,9 +109,6 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
       } finally {
         await written.close();
       }
-    } catch (err) {
-      await output.abort();
-      throw err;
-    }
+    });
   });
 }

@@ -44,13 +44,17 @@ export interface LayerRecord {
   ratios: LinearRatios;
 }
 
-export interface SequentialOptions {
+/** An open model with what to prune and the calibration windows: what allocation and the loop both read. */
+export interface PruneContext {
   checkpoint: Checkpoint;
   runner: DecoderRunner;
   ops: OpRegistry;
   runtime: RuntimeSettings;
   spec: PruneSpec;
   calibration?: CalibrationSet;
+}
+
+export interface SequentialOptions extends PruneContext {
   /** Where pruned blocks go; a plan-only pass writes nothing. */
   output?: OutputFolder;
   /** Ratios at which to measure each linear's block error (BESA's search, a plan's estimate table). */

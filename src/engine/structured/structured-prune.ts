@@ -106,7 +106,7 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
       files: [{ name: 'model.safetensors', specs, metadata: { format: 'pt' } }],
       config,
     });
-    try {
+    return output.complete(async () => {
       const dense = evalIds ? await evaluate(runner, checkpoint, 'evaluate dense') : undefined;
       const blockNames = new Set(blockTensorNames(cfg));
       for (const name of expectedTensorShapes(cfg).keys()) if (!blockNames.has(name)) await output.copy(name);
@@ -159,10 +159,7 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
       } finally {
         await written.close();
       }
-    } catch (err) {
-      await output.abort();
-      throw err;
-    }
+    });
   });
 }
 
