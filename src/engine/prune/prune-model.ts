@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { allocationNeedsCalibration, prepareAllocation, type AllocationRequest } from '../allocate/allocation';
 import { drawCalibration, type CalibrationRequest } from '../calibrate/calibration-data';
 import { PruneLensError } from '../errors';
@@ -5,6 +6,7 @@ import { evaluatePerplexity, type PerplexityResult } from '../evaluate/perplexit
 import { OutputFolder, RECORD_FILE } from '../export/output-folder';
 import { buildRecord, type PruneRecord } from '../export/record';
 import { renderReport, REPORT_FILE } from '../export/report';
+import { TOKEN_LOSSES_FILE, tokenLossesFor, writeTokenLosses, type TokenLosses } from '../export/token-losses';
 import type { RuntimeSettings } from '../graph/session';
 import { Checkpoint } from '../io/checkpoint';
 import { peakRssMb } from '../memory';
@@ -60,7 +62,8 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
     const { checkpoint, tokenizer, runner } = session;
     const targets = linearWeightNames(checkpoint.config).filter((n) => isTargeted(spec, n));
     if (targets.length === 0) throw new PruneLensError('usage', `no linear weight matches --include ${spec.include.join(',')} / --exclude ${spec.exclude.join(',')}`);
-    const evalIds = options.evaluation ? tokenizer.encode(await readTextFile(options.evaluation.file)) : undefined;
+    const evalText = options.evaluation ? await readTextFile(options.evaluation.file) : undefined;
+    const evalIds = evalText !== undefined ? tokenizer.encode(evalText) : undefined;
     const calibrated = needsCalibration(spec.method) || allocationNeedsCalibration(allocation);
     const calibration = calibrated ? await drawCalibration(tokenizer, options.calibration!) : undefined;
     const evaluate = (weights: Checkpoint, stage: string): Promise<PerplexityResult> =>
@@ -103,6 +106,18 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
         });
         await output.writeFile(RECORD_FILE, `${JSON.stringify(record, null, 2)}\n`);
         await output.writeFile(REPORT_FILE, renderReport(record));
+        if (dense && pruned) {
+          const { file, seqlen } = options.evaluation!;
+          let losses: TokenLosses | undefined;
+          try {
+            losses = tokenLossesFor(tokenizer, evalText!, file, evalIds!, seqlen, dense.windows, dense.tokenNll, pruned.tokenNll);
+          } catch (err) {
+            // The inline loss view is an extra: a tokenizer whose spans cannot be placed must not cost the pruned model.
+            if (!(err instanceof PruneLensError && err.kind === 'text')) throw err;
+            options.onProgress?.({ type: 'warning', message: `no ${TOKEN_LOSSES_FILE}: ${err.message}` });
+          }
+          if (losses) await writeTokenLosses(path.join(output.partial, TOKEN_LOSSES_FILE), losses);
+        }
         await written.close();
         await output.commit();
         return record;

@@ -5,11 +5,13 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { PruneLensError } from '../../../src/engine/errors';
 import type { PruneRecord } from '../../../src/engine/export/record';
+import { readTokenLosses, TOKEN_LOSSES_FILE } from '../../../src/engine/export/token-losses';
 import { encodeFromF32 } from '../../../src/engine/io/dtype';
 import { SafetensorsReader } from '../../../src/engine/io/safetensors-reader';
 import { writeSafetensors } from '../../../src/engine/io/safetensors-writer';
 import { pruneModel, type PruneModelOptions } from '../../../src/engine/prune/prune-model';
 import type { PruneSpec } from '../../../src/engine/prune/spec';
+import { TextTokenizer } from '../../../src/engine/text/tokenizer';
 import { loadF32Tensors } from '../../reference/safetensors-minimal';
 import { copyOfFixture, EVAL_TEXT, FIXTURE_MODEL, SHARED_DATA, tempDir } from '../../helpers/fixtures';
 
@@ -92,7 +94,7 @@ describe('pruneModel output', () => {
   it('writes a Hugging Face folder that loads where the source loads, with the record and report', async () => {
     const out = path.join(tempDir(), 'wanda-small');
     const record = await pruneModel(options(out, spec('wanda'), false));
-    assert.deepEqual(fs.readdirSync(out).sort(), ['SOURCE.md', 'config.json', 'model.safetensors', 'prunelens-report.md', 'prunelens.json', 'tokenizer.json', 'tokenizer_config.json']);
+    assert.deepEqual(fs.readdirSync(out).sort(), ['SOURCE.md', 'config.json', 'model.safetensors', 'prunelens-report.md', 'prunelens-tokens.safetensors', 'prunelens.json', 'tokenizer.json', 'tokenizer_config.json']);
     for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) {
       assert.deepEqual(fs.readFileSync(path.join(out, f)), fs.readFileSync(path.join(FIXTURE_MODEL, f)), f);
     }
@@ -110,6 +112,25 @@ describe('pruneModel output', () => {
     assert.match(report, /\| pruned \| \d+\.\d{4} \(x\d+\.\d{3}\) \|/);
     assert.match(report, /\| 4 \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \|/);
     assert.equal(fs.readdirSync(path.dirname(out)).length, 1, 'no partial folder left beside the output');
+
+    const losses = await readTokenLosses(path.join(out, TOKEN_LOSSES_FILE));
+    assert.deepEqual([losses.textFile, losses.seqlen, losses.windows], [EVAL_TEXT, 64, 4]);
+    const mean = (a: Float32Array): number => a.reduce((sum, x) => sum + x, 0) / a.length;
+    for (const [values, ppl] of [[losses.dense, record.perplexity.dense!], [losses.pruned, record.perplexity.pruned!]] as const) {
+      assert.equal(values.length, 4 * 63);
+      assert.ok(Math.abs(mean(values) / Math.log(ppl) - 1) < 1e-6, `mean ${mean(values)}, log ppl ${Math.log(ppl)}`);
+    }
+    const tokenizer = await TextTokenizer.load(FIXTURE_MODEL);
+    const text = fs.readFileSync(EVAL_TEXT, 'utf8');
+    const ids = tokenizer.encode(text);
+    for (const w of [0, 3]) {
+      for (let t = 0; t < 10; t++) {
+        // decode drops the space a lone `▁word` token starts with.
+        const k = w * 63 + t;
+        const slice = text.slice(losses.starts[k], losses.ends[k]);
+        assert.equal(slice.replace(/^ /, ''), tokenizer.decode([ids[w * 64 + t + 1]!]), `window ${w} target ${t}`);
+      }
+    }
   });
 
   it('prunes only the linears the patterns select', async () => {
