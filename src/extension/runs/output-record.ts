@@ -1,0 +1,69 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { PruneLensError } from '../../engine/errors';
+import { RECORD_FILE } from '../../engine/export/output-folder';
+import type { PruneRecord } from '../../engine/export/record';
+import type { StructuredRecord } from '../../engine/structured/structured-prune';
+
+/** What a PruneLens output's prunelens.json holds: an unstructured or a structured run. */
+export type OutputRecord = PruneRecord | StructuredRecord;
+
+export function isStructuredRecord(record: OutputRecord): record is StructuredRecord {
+  return 'kind' in record && record.kind === 'structured';
+}
+
+/** A folder's prunelens.json, or undefined when it has none (not a PruneLens output). */
+export async function readOutputRecord(folder: string): Promise<OutputRecord | undefined> {
+  const file = path.join(folder, RECORD_FILE);
+  const text = await fs.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+    throw new PruneLensError('output', `cannot read: ${err.message}`, file);
+  });
+  if (text === undefined) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new PruneLensError('output', `invalid JSON: ${(err as Error).message}`, file);
+  }
+  const r = raw as Partial<PruneRecord> | null;
+  if (r?.format !== 'prunelens.record' || r.version !== 1 || typeof r.created !== 'string' || typeof r.perplexity !== 'object' || r.perplexity === null) {
+    throw new PruneLensError('output', 'not a PruneLens record (format "prunelens.record", version 1)', file);
+  }
+  return raw as OutputRecord;
+}
+
+const percent = (v: number): string => `${+(100 * v).toFixed(1)}%`;
+const perplexity = (v: number | null): string => (v === null ? '-' : v.toPrecision(4));
+
+/** "wanda 50%", "wanda 70% owl", "sparsegpt 2:4", "heads, channels 20%", "removed 3.h2, L4". */
+export function runLabel(record: OutputRecord): string {
+  if (isStructuredRecord(record)) {
+    if (record.target) {
+      const t = record.target;
+      return `${[t.heads && 'heads', t.channels && 'channels', t.layers && 'layers'].filter(Boolean).join(', ')} ${percent(t.ratio)}`;
+    }
+    const removed = [...(record.explicit?.heads.map(([l, h]) => `${l}.h${h}`) ?? []), ...(record.explicit?.layers.map((l) => `L${l}`) ?? [])];
+    return `removed ${removed.join(', ')}`;
+  }
+  // Records written before sparsity allocation existed carry no plan; they were uniform.
+  const allocation = record.plan?.allocation ?? 'uniform';
+  return `${record.method} ${record.nm ?? percent(record.sparsity)}${allocation === 'uniform' ? '' : ` ${allocation}`}`;
+}
+
+/** "ppl 4.648 → 18.84", what the Runs view and the finish message show. */
+export function runPerplexity(record: OutputRecord): string {
+  const { dense, pruned } = record.perplexity;
+  return dense === null && pruned === null ? 'not evaluated' : `ppl ${perplexity(dense)} → ${perplexity(pruned)}`;
+}
+
+export function runTooltip(record: OutputRecord): string {
+  const lines = [record.output, `created ${record.created}`, `source ${record.source.path}`];
+  if (isStructuredRecord(record)) {
+    lines.push(`parameters ${record.parameters.before.toLocaleString('en-US')} → ${record.parameters.after.toLocaleString('en-US')} (${percent(record.parameters.removedFraction)} removed)`);
+  } else {
+    lines.push(`sparsity ${percent(record.measured.sparsity)} of the pruned linears, ${percent(record.measured.modelSparsity)} of all parameters`);
+  }
+  if (record.evaluation) lines.push(`perplexity on ${record.evaluation.file}, ${record.evaluation.windows} windows of ${record.evaluation.seqlen}`);
+  return lines.join('\n');
+}

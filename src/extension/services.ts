@@ -1,0 +1,16 @@
+import type * as vscode from 'vscode';
+import type { CheckpointFolders } from './checkpoint-folders';
+import type { RunRegistry } from './runs/run-registry';
+import type { ModelTree } from './trees/model-tree';
+import type { ScoresDocuments } from './trees/scores-documents';
+
+/** What activation creates once and every command works with. */
+export interface Services {
+  output: vscode.LogOutputChannel;
+  runs: RunRegistry;
+  checkpoints: CheckpointFolders;
+  models: ModelTree;
+  scores: ScoresDocuments;
+  /** Outputs of the embedded model go here when no workspace folder is open. */
+  storage: vscode.Uri;
+}

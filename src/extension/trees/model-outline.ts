@@ -1,0 +1,325 @@
+import { LINEARS, type LinearName } from '../../engine/model/config';
+import type { ModelSummary } from '../../engine/model/describe';
+import type { LayerScores, StructuredScores } from '../../engine/structured/scores';
+import { isStructuredRecord, runLabel, runPerplexity, type OutputRecord } from '../runs/output-record';
+
+/**
+ * The Model view's tree as plain data: what each node says and which menus it gets. No `vscode`
+ * import, so it is tested under plain Node; the view only adds icons and commands.
+ */
+export type OutlineKind = 'model' | 'layer' | 'attention' | 'heads' | 'kvGroup' | 'head' | 'mlp' | 'linear';
+
+export interface OutlineNode {
+  /** Stable across rebuilds of the same model, so the view keeps expansion and can reveal. */
+  id: string;
+  kind: OutlineKind;
+  label: string;
+  description: string;
+  tooltip: string;
+  contextValue: OutlineKind;
+  /** Layer and query head in this model's numbering, for the actions on a layer or a head. */
+  layer?: number;
+  head?: number;
+  parent?: OutlineNode;
+  children: OutlineNode[];
+}
+
+export interface ModelScores {
+  values: StructuredScores;
+  /** A structured output's prunelens-scores.json was measured on its source, before anything was removed. */
+  measuredOn: 'this model' | 'source';
+}
+
+export interface ModelOutlineInput {
+  summary: ModelSummary;
+  /** prunelens.json, when the model is a PruneLens output. */
+  record?: OutputRecord;
+  scores?: ModelScores;
+}
+
+/** Scores in this model's numbering of layers, query heads and key/value groups. */
+export interface AlignedScores {
+  values: StructuredScores;
+  /** Per layer of this model. */
+  layers: LayerScores[];
+  /** The layer of the measured model each layer of this one came from. */
+  sourceLayers: number[];
+  /** Channel scores cover the source's channels: the record keeps how many were cut, not which. */
+  channelsFromSource: boolean;
+  measuredOn: ModelScores['measuredOn'];
+}
+
+const LINEAR_LABEL: Record<LinearName, string> = {
+  'self_attn.q_proj': 'q_proj',
+  'self_attn.k_proj': 'k_proj',
+  'self_attn.v_proj': 'v_proj',
+  'self_attn.o_proj': 'o_proj',
+  'mlp.gate_proj': 'gate_proj',
+  'mlp.up_proj': 'up_proj',
+  'mlp.down_proj': 'down_proj',
+};
+const ATTENTION = LINEARS.filter((l) => l.startsWith('self_attn.'));
+const MLP = LINEARS.filter((l) => l.startsWith('mlp.'));
+
+const count = (n: number): string => n.toLocaleString('en-US');
+const score = (v: number): string => v.toExponential(2);
+const influence = (v: number): string => v.toFixed(4);
+const zeroShare = (v: number): string => `${(100 * v).toFixed(1)}% zero`;
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+const join = (parts: (string | false | undefined)[]): string => parts.filter(Boolean).join(' · ');
+
+function linearShape(summary: ModelSummary, linear: LinearName): [rows: number, columns: number] {
+  const { hiddenSize: d, intermediateSize: inter } = summary;
+  const q = summary.heads * summary.headDim;
+  const kv = summary.kvHeads * summary.headDim;
+  const shapes: Record<LinearName, [number, number]> = {
+    'self_attn.q_proj': [q, d],
+    'self_attn.k_proj': [kv, d],
+    'self_attn.v_proj': [kv, d],
+    'self_attn.o_proj': [d, q],
+    'mlp.gate_proj': [inter, d],
+    'mlp.up_proj': [inter, d],
+    'mlp.down_proj': [d, inter],
+  };
+  return shapes[linear];
+}
+
+/**
+ * Maps scores onto this model. Scores measured on this model map as they are; a structured output's
+ * scores were measured on its source, so its kept layers and key/value groups (each with its query
+ * heads) are looked up in the record. Scores that fit neither are not shown rather than shown wrong.
+ */
+export function alignScores(input: ModelOutlineInput): AlignedScores | undefined {
+  const { summary, scores } = input;
+  if (!scores) return undefined;
+  const source = scores.values.layers;
+  const structured = input.record && isStructuredRecord(input.record) && scores.measuredOn === 'source' ? input.record : undefined;
+  const removedLayers = structured?.removed.layers ?? [];
+  const sourceLayers = range(source.length).filter((l) => !removedLayers.includes(l));
+  if (sourceLayers.length !== summary.layers) return undefined;
+  const layers: LayerScores[] = [];
+  for (const [layer, s] of sourceLayers.entries()) {
+    const measured = source[s]!;
+    const groups = measured.groups.output.length;
+    const perGroup = measured.heads.output.length / groups;
+    const removedGroups = structured?.removed.kvHeads[String(s)] ?? [];
+    const keptGroups = range(groups).filter((g) => !removedGroups.includes(g));
+    if (keptGroups.length !== summary.kvHeads || keptGroups.length * perGroup !== summary.heads) return undefined;
+    if (!structured && measured.channels.flap.length !== summary.intermediateSize) return undefined;
+    const heads = keptGroups.flatMap((g) => range(perGroup).map((r) => g * perGroup + r));
+    layers.push({
+      layer,
+      heads: { output: heads.map((h) => measured.heads.output[h]!), similarity: heads.map((h) => measured.heads.similarity[h]!) },
+      groups: { output: keptGroups.map((g) => measured.groups.output[g]!), similarity: keptGroups.map((g) => measured.groups.similarity[g]!) },
+      channels: measured.channels,
+      block: measured.block,
+    });
+  }
+  return {
+    values: scores.values,
+    layers,
+    sourceLayers,
+    channelsFromSource: (structured?.removed.channelsPerLayer ?? 0) > 0,
+    measuredOn: structured ? 'source' : 'this model',
+  };
+}
+
+/** Median, and the extremes, of a layer's channel scores: 172 numbers do not fit a tree row. */
+function summarize(values: number[]): { min: number; median: number; max: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { min: sorted[0]!, median, max: sorted[sorted.length - 1]! };
+}
+
+export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
+  const { summary, record } = input;
+  const pruned = record && !isStructuredRecord(record) ? record : undefined;
+  const structured = record && isStructuredRecord(record) ? record : undefined;
+  const scores = alignScores(input);
+  const perGroup = summary.heads / summary.kvHeads;
+  const id = (suffix: string): string => `${summary.path}#${suffix}`;
+  const nonBlock = summary.vocabSize * summary.hiddenSize * (summary.tiedEmbeddings ? 1 : 2) + summary.hiddenSize;
+  const blockParameters = (summary.parameters - nonBlock) / summary.layers;
+
+  // Explicitly named heads are zeroed in place; the record numbers their layers as the source did.
+  const keptSource = structured ? range(summary.layers + structured.removed.layers.length).filter((l) => !structured.removed.layers.includes(l)) : [];
+  const zeroedHeads = new Set(structured?.removed.maskedHeads.map(([l, h]) => `${keptSource.indexOf(l)}.${h}`) ?? []);
+
+  const tensorName = (layer: number, linear: LinearName): string => `model.layers.${layer}.${linear}.weight`;
+  const sparsityOf = (layer: number, linears: readonly LinearName[]): number | undefined => {
+    if (!pruned) return undefined;
+    let zeros = 0;
+    let numel = 0;
+    for (const linear of linears) {
+      const t = pruned.tensors[tensorName(layer, linear)];
+      if (!t) return undefined;
+      zeros += t.zeros;
+      numel += t.shape.reduce((a, b) => a * b, 1);
+    }
+    return zeros / numel;
+  };
+  const weightsOf = (linears: readonly LinearName[]): number => linears.reduce((n, l) => n + linearShape(summary, l)[0] * linearShape(summary, l)[1], 0);
+
+  const node = (fields: Omit<OutlineNode, 'children' | 'contextValue'>, children: OutlineNode[] = []): OutlineNode => {
+    const n: OutlineNode = { ...fields, contextValue: fields.kind, children };
+    for (const child of children) child.parent = n;
+    return n;
+  };
+
+  const linearNode = (layer: number, linear: LinearName, suffix: string): OutlineNode => {
+    const [rows, columns] = linearShape(summary, linear);
+    const t = pruned?.tensors[tensorName(layer, linear)];
+    return node({
+      id: id(`L${layer}/${suffix}/${LINEAR_LABEL[linear]}`),
+      kind: 'linear',
+      label: LINEAR_LABEL[linear],
+      description: join([`${rows} × ${columns}`, `${count(rows * columns)} weights`, t && zeroShare(t.sparsity)]),
+      tooltip: [
+        tensorName(layer, linear),
+        `shape [${rows}, ${columns}], ${count(rows * columns)} weights`,
+        t && `${count(t.zeros)} zeros (${(100 * t.sparsity).toFixed(2)}%)${t.targeted ? '' : ', not targeted by the run'}`,
+      ].filter(Boolean).join('\n'),
+      layer,
+    });
+  };
+
+  const headNode = (layer: number, head: number, s: LayerScores | undefined): OutlineNode => {
+    const zeroed = zeroedHeads.has(`${layer}.${head}`);
+    return node({
+      id: id(`L${layer}/h${head}`),
+      kind: 'head',
+      label: `Head ${layer}.${head}`,
+      description: join([zeroed && 'zeroed', s && `output Δ ${score(s.heads.output[head]!)}`, s && `similarity ${influence(s.heads.similarity[head]!)}`]),
+      tooltip: [
+        `Query head ${head} of layer ${layer}, reading key/value head ${Math.floor(head / perGroup)}; head_dim ${summary.headDim}`,
+        zeroed && 'Zeroed by an explicit removal (its q_proj rows and o_proj columns)',
+        s && `Output change when removed: ${score(s.heads.output[head]!)} (squared change of the block output; higher matters more)`,
+        s && `Similarity: ${influence(s.heads.similarity[head]!)} (1 - highest mean cosine with another head's contribution; low is redundant)`,
+      ].filter(Boolean).join('\n'),
+      layer,
+      head,
+    });
+  };
+
+  const groupNode = (layer: number, group: number, s: LayerScores | undefined): OutlineNode => {
+    const first = group * perGroup;
+    const heads = range(perGroup).map((r) => headNode(layer, first + r, s));
+    return node(
+      {
+        id: id(`L${layer}/g${group}`),
+        kind: 'kvGroup',
+        label: `KV group ${group}`,
+        description: join([perGroup > 1 ? `heads ${first}–${first + perGroup - 1}` : `head ${first}`, s && `output Δ ${score(s.groups.output[group]!)}`]),
+        tooltip: [
+          `Key/value head ${group} of layer ${layer} and the ${perGroup} query head(s) that read it: what structured pruning removes together`,
+          s && `Output change when removed: ${score(s.groups.output[group]!)}; mean similarity ${influence(s.groups.similarity[group]!)}`,
+        ].filter(Boolean).join('\n'),
+        layer,
+      },
+      heads,
+    );
+  };
+
+  const layerNode = (layer: number): OutlineNode => {
+    const s = scores?.layers[layer];
+    const attentionSparsity = sparsityOf(layer, ATTENTION);
+    const mlpSparsity = sparsityOf(layer, MLP);
+    const layerSparsity = sparsityOf(layer, LINEARS);
+    const flap = s && summarize(s.channels.flap);
+    const wandaSp = s && summarize(s.channels.wandaSp);
+    const measured = scores && (scores.measuredOn === 'source' ? `measured on the source's layer ${scores.sourceLayers[layer]} before removal` : undefined);
+    const attention = node(
+      {
+        id: id(`L${layer}/attention`),
+        kind: 'attention',
+        label: 'Attention',
+        description: join([`${summary.heads} heads`, `${summary.kvHeads} KV`, `${count(weightsOf(ATTENTION))} weights`, attentionSparsity !== undefined && zeroShare(attentionSparsity), s && `BI ${influence(s.block.attentionInfluence)}`]),
+        tooltip: [
+          `Self-attention of layer ${layer}: ${summary.heads} query heads, ${summary.kvHeads} key/value heads, head_dim ${summary.headDim}`,
+          s && `Influence of the attention half: ${influence(s.block.attentionInfluence)} (1 - cos of the residual stream before and after it)`,
+          measured,
+        ].filter(Boolean).join('\n'),
+        layer,
+      },
+      [
+        ...ATTENTION.map((l) => linearNode(layer, l, 'attention')),
+        node(
+          {
+            id: id(`L${layer}/heads`),
+            kind: 'heads',
+            label: 'Heads',
+            description: `${summary.heads} in ${summary.kvHeads} KV groups of ${perGroup}`,
+            tooltip: 'Query heads grouped by the key/value head they read (grouped-query attention)',
+            layer,
+          },
+          range(summary.kvHeads).map((g) => groupNode(layer, g, s)),
+        ),
+      ],
+    );
+    const mlp = node(
+      {
+        id: id(`L${layer}/mlp`),
+        kind: 'mlp',
+        label: 'MLP',
+        description: join([`${summary.intermediateSize} channels`, `${count(weightsOf(MLP))} weights`, mlpSparsity !== undefined && zeroShare(mlpSparsity), s && `BI ${influence(s.block.mlpInfluence)}`, flap && `FLAP median ${score(flap.median)}`]),
+        tooltip: [
+          `SiLU-gated MLP of layer ${layer}: ${summary.intermediateSize} channels`,
+          s && `Influence of the MLP half: ${influence(s.block.mlpInfluence)}`,
+          flap && `FLAP fluctuation per channel: min ${score(flap.min)}, median ${score(flap.median)}, max ${score(flap.max)}`,
+          wandaSp && `Structured Wanda per channel: min ${score(wandaSp.min)}, median ${score(wandaSp.median)}, max ${score(wandaSp.max)}`,
+          s && scores.channelsFromSource && `Channel scores cover all ${s.channels.flap.length} channels of the source, before channels were cut`,
+          measured,
+        ].filter(Boolean).join('\n'),
+        layer,
+      },
+      MLP.map((l) => linearNode(layer, l, 'mlp')),
+    );
+    return node(
+      {
+        id: id(`L${layer}`),
+        kind: 'layer',
+        label: `Layer ${layer}`,
+        description: join([`${count(blockParameters)} params`, layerSparsity !== undefined && zeroShare(layerSparsity), s && `BI ${influence(s.block.influence)}`, s && `ppl without ${s.block.pplWithout.toFixed(2)}`]),
+        tooltip: [
+          `Decoder block ${layer}: ${count(blockParameters)} parameters`,
+          layerSparsity !== undefined && `${(100 * layerSparsity).toFixed(2)}% of its linear weights are zero`,
+          s && `Block influence: ${influence(s.block.influence)} (ShortGPT: 1 - mean cos(block input, block output); low is redundant)`,
+          s && `Perplexity without this block: ${s.block.pplWithout.toFixed(3)} (dense ${scores.values.densePpl.toFixed(3)} on ${scores.values.pplWindows} calibration windows)`,
+          measured,
+        ].filter(Boolean).join('\n'),
+        layer,
+      },
+      [attention, mlp],
+    );
+  };
+
+  const recordLine =
+    pruned
+      ? `${runLabel(pruned)}: ${(100 * pruned.measured.sparsity).toFixed(2)}% of the pruned linears zero, ${runPerplexity(pruned)}`
+      : structured && `${runLabel(structured)}: ${(100 * structured.parameters.removedFraction).toFixed(2)}% of the parameters removed, ${runPerplexity(structured)}`;
+  const calibration = scores?.values.calibration;
+  return node(
+    {
+      id: id('model'),
+      kind: 'model',
+      label: summary.path.split(/[\\/]/).filter(Boolean).pop() ?? summary.path,
+      description: join([
+        summary.architecture,
+        `${count(summary.parameters)} params`,
+        summary.dtype,
+        pruned && `${(100 * pruned.measured.sparsity).toFixed(1)}% sparse`,
+        structured && `${(100 * structured.parameters.removedFraction).toFixed(1)}% removed`,
+      ]),
+      tooltip: [
+        summary.path,
+        `${summary.architecture} (${summary.modelType}): ${summary.layers} layers, ${summary.heads} heads (${summary.kvHeads} key/value), hidden ${summary.hiddenSize}, MLP ${summary.intermediateSize}, vocabulary ${summary.vocabSize}${summary.tiedEmbeddings ? ', tied embeddings' : ''}`,
+        `${count(summary.parameters)} parameters, ${summary.dtype}, ${count(summary.bytesOnDisk)} bytes on disk`,
+        recordLine,
+        calibration &&
+          `Scores from ${calibration.nsamples} windows of ${calibration.seqlen} tokens of ${calibration.file} (seed ${calibration.seed})${scores.measuredOn === 'source' ? ', measured on the source model' : ''}`,
+      ].filter(Boolean).join('\n'),
+    },
+    range(summary.layers).map(layerNode),
+  );
+}
