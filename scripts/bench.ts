@@ -83,7 +83,7 @@ const STRUCTURED_ROWS: StructuredRow[] = [
   { name: 'structured:smollm-135m:heads-channels', structured: 'heads,channels' },
   { name: 'structured:smollm-135m:layers', structured: 'layers' },
 ];
-/** Scoring windows of 256 tokens: about 10 s for the dense model on 2 cores. */
+/** Windows of 256 tokens: about 10 s of scoring for the dense model on the reference machine's 2 cores. */
 const STRUCTURED_EVAL_WINDOWS = 24;
 const GENERATE_TOKENS = 32;
 

@@ -31,7 +31,7 @@ export async function generate(
   if (!Number.isInteger(newTokens) || newTokens < 1) throw new PruneLensError('usage', `the number of new tokens must be a positive integer, got ${newTokens}`);
   const total = prompt.length + newTokens;
   runner.block.checkSequenceLength(total);
-  const { hiddenSize: d, vocabSize: v, numLayers } = runner.config;
+  const { hiddenSize: d, numLayers } = runner.config;
 
   // Every step runs every block, so re-reading the weights per step would dominate the timing.
   const blocks: Feeds[] = [];
@@ -52,8 +52,9 @@ export async function generate(
       hidden.set(out!);
     }
     throwIfCancelled(signal);
-    const logits = await runner.logits(hidden, 1, seq);
-    ids[seq] = argmax(logits.subarray((seq - 1) * v, seq * v));
+    // The final norm works per position, so the last row alone gives the last position's logits
+    // without a vocabulary-wide product for every earlier one.
+    ids[seq] = argmax(await runner.logits(hidden.subarray((seq - 1) * d), 1, 1));
     onProgress?.({ type: 'stage', stage: 'generate', done: seq - prompt.length + 1, total: newTokens });
   }
   const seconds = (performance.now() - start) / 1000;
