@@ -7,7 +7,7 @@ import { describeModel } from '../engine/model/describe';
 import { readConfig, runtimeOf, settingPath } from './config';
 import { reportErrors, requireTrust } from './errors';
 import { computeScores, openInModelView, revealFolder, runPrune, runRemoval } from './prune/jobs';
-import { askModel, askPrune } from './prune/prune-wizard';
+import { askModel, askPrune, pruneRequestFrom, type PruneArguments } from './prune/prune-wizard';
 import { withEngineProgress } from './progress';
 import type { Services } from './services';
 import { OutlineTreeNode } from './trees/nodes/outline-node';
@@ -43,11 +43,11 @@ export function registerCommands(services: Services): vscode.Disposable[] {
   return [
     register(CommandId.ShowModelInfo, (uri?: vscode.Uri) => showModelInfo(services, uri?.fsPath ?? EMBEDDED_MODEL)),
     register(CommandId.EvaluatePerplexity, (uri?: vscode.Uri) => evaluatePerplexity(services, uri?.fsPath ?? EMBEDDED_MODEL)),
-    register(CommandId.Prune, async (target?: Target) => {
+    register(CommandId.Prune, async (target?: Target, args?: PruneArguments) => {
       requireTrust();
       const model = locationOf(target) ?? (await askModel(services, 'PruneLens: Prune'));
       if (!model) return;
-      const request = await askPrune(services, model);
+      const request = args ? pruneRequestFrom(services, model, args) : await askPrune(services, model);
       if (request) await runPrune(services, request);
     }),
     register(CommandId.OpenModel, async (target?: Target) => {

@@ -6,7 +6,7 @@ import type { CalibrationRequest } from '../../engine/calibrate/calibration-data
 import { EMBEDDED_MODEL, SAMPLE_CALIBRATION_TEXT, SAMPLE_EVALUATION_TEXT } from '../../engine/embedded';
 import type { EvaluationRequest } from '../../engine/prune/prune-model';
 import { needsCalibration } from '../../engine/prune/sequential';
-import { parseNM, type Method, type PruneSpec } from '../../engine/prune/spec';
+import { checkSparsity, parseNM, type Method, type PruneSpec } from '../../engine/prune/spec';
 import { readConfig, settingPath, workspaceHome } from '../config';
 import type { Services } from '../services';
 import { checkOutput, modelFolderOf, outputParent, parseSparsity, pruneOutputName, type OutputPlace, type PruneTarget } from './prune-options';
@@ -199,5 +199,41 @@ export async function askPrune(services: Services, model: string): Promise<Prune
     evaluation: { file: evaluationFile, seqlen: config.seqlen },
     out,
     overwrite: check.replaces,
+  };
+}
+
+/**
+ * The Prune command's settings when it is called with arguments (by the end-to-end tests, a task or
+ * another extension) instead of through the guided flow; what is left out takes the flow's defaults.
+ */
+export interface PruneArguments {
+  method: Method;
+  sparsity?: number;
+  nm?: string;
+  allocation?: 'uniform' | 'owl' | 'besa';
+  calibration?: Partial<CalibrationRequest>;
+  evaluation?: Partial<EvaluationRequest>;
+  out?: string;
+  overwrite?: boolean;
+}
+
+export function pruneRequestFrom(services: Services, model: string, args: PruneArguments): PruneRequest {
+  const config = readConfig();
+  const nm = args.nm === undefined ? undefined : parseNM(args.nm);
+  const sparsity = nm ? nm.n / nm.m : checkSparsity(args.sparsity ?? 0.5);
+  const target: PruneTarget = nm ? { kind: 'nm', nm } : { kind: 'sparsity', sparsity };
+  const allocation: AllocationRequest = args.allocation === 'owl' ? { kind: 'owl', ...OWL_DEFAULTS } : { kind: args.allocation ?? 'uniform' } as AllocationRequest;
+  const calibrated = needsCalibration(args.method) || allocationNeedsCalibration(allocation);
+  const out = args.out ?? path.join(outputParent(outputPlace(services, model)), pruneOutputName(model, args.method, target, allocation.kind));
+  return {
+    model,
+    spec: { method: args.method, sparsity, nm, include: [], exclude: [], blocksize: 128, percdamp: 0.01 },
+    allocation,
+    calibration: calibrated
+      ? { file: settingPath(config.calibrationText, SAMPLE_CALIBRATION_TEXT), nsamples: config.nsamples, seqlen: config.seqlen, seed: 0, ...args.calibration }
+      : undefined,
+    evaluation: { file: settingPath(config.evaluationText, SAMPLE_EVALUATION_TEXT), seqlen: config.seqlen, ...args.evaluation },
+    out,
+    overwrite: args.overwrite ?? false,
   };
 }
