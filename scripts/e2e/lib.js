@@ -1,0 +1,102 @@
+// What run-tests.js and ui-smoke.js share: a temp home for one run, the workspace with a copy of the
+// embedded model, code-server in its own process group, and headless Chromium.
+// Paths come from env.sh (sourced by run.sh), so run these scripts through `npm run test:e2e` / `npm run smoke`.
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+for (const k of ['E2E_TOOLS', 'NODE24', 'CODE_SERVER']) {
+  if (!process.env[k]) throw new Error(`${k} is not set: run through npm run test:e2e / npm run smoke (scripts/e2e/run.sh)`);
+}
+const REPO = path.resolve(__dirname, '../..');
+const { chromium } = require(path.join(process.env.E2E_TOOLS, 'node_modules/playwright-core'));
+
+// code-server runs in a process group of its own, which Ctrl-C does not reach; leaving through
+// process.exit runs the exit hook below that kills that group.
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]]) process.once(sig, () => process.exit(code));
+
+const t0 = Date.now();
+const log = (m) => console.error(`[e2e ${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
+
+/** A temp folder for everything one run writes; removed by cleanup() unless KEEP=1. */
+function makeTemp() {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'prunelens-e2e-'));
+  fs.mkdirSync(path.join(tmp, 'ud/User'), { recursive: true });
+  // Offline: anything that would phone home only adds ENOTFOUND noise and delays.
+  fs.writeFileSync(path.join(tmp, 'ud/User/settings.json'), JSON.stringify({
+    'telemetry.telemetryLevel': 'off', 'extensions.autoCheckUpdates': false, 'extensions.autoUpdate': false,
+    'workbench.startupEditor': 'none', 'chat.disableAIFeatures': true, 'workbench.tips.enabled': false,
+    // An empty chat sidebar would take a fifth of every screenshot.
+    'workbench.secondarySideBar.defaultVisibility': 'hidden',
+  }, null, 2));
+  return tmp;
+}
+
+/** The workspace the window opens: a copy of the embedded model, so no test can write into models/. */
+function makeWorkspace(tmp) {
+  const ws = path.join(tmp, 'ws');
+  fs.cpSync(path.join(REPO, 'models/stories260K'), path.join(ws, 'stories260K'), { recursive: true });
+  return ws;
+}
+
+/**
+ * Starts code-server on a free port. It runs in its own process group because it forks helpers
+ * (file watcher, agent host) that outlive a plain kill of its pid.
+ */
+async function startCodeServer(tmp, { args = [], env = {} } = {}) {
+  const server = spawn(process.env.NODE24, [process.env.CODE_SERVER, '--bind-addr', '127.0.0.1:0', '--auth', 'none',
+    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
+    '--extensions-dir', path.join(tmp, 'exts'), '--user-data-dir', path.join(tmp, 'ud'), ...args], {
+    detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+    // code-server writes config.yaml, logs and a device id under XDG folders, which default to ~.
+    env: { ...process.env, ...env, XDG_CONFIG_HOME: tmp, XDG_DATA_HOME: tmp, XDG_CACHE_HOME: tmp },
+  });
+  const killGroup = (sig) => { try { process.kill(-server.pid, sig); } catch { /* already gone */ } };
+  process.on('exit', () => killGroup('SIGKILL'));
+  let out = '';
+  const base = await new Promise((resolve, reject) => {
+    const onData = (b) => {
+      out += b;
+      const m = /HTTP server listening on (http:\/\/\S+?)\/?\s/.exec(out);
+      if (m) resolve(m[1]);
+    };
+    server.stdout.on('data', onData);
+    server.stderr.on('data', onData);
+    server.on('exit', (c) => reject(new Error(`code-server exited with ${c}\n${out}`)));
+  });
+  log(`code-server at ${base}, process group ${server.pid}`);
+  const stop = async () => {
+    killGroup('SIGTERM');
+    await new Promise((r) => { if (server.exitCode !== null) r(); else server.on('exit', r); setTimeout(r, 5000); });
+    // Helpers respawned during shutdown would otherwise linger for a few seconds.
+    await new Promise((r) => setTimeout(r, 1000));
+    killGroup('SIGKILL');
+  };
+  return { base, stop };
+}
+
+/** Workbench URL for a folder on the server's machine, with an optional test payload. */
+function workbenchUrl(base, folder, payload) {
+  const q = `folder=${encodeURIComponent(folder)}`;
+  return `${base}/?${q}${payload ? `&payload=${encodeURIComponent(JSON.stringify(payload))}` : ''}`;
+}
+
+async function launchBrowser(tmp) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+    // Chromium's crash-report folder would otherwise land in ~/.config.
+    env: { ...process.env, XDG_CONFIG_HOME: tmp, XDG_CACHE_HOME: tmp },
+  });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  return { browser, page };
+}
+
+function cleanup(tmp) {
+  if (process.env.KEEP) log(`kept ${tmp}`);
+  else fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+module.exports = { REPO, log, makeTemp, makeWorkspace, startCodeServer, workbenchUrl, launchBrowser, cleanup };
