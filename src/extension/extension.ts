@@ -4,12 +4,15 @@ import { registerCommands } from './commands';
 import { reportErrors } from './errors';
 import { RunRegistry, type FinishedRun } from './runs/run-registry';
 import { ModelTree } from './trees/model-tree';
+import type { TreeNode } from './trees/tree-node';
 import { RunsTree } from './trees/runs-tree';
 import { SCORES_SCHEME, ScoresDocuments } from './trees/scores-documents';
 
 /** What other extensions (and the end-to-end tests) get from `activate`. */
 export interface PruneLensApi {
   readonly onDidFinishRun: vscode.Event<FinishedRun>;
+  /** The Model view's data, so a caller can read what the tree shows. */
+  readonly modelTree: vscode.TreeDataProvider<TreeNode>;
 }
 
 export function activate(context: vscode.ExtensionContext): PruneLensApi {
@@ -36,7 +39,7 @@ export function activate(context: vscode.ExtensionContext): PruneLensApi {
   );
   void checkpoints.refresh();
   void runs.refresh();
-  return { onDidFinishRun: runs.onDidFinishRun };
+  return { onDidFinishRun: runs.onDidFinishRun, modelTree: models };
 }
 
 export function deactivate(): void {}
