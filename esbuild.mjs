@@ -1,4 +1,4 @@
-// Bundles the extension, the CLI, the benchmark and (with --tests) every unit test.
+// Bundles the extension, the CLI, the benchmark, the allocation panel's page and (with --tests) every unit test.
 // onnxruntime-node stays external: it loads a native library that cannot be bundled.
 import * as esbuild from 'esbuild';
 import { readdirSync, rmSync } from 'node:fs';
@@ -29,5 +29,16 @@ if (tests) {
     esbuild.build({ ...common, entryPoints: { cli: 'src/cli/index.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } }),
     esbuild.build({ ...common, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist' }),
     esbuild.build({ ...common, entryPoints: { bench: 'scripts/bench.ts' }, outdir: 'dist' }),
+    // The webview runs in VS Code's Chromium; one script file, so its CSP can allow exactly that script.
+    esbuild.build({
+      entryPoints: { main: 'webview/main.ts' },
+      outdir: 'dist/webview',
+      bundle: true,
+      platform: 'browser',
+      format: 'iife',
+      target: 'es2022',
+      sourcemap: 'linked',
+      logLevel: 'warning',
+    }),
   ]);
 }

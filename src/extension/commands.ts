@@ -8,6 +8,7 @@ import { readConfig, runtimeOf, settingPath } from './config';
 import { reportErrors, requireTrust } from './errors';
 import { computeScores, openInModelView, revealFolder, runPrune, runRemoval } from './prune/jobs';
 import { askModel, askPrune, pruneRequestFrom, type PruneArguments } from './prune/prune-wizard';
+import { openReport } from './decorations/open-report';
 import { withEngineProgress } from './progress';
 import type { Services } from './services';
 import { OutlineTreeNode } from './trees/nodes/outline-node';
@@ -24,6 +25,10 @@ export const enum CommandId {
   ShowScores = 'prunelens.showScores',
   RefreshRuns = 'prunelens.refreshRuns',
   RevealOutput = 'prunelens.revealOutput',
+  OpenAllocationPanel = 'prunelens.openAllocationPanel',
+  ShowLossDiff = 'prunelens.showLossDiff',
+  ToggleLossDiff = 'prunelens.toggleLossDiff',
+  OpenReport = 'prunelens.openReport',
 }
 
 /** What a command was invoked on: an Explorer resource, a Model view node or a Runs view node. */
@@ -74,6 +79,14 @@ export function registerCommands(services: Services): vscode.Disposable[] {
       const folder = locationOf(target);
       if (folder) await revealFolder(folder);
     }),
+    register(CommandId.OpenAllocationPanel, (target?: Target) => services.allocation.openAllocationPanel(locationOf(target) ?? services.models.current?.summary.path)),
+    register(CommandId.ShowLossDiff, async (target?: Target) => {
+      const folder = locationOf(target) ?? services.runs.list[0]?.folder;
+      if (!folder) throw new PruneLensError('usage', 'no PruneLens run to show; prune a model first');
+      await services.loss.showRun(folder);
+    }),
+    register(CommandId.ToggleLossDiff, async () => services.loss.toggle()),
+    register(CommandId.OpenReport, (target?: Target | string) => openReport(typeof target === 'string' ? target : locationOf(target))),
   ];
 }
 

@@ -1,4 +1,9 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { TOKEN_LOSSES_FILE } from '../engine/export/token-losses';
+import { registerLossDecorations, type LossDecorations } from './decorations/loss-decorations';
+import { registerAllocationPanel, type AllocationPanelRegistration } from './panels/allocation-panel';
 import { CheckpointFolders } from './checkpoint-folders';
 import { registerCommands } from './commands';
 import { reportErrors } from './errors';
@@ -13,6 +18,8 @@ export interface PruneLensApi {
   readonly onDidFinishRun: vscode.Event<FinishedRun>;
   /** The Model view's data, so a caller can read what the tree shows. */
   readonly modelTree: vscode.TreeDataProvider<TreeNode>;
+  readonly allocationPanel: Pick<AllocationPanelRegistration, 'onDidReceiveMessage' | 'deliver' | 'onDidPrune'>;
+  readonly lossDiff: Pick<LossDecorations, 'onDidDecorate'>;
 }
 
 export function activate(context: vscode.ExtensionContext): PruneLensApi {
@@ -21,8 +28,13 @@ export function activate(context: vscode.ExtensionContext): PruneLensApi {
   const checkpoints = new CheckpointFolders(output);
   const models = new ModelTree(output);
   const scores = new ScoresDocuments(models);
-  const services = { output, runs, checkpoints, models, scores, storage: context.globalStorageUri };
+  const allocation = registerAllocationPanel(context, output);
+  const loss = registerLossDecorations(output);
+  const services = { output, runs, checkpoints, models, scores, storage: context.globalStorageUri, allocation, loss };
   context.subscriptions.push(
+    ...allocation.disposables,
+    ...loss.disposables,
+    allocation.onDidPrune((record) => void runs.finish(record.output, record)),
     output,
     runs,
     checkpoints,
@@ -34,12 +46,14 @@ export function activate(context: vscode.ExtensionContext): PruneLensApi {
       // An output is renamed into place, which no file watcher pattern sees as a new checkpoint.
       void checkpoints.refresh();
       if (models.current?.summary.path === folder.fsPath) void reportErrors(output, () => models.open(folder.fsPath));
+      // A finished run opens its evaluation text with every token coloured by how its loss moved.
+      if (fs.existsSync(path.join(folder.fsPath, TOKEN_LOSSES_FILE))) void reportErrors(output, () => loss.showRun(folder.fsPath));
     }),
     ...registerCommands(services),
   );
   void checkpoints.refresh();
   void runs.refresh();
-  return { onDidFinishRun: runs.onDidFinishRun, modelTree: models };
+  return { onDidFinishRun: runs.onDidFinishRun, modelTree: models, allocationPanel: allocation, lossDiff: loss };
 }
 
 export function deactivate(): void {}

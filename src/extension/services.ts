@@ -1,5 +1,7 @@
 import type * as vscode from 'vscode';
 import type { CheckpointFolders } from './checkpoint-folders';
+import type { LossDecorations } from './decorations/loss-decorations';
+import type { AllocationPanelRegistration } from './panels/allocation-panel';
 import type { RunRegistry } from './runs/run-registry';
 import type { ModelTree } from './trees/model-tree';
 import type { ScoresDocuments } from './trees/scores-documents';
@@ -13,4 +15,6 @@ export interface Services {
   scores: ScoresDocuments;
   /** Outputs of the embedded model go here when no workspace folder is open. */
   storage: vscode.Uri;
+  allocation: AllocationPanelRegistration;
+  loss: LossDecorations;
 }

@@ -1,11 +1,30 @@
 import type { PruneRecord } from './record';
 
 export const REPORT_FILE = 'prunelens-report.md';
+/** Figures written beside the report and linked from it by relative path (the Markdown preview and GitHub show them). */
+export const SPARSITY_FIGURE = 'prunelens-sparsity.svg';
+export const LOSS_HISTOGRAM_FIGURE = 'prunelens-loss-histogram.svg';
+
+/** Per-token losses in nats of the same evaluation windows, before and after pruning. */
+export interface TokenLossPair {
+  dense: Float32Array;
+  pruned: Float32Array;
+}
+
+/**
+ * Every file of the report, to be written into the output folder: the Markdown and its figures. The
+ * loss histogram needs the per-token losses, so it is drawn only when they were kept.
+ */
+export function reportFiles(r: PruneRecord, losses?: TokenLossPair): [name: string, content: string][] {
+  const figures: [string, string][] = [[SPARSITY_FIGURE, sparsitySvg(r)]];
+  if (losses && losses.dense.length > 0) figures.push([LOSS_HISTOGRAM_FIGURE, lossHistogramSvg(losses)]);
+  return [[REPORT_FILE, renderReport(r, figures.map(([name]) => name))], ...figures];
+}
 
 const LINEAR_COLUMNS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
-/** The Markdown report written beside the pruned weights: the same numbers as prunelens.json. */
-export function renderReport(r: PruneRecord): string {
+/** The Markdown report written beside the pruned weights: the same numbers as prunelens.json, and links to `figures` written beside it. */
+export function renderReport(r: PruneRecord, figures: readonly string[] = []): string {
   const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
   const ppl = (v: number | null): string => (v === null ? 'not evaluated' : v.toFixed(4));
   const lines = [
@@ -38,6 +57,9 @@ export function renderReport(r: PruneRecord): string {
       `| dense | ${ppl(r.perplexity.dense)} |`,
       `| pruned | ${ppl(r.perplexity.pruned)}${ratio} |`,
     );
+    if (figures.includes(LOSS_HISTOGRAM_FIGURE)) {
+      lines.push('', `![Histogram of the change in loss per predicted token, pruned minus dense, in nats](${LOSS_HISTOGRAM_FIGURE})`);
+    }
   } else {
     lines.push('Not evaluated.');
   }
@@ -47,6 +69,7 @@ export function renderReport(r: PruneRecord): string {
     '',
     `Targeted linears: ${pct(r.measured.sparsity)} zeros (${r.measured.zeros.toLocaleString('en-US')} of ${r.measured.targetedParameters.toLocaleString('en-US')}); whole model: ${pct(r.measured.modelSparsity)}.`,
     '',
+    ...(figures.includes(SPARSITY_FIGURE) ? [`![Measured sparsity per decoder block, with the plan's ratio marked](${SPARSITY_FIGURE})`, ''] : []),
     `| layer | ${LINEAR_COLUMNS.join(' | ')} | block | seconds |`,
     `|---|${LINEAR_COLUMNS.map(() => '---|').join('')}---|---|`,
   );
@@ -65,4 +88,115 @@ export function renderReport(r: PruneRecord): string {
     '',
   );
   return lines.join('\n');
+}
+
+// Figures: mid-tone colours read on both light and dark Markdown previews, which an SVG in <img> cannot query.
+const INK = '#888888';
+const GRID = '#88888855';
+const BAR = '#3794ff';
+const WORSE = '#e05252';
+const BETTER = '#3794ff';
+const FONT = 'font-family="sans-serif" font-size="11"';
+const TITLE_FONT = 'font-family="sans-serif" font-size="12"';
+
+function svg(width: number, height: number, title: string, desc: string, body: string[]): string {
+  const escape = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img">`,
+    `<title>${escape(title)}</title>`,
+    `<desc>${escape(desc)}</desc>`,
+    ...body,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+const num = (v: number): string => String(Math.round(v * 10) / 10);
+
+/** Bars of each block's measured sparsity, a tick at the ratio its plan asked for, and the model-wide target. */
+export function sparsitySvg(r: PruneRecord): string {
+  const width = 640;
+  const height = 240;
+  const left = 44;
+  const right = 12;
+  const top = 28;
+  const bottom = 34;
+  const plotH = height - top - bottom;
+  const n = Math.max(1, r.layers.length);
+  const slot = (width - left - right) / n;
+  const y = (v: number): number => top + plotH * (1 - v);
+  const body: string[] = [
+    `<text x="${left}" y="16" fill="${INK}" ${TITLE_FONT}>Sparsity per decoder block (${r.method}${r.nm ? ` ${r.nm}` : ''}, ${r.plan.allocation} allocation)</text>`,
+  ];
+  for (const t of [0, 0.25, 0.5, 0.75, 1]) {
+    body.push(`<line x1="${left}" x2="${width - right}" y1="${num(y(t))}" y2="${num(y(t))}" stroke="${GRID}"/>`);
+    body.push(`<text x="${left - 6}" y="${num(y(t) + 4)}" fill="${INK}" ${FONT} text-anchor="end">${Math.round(t * 100)}%</text>`);
+  }
+  r.layers.forEach((layer, i) => {
+    const x = left + i * slot;
+    const w = Math.max(1, slot * 0.7);
+    const planned = r.plan.blocks[layer.layer]?.sparsity;
+    body.push(`<rect x="${num(x + (slot - w) / 2)}" y="${num(y(layer.sparsity))}" width="${num(w)}" height="${num(plotH * layer.sparsity)}" fill="${BAR}"><title>block ${layer.layer}: ${(100 * layer.sparsity).toFixed(2)}%</title></rect>`);
+    if (planned !== undefined && !r.nm) {
+      body.push(`<line x1="${num(x + (slot - w) / 2 - 2)}" x2="${num(x + (slot + w) / 2 + 2)}" y1="${num(y(planned))}" y2="${num(y(planned))}" stroke="${INK}" stroke-width="2"/>`);
+    }
+    if (n <= 40 || i % Math.ceil(n / 40) === 0) body.push(`<text x="${num(x + slot / 2)}" y="${height - bottom + 14}" fill="${INK}" ${FONT} text-anchor="middle">${layer.layer}</text>`);
+  });
+  body.push(`<line x1="${left}" x2="${width - right}" y1="${num(y(r.sparsity))}" y2="${num(y(r.sparsity))}" stroke="${WORSE}" stroke-dasharray="5 3"/>`);
+  body.push(`<text x="${width - right}" y="${num(y(r.sparsity) - 4)}" fill="${WORSE}" ${FONT} text-anchor="end">target ${(100 * r.sparsity).toFixed(1)}%</text>`);
+  body.push(`<text x="${left + (width - left - right) / 2}" y="${height - 4}" fill="${INK}" ${FONT} text-anchor="middle">decoder block (bar: measured; tick: planned)</text>`);
+  const desc = `Measured sparsity per block: ${r.layers.map((l) => `${l.layer}: ${(100 * l.sparsity).toFixed(1)}%`).join(', ')}.`;
+  return svg(width, height, 'Sparsity per decoder block', desc, body);
+}
+
+/** How far the per-token loss moved: a histogram of pruned - dense in nats, with 0 and the mean marked. */
+export function lossHistogramSvg(losses: TokenLossPair): string {
+  const diffs = Array.from(losses.pruned, (p, i) => p - losses.dense[i]!).filter(Number.isFinite);
+  const sorted = [...diffs].sort((a, b) => a - b);
+  const quantile = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  // The bulk of the tokens sets the range; the few beyond it are counted in the end bins.
+  const binWidth = 0.25;
+  const lo = Math.max(-10, Math.min(-1, Math.floor(quantile(0.005) / binWidth) * binWidth));
+  const hi = Math.min(15, Math.max(1, Math.ceil(quantile(0.995) / binWidth) * binWidth));
+  const bins = Math.round((hi - lo) / binWidth);
+  const counts = new Array<number>(bins).fill(0);
+  for (const d of diffs) counts[Math.min(bins - 1, Math.max(0, Math.floor((d - lo) / binWidth)))]! += 1;
+  const total = Math.max(1, diffs.length);
+  const peak = Math.max(...counts, 1) / total;
+  const mean = diffs.reduce((a, b) => a + b, 0) / total;
+  const width = 640;
+  const height = 240;
+  const left = 44;
+  const right = 12;
+  const top = 28;
+  const bottom = 34;
+  const plotW = width - left - right;
+  const plotH = height - top - bottom;
+  const x = (v: number): number => left + ((v - lo) / (hi - lo)) * plotW;
+  const y = (share: number): number => top + plotH * (1 - share / peak);
+  const body: string[] = [
+    `<text x="${left}" y="16" fill="${INK}" ${TITLE_FONT}>Change in loss per predicted token (pruned - dense), ${diffs.length.toLocaleString('en-US')} tokens</text>`,
+  ];
+  for (const f of [0, 0.5, 1]) {
+    body.push(`<line x1="${left}" x2="${width - right}" y1="${num(y(peak * f))}" y2="${num(y(peak * f))}" stroke="${GRID}"/>`);
+    body.push(`<text x="${left - 6}" y="${num(y(peak * f) + 4)}" fill="${INK}" ${FONT} text-anchor="end">${(100 * peak * f).toFixed(1)}%</text>`);
+  }
+  counts.forEach((c, i) => {
+    const from = lo + i * binWidth;
+    const share = c / total;
+    body.push(
+      `<rect x="${num(x(from) + 0.5)}" y="${num(y(share))}" width="${num(Math.max(0.5, x(from + binWidth) - x(from) - 1))}" height="${num(plotH * (share / peak))}" fill="${from + binWidth / 2 < 0 ? BETTER : WORSE}"/>`,
+    );
+  });
+  const step = hi - lo > 8 ? 2 : 1;
+  for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-9; t += step) {
+    body.push(`<text x="${num(x(t))}" y="${height - bottom + 14}" fill="${INK}" ${FONT} text-anchor="middle">${t > 0 ? '+' : ''}${t}</text>`);
+  }
+  body.push(`<line x1="${num(x(0))}" x2="${num(x(0))}" y1="${top}" y2="${top + plotH}" stroke="${INK}"/>`);
+  body.push(`<line x1="${num(x(mean))}" x2="${num(x(mean))}" y1="${top}" y2="${top + plotH}" stroke="${INK}" stroke-dasharray="4 3"/>`);
+  body.push(`<text x="${num(x(mean) + 4)}" y="${top + 10}" fill="${INK}" ${FONT}>mean ${mean >= 0 ? '+' : ''}${mean.toFixed(2)} (perplexity x${Math.exp(mean).toFixed(2)})</text>`);
+  body.push(`<text x="${left + plotW / 2}" y="${height - 4}" fill="${INK}" ${FONT} text-anchor="middle">nats (blue: more likely after pruning, red: less)</text>`);
+  const worse = diffs.filter((d) => d > 0).length / total;
+  const desc = `Mean change ${mean.toFixed(3)} nats; ${(100 * worse).toFixed(1)}% of tokens lost probability, ${(100 * (1 - worse)).toFixed(1)}% kept or gained it.`;
+  return svg(width, height, 'Change in loss per token', desc, body);
 }

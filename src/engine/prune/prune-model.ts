@@ -5,7 +5,7 @@ import { PruneLensError } from '../errors';
 import { evaluatePerplexity, type PerplexityResult } from '../evaluate/perplexity';
 import { OutputFolder, RECORD_FILE } from '../export/output-folder';
 import { buildRecord, type PruneRecord } from '../export/record';
-import { renderReport, REPORT_FILE } from '../export/report';
+import { reportFiles } from '../export/report';
 import { TOKEN_LOSSES_FILE, tokenLossesFor, writeTokenLosses, type TokenLosses } from '../export/token-losses';
 import type { RuntimeSettings } from '../graph/session';
 import { Checkpoint } from '../io/checkpoint';
@@ -105,7 +105,9 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
           peakRssMb: peakRssMb(),
         });
         await output.writeFile(RECORD_FILE, `${JSON.stringify(record, null, 2)}\n`);
-        await output.writeFile(REPORT_FILE, renderReport(record));
+        for (const [name, content] of reportFiles(record, dense && pruned ? { dense: dense.tokenNll, pruned: pruned.tokenNll } : undefined)) {
+          await output.writeFile(name, content);
+        }
         if (dense && pruned) {
           const { file, seqlen } = options.evaluation!;
           let losses: TokenLosses | undefined;

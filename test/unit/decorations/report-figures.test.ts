@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { PruneRecord } from '../../../src/engine/export/record';
+import { LOSS_HISTOGRAM_FIGURE, lossHistogramSvg, renderReport, REPORT_FILE, reportFiles, SPARSITY_FIGURE, sparsitySvg } from '../../../src/engine/export/report';
+
+const blocks = [0.5, 0.55, 0.6, 0.65, 0.7];
+const record = {
+  format: 'prunelens.record',
+  version: 1,
+  created: '2026-01-01T00:00:00.000Z',
+  output: '/m/out',
+  source: { path: '/m/src', dtype: 'F32', files: ['model.safetensors'], parameters: 1000 },
+  method: 'wanda',
+  sparsity: 0.6,
+  nm: null,
+  settings: { include: [], exclude: [], blocksize: 128, percdamp: 0.01 },
+  calibration: null,
+  evaluation: { file: 'eval.txt', seqlen: 256, windows: 10, tokens: 2560 },
+  perplexity: { dense: 4.65, pruned: 18.84 },
+  measured: { sparsity: 0.6, modelSparsity: 0.4, zeros: 600, targetedParameters: 1000, parameters: 1500 },
+  plan: { format: 'prunelens.plan', version: 1, model: { modelType: 'llama', layers: 5, hiddenSize: 64, intermediateSize: 172 }, target: 0.6, allocation: 'manual', method: 'wanda', parameters: {}, calibration: null, blocks: blocks.map((sparsity, layer) => ({ layer, sparsity })), statistics: {} },
+  tensors: {},
+  layers: blocks.map((sparsity, layer) => ({ layer, sparsity, seconds: 0.5 })),
+  seconds: { total: 10, prune: 5 },
+  peakRssMb: 300,
+} as unknown as PruneRecord;
+
+/** Every element's attributes are unique and every tag is closed: what an image viewer's XML parser requires. */
+function assertWellFormed(svg: string): void {
+  for (const tag of svg.match(/<[a-z][^>]*>/g) ?? []) {
+    const names = [...tag.matchAll(/\s([a-z-]+)="/g)].map((m) => m[1]);
+    assert.equal(new Set(names).size, names.length, `duplicate attribute in ${tag}`);
+  }
+  const open: string[] = [];
+  for (const [, closing, name, selfClosing] of svg.matchAll(/<(\/?)([a-z]+)[^>]*?(\/?)>/g)) {
+    if (closing) assert.equal(open.pop(), name, `</${name}> closes another element`);
+    else if (!selfClosing) open.push(name!);
+  }
+  assert.deepEqual(open, [], 'every element is closed');
+  assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'));
+}
+
+describe('report figures', () => {
+  it('writes the sparsity figure always, the loss histogram when the losses were kept, and links both', () => {
+    const without = reportFiles(record);
+    assert.deepEqual(without.map(([name]) => name), [REPORT_FILE, SPARSITY_FIGURE]);
+    assert.match(without[0]![1], new RegExp(`!\\[[^\\]]+\\]\\(${SPARSITY_FIGURE}\\)`));
+    assert.doesNotMatch(without[0]![1], new RegExp(LOSS_HISTOGRAM_FIGURE));
+    const losses = { dense: Float32Array.from([1, 1, 1, 1]), pruned: Float32Array.from([2, 2, 0, 1]) };
+    const withLosses = reportFiles(record, losses);
+    assert.deepEqual(withLosses.map(([name]) => name), [REPORT_FILE, SPARSITY_FIGURE, LOSS_HISTOGRAM_FIGURE]);
+    assert.match(withLosses[0]![1], new RegExp(`!\\[[^\\]]+\\]\\(${LOSS_HISTOGRAM_FIGURE}\\)`));
+  });
+
+  it('keeps the report\'s tables as they were', () => {
+    const plain = renderReport(record);
+    const linked = reportFiles(record)[0]![1];
+    for (const line of plain.split('\n').filter((l) => l.startsWith('|'))) assert.ok(linked.includes(line), line);
+  });
+
+  it('draws one bar per block at its measured sparsity, with the target marked', () => {
+    const svg = sparsitySvg(record);
+    assertWellFormed(svg);
+    const bars = [...svg.matchAll(/<rect [^>]*height="([\d.]+)"[^>]*><title>block (\d+): ([\d.]+)%<\/title>/g)];
+    assert.equal(bars.length, blocks.length);
+    bars.forEach((m, i) => assert.equal(m[3], (100 * blocks[i]!).toFixed(2)));
+    // Bar heights grow with sparsity.
+    for (let i = 1; i < bars.length; i++) assert.ok(Number(bars[i]![1]) > Number(bars[i - 1]![1]));
+    assert.match(svg, /target 60\.0%/);
+  });
+
+  it('bins every finite change in loss and reports their mean', () => {
+    const dense = Float32Array.from([1, 1, 1, 1, 1]);
+    const pruned = Float32Array.from([2, 2, 0, 1, Number.NaN]);
+    const svg = lossHistogramSvg({ dense, pruned });
+    assertWellFormed(svg);
+    assert.match(svg, /4 tokens/);
+    assert.match(svg, /Mean change 0\.250 nats; 50\.0% of tokens lost probability/);
+    assert.match(svg, /perplexity x1\.28/);
+  });
+});

@@ -1,0 +1,82 @@
+/**
+ * The panel's edit arithmetic and saved-state check, kept free of the DOM so it runs under the unit
+ * tests as well as in the page.
+ */
+import type { Allocation } from '../src/engine/allocate/plan';
+import { ALLOCATION_KINDS, ALLOCATION_LABELS, MAX_SPARSITY, restorableState, type PanelState, type PlanSummary } from '../src/shared/protocol';
+
+/** Slider resolution: half a percent. */
+export const STEP = 0.005;
+
+export function clampSparsity(x: number): number {
+  return Math.min(MAX_SPARSITY, Math.max(0, Math.round(x / STEP) * STEP));
+}
+
+export function mean(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+/**
+ * Moves every block by the same amount so their mean (the model-wide sparsity: every decoder block has
+ * the same shape) becomes `target`. Blocks pinned at 0 or the maximum stop there and the others make up
+ * the difference; the shift is found by bisection, since the clamped mean grows with it.
+ */
+export function shiftToMean(blocks: readonly number[], target: number): number[] {
+  const goal = Math.min(MAX_SPARSITY, Math.max(0, target));
+  // Rounded to a millionth so saved state and exported plans read cleanly; the mean moves by less than that.
+  const at = (delta: number): number[] => blocks.map((b) => Math.round(Math.min(MAX_SPARSITY, Math.max(0, b + delta)) * 1e6) / 1e6);
+  let lo = -1;
+  let hi = 1;
+  for (let i = 0; i < 50; i++) {
+    const mid = (lo + hi) / 2;
+    if (mean(at(mid)) < goal) lo = mid;
+    else hi = mid;
+  }
+  return at(hi);
+}
+
+export function sameBlocks(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  return a !== undefined && b !== undefined && a.length === b.length && a.every((x, i) => Math.abs(x - b[i]!) < 1e-9);
+}
+
+export function samePlans(a: PanelState['plans'], b: PanelState['plans']): boolean {
+  return a !== undefined && b !== undefined && a.method === b.method && a.target === b.target && ALLOCATION_KINDS.every((k) => sameBlocks(a.plans[k].blocks, b.plans[k].blocks));
+}
+
+export function percent(x: number, digits = 1): string {
+  return `${(100 * x).toFixed(digits)}%`;
+}
+
+/** "2.1% lower than OWL": how an edit's estimate compares with the plan it started from. */
+export function comparedWith(score: number, base: number, allocation: Allocation): string {
+  if (!(base > 0)) return '';
+  const change = (score - base) / base;
+  if (Math.abs(change) < 0.0005) return `same as ${ALLOCATION_LABELS[allocation]}`;
+  return `${percent(Math.abs(change))} ${change < 0 ? 'lower' : 'higher'} than ${ALLOCATION_LABELS[allocation]}`;
+}
+
+const isSummary = (x: unknown, layers: number): x is PlanSummary =>
+  typeof x === 'object' && x !== null && [(x as PlanSummary).blocks, (x as PlanSummary).perBlock].every((a) => Array.isArray(a) && a.length === layers) && typeof (x as PlanSummary).score === 'number';
+
+/**
+ * The page's saved state, or undefined. It was written by this page, but perhaps by an older build, so
+ * anything that does not fit is dropped rather than trusted; the model, method and target are required.
+ */
+export function restoreState(raw: unknown): PanelState | undefined {
+  const base = restorableState(raw);
+  if (!base) return undefined;
+  const saved = raw as Partial<PanelState>;
+  const state: PanelState = { ...base };
+  const layers = saved.info?.layers;
+  if (typeof layers !== 'number' || typeof saved.info?.name !== 'string') return state;
+  state.info = saved.info;
+  const plans = saved.plans;
+  if (plans && typeof plans.plans === 'object' && plans.plans !== null && ALLOCATION_KINDS.every((k) => isSummary(plans.plans[k], layers))) {
+    state.plans = plans;
+  }
+  if (saved.allocation !== undefined && (ALLOCATION_KINDS as readonly string[]).includes(saved.allocation)) state.allocation = saved.allocation;
+  if (Array.isArray(saved.blocks) && saved.blocks.length === layers && saved.blocks.every((b) => typeof b === 'number' && b >= 0 && b < 1)) {
+    state.blocks = saved.blocks;
+  }
+  return state;
+}
