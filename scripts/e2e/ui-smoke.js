@@ -19,6 +19,32 @@ const steps = {
     await ui.page.getByRole('button', { name: 'Maximize Panel', exact: true }).click();
     await ui.expect(ui.page.locator('.part.panel .view-lines', { hasText: '"architecture": "LlamaForCausalLM"' }), 'the PruneLens output channel shows the summary');
   },
+  '03-model-tree': async (ui) => {
+    // Put the panel away so the side bar and editors get the room back.
+    await ui.page.getByRole('button', { name: /Restore Panel|Maximize Panel/ }).first().click();
+    await ui.page.keyboard.press('Control+J');
+    await ui.contextMenu(ui.treeItem('stories260K'), 'Open in Model View');
+    const row = (label) => ui.page.locator('.monaco-list-row', { hasText: label }).first();
+    await row('Layer 3').click();
+    await row('Attention').click();
+    await row('Heads').click();
+    await row('KV group 1').click();
+    await ui.expect(row('Head 3.3'), 'the Model view shows layer 3 with its KV groups and heads');
+  },
+  '04-allocation-panel': async (ui) => {
+    // Small calibration keeps the panel's three plans to seconds.
+    fs.mkdirSync(path.join(ui.folder, '.vscode'), { recursive: true });
+    fs.writeFileSync(path.join(ui.folder, '.vscode', 'settings.json'), JSON.stringify({ 'prunelens.nsamples': 8, 'prunelens.seqlen': 64 }));
+    await ui.page.getByRole('tab', { name: /Explorer/ }).first().click();
+    await ui.page.waitForTimeout(2000);
+    await ui.contextMenu(ui.treeItem('stories260K'), 'Open Sparsity Allocation Panel');
+    await ui.expect(ui.webview().getByText('Plans ready.'), 'the allocation panel computed its plans', 180_000);
+  },
+  '05-inline-diff': async (ui) => {
+    await ui.webview().getByRole('button', { name: 'Apply' }).first().click();
+    await ui.expect(ui.page.locator('.statusbar-item', { hasText: 'PPL' }), 'the status bar shows dense and pruned perplexity', 180_000);
+    await ui.page.waitForTimeout(1500);
+  },
 };
 
 function run(cmd, args, env) {
@@ -52,6 +78,8 @@ async function main() {
     let failures = 0;
     const ui = {
       page,
+      folder,
+      webview: () => page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame'),
       treeItem: (name) => page.getByRole('treeitem', { name, exact: true }),
       async expect(locator, what, timeout = 30_000) {
         await locator.first().waitFor({ timeout });
@@ -59,7 +87,15 @@ async function main() {
       },
       async contextMenu(target, item) {
         await target.click({ button: 'right' });
-        await page.getByRole('menuitem', { name: item, exact: true }).click();
+        // Pointer clicks on the menu's last group time out here; the keyboard reaches every item.
+        const items = page.locator('.monaco-menu .action-item:not(.disabled) .action-label');
+        await items.first().waitFor();
+        const labels = (await items.allTextContents()).map((t) => t.trim());
+        const index = labels.indexOf(item);
+        if (index < 0) throw new Error(`no "${item}" in the context menu: ${labels.join(' | ')}`);
+        await page.keyboard.press('Home');
+        for (let i = 0; i < index; i++) await page.keyboard.press('ArrowDown');
+        await page.keyboard.press('Enter');
       },
     };
     await page.goto(workbenchUrl(server.base, folder));
