@@ -21,14 +21,17 @@ const steps = {
   },
   '03-model-tree': async (ui) => {
     // Put the panel away so the side bar and editors get the room back.
-    await ui.page.getByRole('button', { name: /Restore Panel|Maximize Panel/ }).first().click();
+    // The panel is still maximised from the step before; closing it gives the side bar its room back.
+    await ui.page.keyboard.press('Escape');
     await ui.page.keyboard.press('Control+J');
     await ui.contextMenu(ui.treeItem('stories260K'), 'Open in Model View');
     const row = (label) => ui.page.locator('.monaco-list-row', { hasText: label }).first();
-    await row('Layer 3').click();
-    await row('Attention').click();
-    await row('Heads').click();
-    await row('KV group 1').click();
+    // A click can land while the tree re-renders and only select the row; the keyboard then expands it.
+    const expand = async (label) => {
+      await row(label).click();
+      if ((await row(label).getAttribute('aria-expanded')) === 'false') await ui.page.keyboard.press('ArrowRight');
+    };
+    for (const label of ['Layer 3', 'Attention', 'Heads', 'KV group 1']) await expand(label);
     await ui.expect(row('Head 3.3'), 'the Model view shows layer 3 with its KV groups and heads');
   },
   '04-allocation-panel': async (ui) => {
