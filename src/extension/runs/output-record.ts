@@ -1,5 +1,5 @@
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { readOptionalJson } from '../read-json';
 import { PruneLensError } from '../../engine/errors';
 import { RECORD_FILE } from '../../engine/export/output-folder';
 import type { PruneRecord } from '../../engine/export/record';
@@ -15,17 +15,8 @@ export function isStructuredRecord(record: OutputRecord): record is StructuredRe
 /** A folder's prunelens.json, or undefined when it has none (not a PruneLens output). */
 export async function readOutputRecord(folder: string): Promise<OutputRecord | undefined> {
   const file = path.join(folder, RECORD_FILE);
-  const text = await fs.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
-    throw new PruneLensError('output', `cannot read: ${err.message}`, file);
-  });
-  if (text === undefined) return undefined;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new PruneLensError('output', `invalid JSON: ${(err as Error).message}`, file);
-  }
+  const raw = await readOptionalJson(file);
+  if (raw === undefined) return undefined;
   const r = raw as Partial<PruneRecord> | null;
   if (r?.format !== 'prunelens.record' || r.version !== 1 || typeof r.created !== 'string' || typeof r.perplexity !== 'object' || r.perplexity === null) {
     throw new PruneLensError('output', 'not a PruneLens record (format "prunelens.record", version 1)', file);

@@ -1,5 +1,5 @@
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { readOptionalJson } from '../read-json';
 import { PruneLensError } from '../../engine/errors';
 import { Checkpoint } from '../../engine/io/checkpoint';
 import { describeModel } from '../../engine/model/describe';
@@ -31,17 +31,8 @@ export async function loadModel(location: string): Promise<ModelOutlineInput> {
 }
 
 async function readScores(file: string): Promise<StructuredScores | undefined> {
-  const text = await fs.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
-    throw new PruneLensError('output', `cannot read: ${err.message}`, file);
-  });
-  if (text === undefined) return undefined;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new PruneLensError('output', `invalid JSON: ${(err as Error).message}`, file);
-  }
+  const raw = await readOptionalJson(file);
+  if (raw === undefined) return undefined;
   const scores = raw as Partial<StructuredScores> | null;
   if (!Array.isArray(scores?.layers) || typeof scores.densePpl !== 'number' || typeof scores.calibration !== 'object') {
     throw new PruneLensError('output', 'not PruneLens scores (layers, densePpl, calibration)', file);
