@@ -113,14 +113,12 @@ function svg(width: number, height: number, title: string, desc: string, body: s
 
 const num = (v: number): string => String(Math.round(v * 10) / 10);
 
+/** Both figures share one size and margins, so they line up in the report. */
+const FRAME = { width: 640, height: 240, left: 44, right: 12, top: 28, bottom: 34 };
+
 /** Bars of each block's measured sparsity, a tick at the ratio its plan asked for, and the model-wide target. */
 export function sparsitySvg(r: PruneRecord): string {
-  const width = 640;
-  const height = 240;
-  const left = 44;
-  const right = 12;
-  const top = 28;
-  const bottom = 34;
+  const { width, height, left, right, top, bottom } = FRAME;
   const plotH = height - top - bottom;
   const n = Math.max(1, r.layers.length);
   const slot = (width - left - right) / n;
@@ -164,12 +162,7 @@ export function lossHistogramSvg(losses: TokenLossPair): string {
   const total = Math.max(1, diffs.length);
   const peak = Math.max(...counts, 1) / total;
   const mean = diffs.reduce((a, b) => a + b, 0) / total;
-  const width = 640;
-  const height = 240;
-  const left = 44;
-  const right = 12;
-  const top = 28;
-  const bottom = 34;
+  const { width, height, left, right, top, bottom } = FRAME;
   const plotW = width - left - right;
   const plotH = height - top - bottom;
   const x = (v: number): number => left + ((v - lo) / (hi - lo)) * plotW;

@@ -12,6 +12,7 @@ import {
   isDType,
   tensorByteLength,
 } from '../../../src/engine/io/dtype';
+import { seededRandom } from '../../helpers/seeded-random';
 
 const isF16NaN = (bits: number): boolean => (bits & 0x7c00) === 0x7c00 && (bits & 0x3ff) !== 0;
 const isBf16NaN = (bits: number): boolean => (bits & 0x7f80) === 0x7f80 && (bits & 0x7f) !== 0;
@@ -47,14 +48,6 @@ function roundToFormat(x: number, mantissaBits: number, minExponent: number, ove
   return sign * r * ulp;
 }
 
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('dtype table', () => {
   test('element sizes', () => {
@@ -155,7 +148,7 @@ describe('scalar codecs', () => {
   });
 
   test('f32ToF16 and f32ToBf16 match a reference rounding on 200,000 random f32 values', () => {
-    const random = mulberry32(12345);
+    const random = seededRandom(12345);
     const bits = new Uint32Array(1);
     const f32 = new Float32Array(bits.buffer);
     for (let i = 0; i < 200_000; i++) {

@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import { PruneLensError } from '../../../src/engine/errors';
 import { DTYPE_BYTES } from '../../../src/engine/io/dtype';
 import { SafetensorsReader } from '../../../src/engine/io/safetensors-reader';
+import { seededRandom } from '../../helpers/seeded-random';
 
 const FIXTURE = path.resolve(process.cwd(), 'models/stories260K/model.safetensors');
 const MUTANTS = 5000;
@@ -20,14 +21,6 @@ after(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A file under construction: the 8-byte length, the header text (latin1, so bytes map 1:1 to chars), and the data. */
 interface Mutant {
@@ -210,7 +203,7 @@ const mutations: Record<string, (m: Mutant, random: Random) => void> = {
 const names = Object.keys(mutations);
 
 function mutate(seed: number, original: { header: string; data: Buffer }): Mutant {
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   const length = Buffer.alloc(8);
   length.writeBigUInt64LE(BigInt(original.header.length));
   const m: Mutant = { length, lengthEdited: false, header: original.header, data: original.data, log: [] };
