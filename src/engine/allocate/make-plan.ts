@@ -1,7 +1,7 @@
 import { drawCalibration, type CalibrationRequest } from '../calibrate/calibration-data';
 import { PruneLensError } from '../errors';
 import type { RuntimeSettings } from '../graph/session';
-import { withModelSession } from '../prune/model-session';
+import { withModelSession } from '../model/model-session';
 import { checkPruneOptions } from '../prune/prune-model';
 import { pruneSequentially } from '../prune/sequential';
 import type { PruneSpec } from '../prune/spec';

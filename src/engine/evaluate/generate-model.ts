@@ -1,9 +1,7 @@
-import { Checkpoint } from '../io/checkpoint';
 import type { RuntimeSettings } from '../graph/session';
 import { peakRssMb } from '../memory';
-import { DecoderRunner } from '../model/decoder-runner';
+import { withModelSession } from '../model/model-session';
 import type { RunControl } from '../progress';
-import { TextTokenizer } from '../text/tokenizer';
 import { generate } from './generate';
 
 export interface GenerateModelOptions extends RunControl {
@@ -29,28 +27,19 @@ export interface GenerateModelResult {
 
 /** Greedy continuation of a prompt by a checkpoint: the whole job behind `prunelens generate`. */
 export async function generateFromModel(options: GenerateModelOptions): Promise<GenerateModelResult> {
-  const checkpoint = await Checkpoint.open(options.model);
-  try {
-    const tokenizer = await TextTokenizer.load(checkpoint.dir);
+  return withModelSession(options.model, options.runtime, async ({ checkpoint, tokenizer, runner }) => {
     const prompt = tokenizer.encode(options.prompt);
-    const runner = await DecoderRunner.create(checkpoint, options.runtime);
-    try {
-      const result = await generate(runner, checkpoint, prompt, options.newTokens, options);
-      return {
-        model: checkpoint.dir,
-        provider: options.runtime.provider,
-        text: tokenizer.decode(result.ids),
-        ids: result.ids,
-        promptTokens: prompt.length,
-        newTokens: options.newTokens,
-        seconds: result.seconds,
-        tokensPerSecond: result.tokensPerSecond,
-        peakRssMb: peakRssMb(),
-      };
-    } finally {
-      await runner.release();
-    }
-  } finally {
-    await checkpoint.close();
-  }
+    const result = await generate(runner, checkpoint, prompt, options.newTokens, options);
+    return {
+      model: checkpoint.dir,
+      provider: options.runtime.provider,
+      text: tokenizer.decode(result.ids),
+      ids: result.ids,
+      promptTokens: prompt.length,
+      newTokens: options.newTokens,
+      seconds: result.seconds,
+      tokensPerSecond: result.tokensPerSecond,
+      peakRssMb: peakRssMb(),
+    };
+  });
 }

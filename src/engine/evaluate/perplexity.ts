@@ -115,3 +115,23 @@ export async function evaluatePerplexity(
     tokenNll,
   };
 }
+
+/**
+ * One evaluation inside a longer job (the dense model, then the pruned one): the text is named in
+ * errors, and progress events carry `stage` so a progress bar can tell the two apart.
+ */
+export function evaluateStage(
+  stage: string,
+  runner: DecoderRunner,
+  weights: BlockWeightSource,
+  ids: Int32Array,
+  evaluation: { file: string; seqlen: number; maxWindows?: number },
+  control: RunControl,
+): Promise<PerplexityResult> {
+  return evaluatePerplexity(runner, weights, ids, {
+    ...evaluation,
+    source: evaluation.file,
+    signal: control.signal,
+    onProgress: (e) => control.onProgress?.(e.type === 'stage' ? { ...e, stage } : e),
+  });
+}

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { allocationNeedsCalibration, prepareAllocation, type AllocationRequest } from '../allocate/allocation';
 import { drawCalibration, type CalibrationRequest } from '../calibrate/calibration-data';
 import { PruneLensError } from '../errors';
-import { evaluatePerplexity, type PerplexityResult } from '../evaluate/perplexity';
+import { evaluateStage, type PerplexityResult } from '../evaluate/perplexity';
 import { OutputFolder, RECORD_FILE } from '../export/output-folder';
 import { buildRecord, type PruneRecord } from '../export/record';
 import { reportFiles } from '../export/report';
@@ -13,7 +13,7 @@ import { peakRssMb } from '../memory';
 import { blockTensorNames, linearWeightNames } from '../model/config';
 import type { RunControl } from '../progress';
 import { readTextFile } from '../text/text-file';
-import { withModelSession } from './model-session';
+import { withModelSession } from '../model/model-session';
 import { needsCalibration, pruneSequentially } from './sequential';
 import { checkSparsity, isTargeted, type PruneSpec } from './spec';
 
@@ -66,13 +66,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
     const evalIds = evalText !== undefined ? tokenizer.encode(evalText) : undefined;
     const calibrated = needsCalibration(spec.method) || allocationNeedsCalibration(allocation);
     const calibration = calibrated ? await drawCalibration(tokenizer, options.calibration!) : undefined;
-    const evaluate = (weights: Checkpoint, stage: string): Promise<PerplexityResult> =>
-      evaluatePerplexity(runner, weights, evalIds!, {
-        ...options.evaluation!,
-        source: options.evaluation!.file,
-        signal: options.signal,
-        onProgress: (e) => options.onProgress?.(e.type === 'stage' ? { ...e, stage } : e),
-      });
+    const evaluate = (weights: Checkpoint, stage: string): Promise<PerplexityResult> => evaluateStage(stage, runner, weights, evalIds!, options.evaluation!, options);
     const output = await OutputFolder.create(checkpoint, options.out, options.overwrite ?? false);
     return output.complete(async () => {
       // The plan is read (or OWL's pass run) first, so a bad plan fails before any evaluation.

@@ -4,7 +4,7 @@ import type { TapRequest } from '../graph/decoder-block';
 import { squaredDistance } from '../graph/reductions';
 import { BlockRunner } from '../model/block-runner';
 import { throwIfCancelled, type RunControl } from '../progress';
-import type { ModelSession } from '../prune/model-session';
+import type { ModelSession } from '../model/model-session';
 import { ERROR_WINDOWS } from '../prune/sequential';
 import { headCosineSums, residualCosineSums } from './score-graphs';
 

@@ -1,6 +1,6 @@
 import { drawCalibration, type CalibrationRequest } from '../calibrate/calibration-data';
 import { PruneLensError } from '../errors';
-import { evaluatePerplexity, type PerplexityResult } from '../evaluate/perplexity';
+import { evaluateStage, type PerplexityResult } from '../evaluate/perplexity';
 import { OutputFolder, RECORD_FILE } from '../export/output-folder';
 import type { RuntimeSettings } from '../graph/session';
 import { Checkpoint } from '../io/checkpoint';
@@ -9,7 +9,7 @@ import { blockTensorNames, expectedTensorShapes, layerPrefix, parameterCount, pa
 import { DecoderRunner } from '../model/decoder-runner';
 import type { RunControl } from '../progress';
 import { throwIfCancelled } from '../progress';
-import { withModelSession } from '../prune/model-session';
+import { withModelSession } from '../model/model-session';
 import type { EvaluationRequest } from '../prune/prune-model';
 import { readTextFile } from '../text/text-file';
 import { computeScores, type StructuredScores } from './scores';
@@ -86,13 +86,7 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
     const calibration = needsScores ? await drawCalibration(tokenizer, options.calibration!) : undefined;
     const selection = options.target ? undefined : explicitSelection(checkpoint, options.explicit!);
     const masked = options.explicit?.heads ?? [];
-    const evaluate = (r: DecoderRunner, weights: Checkpoint, stage: string): Promise<PerplexityResult> =>
-      evaluatePerplexity(r, weights, evalIds!, {
-        ...options.evaluation!,
-        source: options.evaluation!.file,
-        signal: options.signal,
-        onProgress: (e) => options.onProgress?.(e.type === 'stage' ? { ...e, stage } : e),
-      });
+    const evaluate = (r: DecoderRunner, weights: Checkpoint, stage: string): Promise<PerplexityResult> => evaluateStage(stage, r, weights, evalIds!, options.evaluation!, options);
     const scores = calibration ? await computeScores(session, calibration, options) : undefined;
     const chosen = selection ?? selectRemoval(cfg, scores, options.target!);
     const config = shrunkConfig(cfg, { layers: chosen.layers.length, kvHeads: chosen.kvHeads, channels: chosen.channels });

@@ -1,10 +1,10 @@
 import { OpRegistry } from '../graph/op-registry';
 import type { RuntimeSettings } from '../graph/session';
 import { Checkpoint } from '../io/checkpoint';
-import { DecoderRunner } from '../model/decoder-runner';
+import { DecoderRunner } from './decoder-runner';
 import { TextTokenizer } from '../text/tokenizer';
 
-/** What a pruning or planning job holds open for its whole run. */
+/** What a job (evaluation, generation, pruning, planning) holds open for its whole run. */
 export interface ModelSession {
   checkpoint: Checkpoint;
   tokenizer: TextTokenizer;
