@@ -137,13 +137,13 @@ export function layerPrefix(layer: number): string {
   return `model.layers.${layer}.`;
 }
 
-/** The block-relative name and shape of every tensor a decoder block holds. */
-export function blockTensorShapes(cfg: ModelConfig): Map<string, number[]> {
-  const d = cfg.hiddenSize;
-  const q = cfg.numHeads * cfg.headDim;
-  const kv = cfg.numKvHeads * cfg.headDim;
-  const i = cfg.intermediateSize;
-  const linearShapes: Record<LinearName, [number, number]> = {
+/** [out, in] of every linear in a decoder block, from the widths alone (the model tree reads a summary, not a config). */
+export function linearShapes(dims: Pick<ModelConfig, 'hiddenSize' | 'intermediateSize' | 'numHeads' | 'numKvHeads' | 'headDim'>): Record<LinearName, [number, number]> {
+  const d = dims.hiddenSize;
+  const q = dims.numHeads * dims.headDim;
+  const kv = dims.numKvHeads * dims.headDim;
+  const i = dims.intermediateSize;
+  return {
     'self_attn.q_proj': [q, d],
     'self_attn.k_proj': [kv, d],
     'self_attn.v_proj': [kv, d],
@@ -152,13 +152,19 @@ export function blockTensorShapes(cfg: ModelConfig): Map<string, number[]> {
     'mlp.up_proj': [i, d],
     'mlp.down_proj': [d, i],
   };
+}
+
+/** The block-relative name and shape of every tensor a decoder block holds. */
+export function blockTensorShapes(cfg: ModelConfig): Map<string, number[]> {
+  const d = cfg.hiddenSize;
+  const shapesOfLinears = linearShapes(cfg);
   const shapes = new Map<string, number[]>([
     ['input_layernorm.weight', [d]],
     ['post_attention_layernorm.weight', [d]],
   ]);
   for (const name of LINEARS) {
-    shapes.set(`${name}.weight`, linearShapes[name]);
-    if (cfg.biasedLinears.has(name)) shapes.set(`${name}.bias`, [linearShapes[name][0]]);
+    shapes.set(`${name}.weight`, shapesOfLinears[name]);
+    if (cfg.biasedLinears.has(name)) shapes.set(`${name}.bias`, [shapesOfLinears[name][0]]);
   }
   return shapes;
 }

@@ -1,4 +1,4 @@
-import { LINEARS, type LinearName } from '../../engine/model/config';
+import { LINEARS, linearShapes, type LinearName } from '../../engine/model/config';
 import type { ModelSummary } from '../../engine/model/describe';
 import type { LayerScores, StructuredScores } from '../../engine/structured/scores';
 import { isStructuredRecord, runLabel, runPerplexity, type OutputRecord } from '../runs/output-record';
@@ -69,19 +69,8 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 const join = (parts: (string | false | undefined)[]): string => parts.filter(Boolean).join(' · ');
 
 function linearShape(summary: ModelSummary, linear: LinearName): [rows: number, columns: number] {
-  const { hiddenSize: d, intermediateSize: inter } = summary;
-  const q = summary.heads * summary.headDim;
-  const kv = summary.kvHeads * summary.headDim;
-  const shapes: Record<LinearName, [number, number]> = {
-    'self_attn.q_proj': [q, d],
-    'self_attn.k_proj': [kv, d],
-    'self_attn.v_proj': [kv, d],
-    'self_attn.o_proj': [d, q],
-    'mlp.gate_proj': [inter, d],
-    'mlp.up_proj': [inter, d],
-    'mlp.down_proj': [d, inter],
-  };
-  return shapes[linear];
+  const { hiddenSize, intermediateSize, heads: numHeads, kvHeads: numKvHeads, headDim } = summary;
+  return linearShapes({ hiddenSize, intermediateSize, numHeads, numKvHeads, headDim })[linear];
 }
 
 /**
