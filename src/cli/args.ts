@@ -1,115 +1,103 @@
-import type { ParseArgsConfig } from 'node:util';
 import { ALLOCATIONS, type Allocation } from '../engine/allocate/plan';
 import { OWL_DEFAULTS } from '../engine/allocate/owl';
+import type { AllocationRequest } from '../engine/allocate/allocation';
 import type { CalibrationRequest } from '../engine/calibrate/calibration-data';
-import { SAMPLE_CALIBRATION_TEXT } from '../engine/embedded';
+import { SAMPLE_CALIBRATION_TEXT, SAMPLE_EVALUATION_TEXT } from '../engine/embedded';
 import { PruneLensError } from '../engine/errors';
 import { isProvider, type RuntimeSettings } from '../engine/graph/session';
-import { checkSparsity, isMethod, parseNM, type PruneSpec } from '../engine/prune/spec';
-import type { AllocationRequest } from '../engine/allocate/allocation';
+import { isMethod, METHODS, parseNM, SPARSITY_RANGE, type PruneSpec } from '../engine/prune/spec';
 import { CHANNEL_METRICS, HEAD_METRICS, LAYER_METRICS, type StructuredTarget } from '../engine/structured/select';
-import { RUNTIME_OPTIONS } from './command';
+import { RUNTIME_OPTIONS, type OptionTable, type Parsed, type Values } from './command';
 
-export function positiveInt(value: string | undefined, option: string): number | undefined {
-  const n = nonNegativeInt(value, option);
-  if (n === 0) throw new PruneLensError('usage', `${option} must be a positive integer, got "${value}"`);
-  return n;
-}
+/*
+ * The option tables: each option with its value's range, default and help, defined once. Ranges
+ * refuse what cannot be meant (a window of one token, a hundred million calibration windows) before
+ * any work starts; the upper bounds are far above any useful setting, not tuned limits.
+ */
 
-export function nonNegativeInt(value: string | undefined, option: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new PruneLensError('usage', `${option} must be a non-negative integer, got "${value}"`);
-  return n;
-}
+export const SEQLEN_OPTION = {
+  seqlen: { type: 'string', arg: 'N', range: { integer: true, min: 2, max: 131072 }, default: 256, help: 'tokens per window (calibration and evaluation)' },
+} as const satisfies OptionTable;
 
-function number(value: string | undefined, option: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new PruneLensError('usage', `${option} must be a number, got "${value}"`);
-  return n;
-}
+export const MAX_WINDOWS_OPTION = {
+  'max-windows': { type: 'string', arg: 'K', range: { integer: true, min: 1, max: 10_000_000 }, defaultText: 'all', help: 'evaluate at most the first K windows' },
+} as const satisfies OptionTable;
 
-export function runtime(values: { provider?: string; threads?: string }): RuntimeSettings {
-  const provider = values.provider ?? 'cpu';
-  if (!isProvider(provider)) throw new PruneLensError('usage', `--provider must be one of cpu, webgpu, cuda; got "${provider}"`);
-  return { provider, threads: positiveInt(values.threads, '--threads') };
-}
+export const CALIBRATION_OPTIONS = {
+  calib: { type: 'string', arg: 'FILE', defaultText: 'the bundled TinyStories calibration text', help: 'calibration text (.txt, or .jsonl with a "text" per line)' },
+  nsamples: { type: 'string', arg: 'N', range: { integer: true, min: 1, max: 4096 }, default: 128, help: 'calibration windows' },
+  ...SEQLEN_OPTION,
+  seed: { type: 'string', arg: 'N', range: { integer: true, min: 0, max: 4294967295 }, default: 0, help: 'seed for drawing calibration windows (as the reference scripts draw them)' },
+} as const satisfies OptionTable;
 
 /** Options shared by `prune` and `plan`: what to prune, by what allocation, calibrated on what. */
 export const PRUNING_OPTIONS = {
+  method: { type: 'string', arg: METHODS.join('|'), default: 'wanda', help: 'how weights are scored (and, for sparsegpt, updated)' },
+  sparsity: { type: 'string', arg: 'S', range: SPARSITY_RANGE, default: 0.5, help: 'fraction of each pruned matrix to zero' },
+  nm: { type: 'string', arg: 'N:M', help: 'N of every M consecutive weights zero (2:4, 4:8), instead of --sparsity' },
+  allocation: { type: 'string', arg: ALLOCATIONS.join('|'), default: 'uniform', help: 'how sparsity is shared between blocks' },
+  'owl-m': { type: 'string', arg: 'M', range: { integer: false, min: 0, max: 1000, minOpen: true }, default: OWL_DEFAULTS.M, help: 'OWL: a score is an outlier above M times its block mean' },
+  'owl-lambda': { type: 'string', arg: 'L', range: { integer: false, min: 0, max: 0.5, maxOpen: true }, default: OWL_DEFAULTS.lambda, help: "OWL: how far a block's sparsity may move from the target" },
+  ...CALIBRATION_OPTIONS,
+  include: { type: 'string', arg: 'GLOB,..', defaultText: 'every block linear', help: 'prune only modules matching a glob ("model.layers.*.mlp.*")' },
+  exclude: { type: 'string', arg: 'GLOB,..', help: 'never prune modules matching a glob' },
+  blocksize: { type: 'string', arg: 'N', range: { integer: true, min: 1, max: 65536 }, default: 128, help: "SparseGPT's lazy-update block width" },
+  percdamp: { type: 'string', arg: 'F', range: { integer: false, min: 0, max: 1, minOpen: true }, default: 0.01, help: "SparseGPT's dampening, a fraction of the mean Hessian diagonal" },
   ...RUNTIME_OPTIONS,
-  method: { type: 'string' },
-  sparsity: { type: 'string' },
-  nm: { type: 'string' },
-  allocation: { type: 'string' },
-  'owl-m': { type: 'string' },
-  'owl-lambda': { type: 'string' },
-  calib: { type: 'string' },
-  nsamples: { type: 'string' },
-  seqlen: { type: 'string' },
-  seed: { type: 'string' },
-  include: { type: 'string' },
-  exclude: { type: 'string' },
-  blocksize: { type: 'string' },
-  percdamp: { type: 'string' },
-} as const satisfies ParseArgsConfig['options'];
+} as const satisfies OptionTable;
 
-type PruningValues = { [K in keyof typeof PRUNING_OPTIONS]?: string };
+export const EVALUATION_OPTIONS = {
+  eval: { type: 'string', arg: 'FILE', defaultText: 'the bundled TinyStories evaluation text', help: 'evaluation text for dense and pruned perplexity' },
+  ...MAX_WINDOWS_OPTION,
+} as const satisfies OptionTable;
+
+export function runtime(values: Values<typeof RUNTIME_OPTIONS>): RuntimeSettings {
+  const provider = values.provider;
+  if (!isProvider(provider)) throw new PruneLensError('usage', `--provider must be one of cpu, webgpu, cuda; got "${provider}"`);
+  return { provider, threads: values.threads };
+}
 
 function globs(value: string | undefined): string[] {
   return value === undefined ? [] : value.split(',').map((g) => g.trim()).filter((g) => g.length > 0);
 }
 
-export function seqlenOf(values: PruningValues): number {
-  return positiveInt(values.seqlen, '--seqlen') ?? 256;
-}
-
-export function pruneSpec(values: PruningValues): PruneSpec {
-  const method = values.method ?? 'wanda';
-  if (!isMethod(method)) throw new PruneLensError('usage', `--method must be one of magnitude, wanda, sparsegpt; got "${method}"`);
-  if (values.nm !== undefined && values.sparsity !== undefined) {
+export function pruneSpec({ values, given }: Parsed<typeof PRUNING_OPTIONS>): PruneSpec {
+  const method = values.method;
+  if (!isMethod(method)) throw new PruneLensError('usage', `--method must be one of ${METHODS.join(', ')}; got "${method}"`);
+  if (values.nm !== undefined && given.has('sparsity')) {
     throw new PruneLensError('usage', '--nm fixes the sparsity at N/M; give --sparsity or --nm, not both');
   }
   const nm = values.nm === undefined ? undefined : parseNM(values.nm);
-  const percdamp = number(values.percdamp, '--percdamp') ?? 0.01;
-  if (!(percdamp > 0)) throw new PruneLensError('usage', `--percdamp must be positive, got ${percdamp}`);
   return {
     method,
-    sparsity: nm ? nm.n / nm.m : checkSparsity(number(values.sparsity, '--sparsity') ?? 0.5),
+    sparsity: nm ? nm.n / nm.m : values.sparsity,
     nm,
     include: globs(values.include),
     exclude: globs(values.exclude),
-    blocksize: positiveInt(values.blocksize, '--blocksize') ?? 128,
-    percdamp,
+    blocksize: values.blocksize,
+    percdamp: values.percdamp,
   };
 }
 
-export function calibrationRequest(values: PruningValues): CalibrationRequest {
-  return {
-    file: values.calib ?? SAMPLE_CALIBRATION_TEXT,
-    nsamples: positiveInt(values.nsamples, '--nsamples') ?? 128,
-    seqlen: seqlenOf(values),
-    seed: nonNegativeInt(values.seed, '--seed') ?? 0,
-  };
+export function calibrationRequest(values: Values<typeof CALIBRATION_OPTIONS>): CalibrationRequest {
+  return { file: values.calib ?? SAMPLE_CALIBRATION_TEXT, nsamples: values.nsamples, seqlen: values.seqlen, seed: values.seed };
 }
 
-export function allocationRequest(values: PruningValues): Exclude<AllocationRequest, { kind: 'plan' }> {
-  const kind = values.allocation ?? 'uniform';
+export function evaluationRequest(values: Values<typeof EVALUATION_OPTIONS & typeof SEQLEN_OPTION>): { file: string; seqlen: number; maxWindows?: number } {
+  return { file: values.eval ?? SAMPLE_EVALUATION_TEXT, seqlen: values.seqlen, maxWindows: values['max-windows'] };
+}
+
+export function allocationRequest({ values, given }: Parsed<typeof PRUNING_OPTIONS>): Exclude<AllocationRequest, { kind: 'plan' }> {
+  const kind = values.allocation;
   if (!(ALLOCATIONS as readonly string[]).includes(kind)) {
     throw new PruneLensError('usage', `--allocation must be one of ${ALLOCATIONS.join(', ')}; got "${kind}"`);
   }
-  if (kind !== 'owl' && (values['owl-m'] !== undefined || values['owl-lambda'] !== undefined)) {
+  if (kind !== 'owl' && (given.has('owl-m') || given.has('owl-lambda'))) {
     throw new PruneLensError('usage', '--owl-m and --owl-lambda apply to --allocation owl only');
   }
   switch (kind as Allocation) {
-    case 'owl': {
-      const M = number(values['owl-m'], '--owl-m') ?? OWL_DEFAULTS.M;
-      const lambda = number(values['owl-lambda'], '--owl-lambda') ?? OWL_DEFAULTS.lambda;
-      if (!(M > 0)) throw new PruneLensError('usage', `--owl-m must be positive, got ${M}`);
-      if (!(lambda >= 0 && lambda < 0.5)) throw new PruneLensError('usage', `--owl-lambda must be in [0, 0.5), got ${lambda}`);
-      return { kind: 'owl', M, lambda };
-    }
+    case 'owl':
+      return { kind: 'owl', M: values['owl-m'], lambda: values['owl-lambda'] };
     case 'besa':
       return { kind: 'besa' };
     case 'uniform':
@@ -117,8 +105,15 @@ export function allocationRequest(values: PruningValues): Exclude<AllocationRequ
   }
 }
 
+export const STRUCTURED_OPTIONS = {
+  structured: { type: 'string', arg: 'heads|channels|heads,channels|layers', help: 'remove whole heads, MLP channels or layers instead of single weights' },
+  ratio: { type: 'string', arg: 'R', range: { integer: false, min: 0, max: 1, minOpen: true, maxOpen: true }, help: 'with --structured: fraction of the parameters to remove' },
+  metric: { type: 'string', arg: 'NAME,..', defaultText: 'output,flap,bi', help: `with --structured: ranking per part (heads: ${HEAD_METRICS.join(', ')}; channels: ${CHANNEL_METRICS.join(', ')}; layers: ${LAYER_METRICS.join(', ')}; or random)` },
+  remove: { type: 'string', arg: '"3.h2,3.h5,L4"', help: 'remove exactly these heads (layer.hN) and layers (LN)' },
+} as const satisfies OptionTable;
+
 /** --structured heads,channels --ratio 0.2 --metric output,flap: one metric per part, defaults for the rest. */
-export function structuredTarget(values: { structured?: string; ratio?: string; metric?: string; seed?: string }): StructuredTarget {
+export function structuredTarget(values: Values<typeof STRUCTURED_OPTIONS & typeof CALIBRATION_OPTIONS>): StructuredTarget {
   const parts = (values.structured ?? '').split(',').map((p) => p.trim());
   const heads = parts.includes('heads');
   const channels = parts.includes('channels');
@@ -127,8 +122,8 @@ export function structuredTarget(values: { structured?: string; ratio?: string; 
   if (unknown.length > 0 || parts.length === 0 || (layers && (heads || channels))) {
     throw new PruneLensError('usage', `--structured takes heads, channels, heads,channels or layers; got "${values.structured}"`);
   }
-  const ratio = number(values.ratio, '--ratio');
-  if (ratio === undefined || !(ratio > 0 && ratio < 1)) throw new PruneLensError('usage', `--ratio must be a fraction of the parameters in (0, 1), got ${values.ratio}`);
+  const ratio = values.ratio;
+  if (ratio === undefined) throw new PruneLensError('usage', '--structured needs --ratio R, the fraction of the parameters to remove');
   const metrics: StructuredTarget['metrics'] = { heads: 'output', channels: 'flap', layers: 'bi' };
   for (const name of (values.metric ?? '').split(',').map((m) => m.trim()).filter(Boolean)) {
     if (name === 'random') Object.assign(metrics, { heads: 'random', channels: 'random', layers: 'random' });
@@ -137,5 +132,5 @@ export function structuredTarget(values: { structured?: string; ratio?: string; 
     else if ((LAYER_METRICS as readonly string[]).includes(name)) metrics.layers = name as StructuredTarget['metrics']['layers'];
     else throw new PruneLensError('usage', `unknown metric "${name}"; heads: ${HEAD_METRICS.join(', ')}; channels: ${CHANNEL_METRICS.join(', ')}; layers: ${LAYER_METRICS.join(', ')}`);
   }
-  return { heads, channels, layers, ratio, metrics, seed: nonNegativeInt(values.seed, '--seed') ?? 0 };
+  return { heads, channels, layers, ratio, metrics, seed: values.seed };
 }

@@ -1,7 +1,8 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import { EMBEDDED_MODEL } from '../engine/embedded';
 import { PruneLensError } from '../engine/errors';
 import type { RunControl } from '../engine/progress';
+import { inRange, rangeText, type NumberRange } from '../engine/range';
 import { progressBar } from './progress-bar';
 
 /** What every command gets from main: how to print, and the signal Ctrl-C aborts. */
@@ -11,23 +12,136 @@ export interface CliContext {
   log: NonNullable<RunControl['log']>;
 }
 
-export interface Command {
-  usage: string;
-  run(args: string[], ctx: CliContext): Promise<void>;
+/**
+ * One option of one command. The parser, the validation of numbers and the command's --help are all
+ * derived from these, so help and parsing cannot disagree.
+ */
+export interface OptionSpec {
+  readonly type: 'string' | 'boolean';
+  readonly short?: string;
+  /** The value's placeholder in help (FILE, N, S). */
+  readonly arg?: string;
+  readonly help: string;
+  /** Numeric options: parsed to a number and checked against this range. */
+  readonly range?: NumberRange;
+  /** The value used when the option is absent; numbers for ranged options. */
+  readonly default?: string | number;
+  /** Shown instead of `default` in help when the default is computed (a bundled file, the plan's). */
+  readonly defaultText?: string;
+}
+
+export type OptionTable = Readonly<Record<string, OptionSpec>>;
+
+type ValueOf<S extends OptionSpec> = S extends { type: 'boolean' }
+  ? boolean
+  : S extends { range: NumberRange }
+    ? S extends { default: number }
+      ? number
+      : number | undefined
+    : S extends { default: string }
+      ? string
+      : string | undefined;
+
+export type Values<T extends OptionTable> = { -readonly [K in keyof T]: ValueOf<T[K]> };
+
+export interface Parsed<T extends OptionTable> {
+  values: Values<T>;
+  positionals: string[];
+  /** Options given on the command line (defaults not counted), to refuse conflicting ones. */
+  given: ReadonlySet<string>;
+}
+
+export interface Command<T extends OptionTable = OptionTable> {
+  /** What follows `prunelens NAME` in usage lines; one line per form. */
+  synopsis: string[];
+  /** One line for `prunelens --help`. */
+  summary: string;
+  /** Paragraphs after the usage in `prunelens NAME --help`. */
+  details?: string;
+  options: T;
+  run(parsed: Parsed<T>, ctx: CliContext): Promise<void>;
+}
+
+/** Keeps a command's option types through the command table, where every command is a `Command`. */
+export function defineCommand<T extends OptionTable>(command: Command<T>): Command {
+  return command as unknown as Command;
 }
 
 export const COMMON_OPTIONS = {
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies ParseArgsConfig['options'];
+  json: { type: 'boolean', help: 'print one JSON object on stdout, errors included' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+} as const satisfies OptionTable;
 
 export const RUNTIME_OPTIONS = {
-  provider: { type: 'string' },
-  threads: { type: 'string' },
-} as const satisfies ParseArgsConfig['options'];
+  provider: { type: 'string', arg: 'cpu|webgpu|cuda', default: 'cpu', help: "ONNX Runtime's execution provider" },
+  threads: { type: 'string', arg: 'N', range: { integer: true, min: 1, max: 1024 }, defaultText: 'every core', help: 'CPU threads for ONNX Runtime' },
+} as const satisfies OptionTable;
 
-export function parse<O extends ParseArgsConfig['options']>(args: string[], options: O) {
-  return parseArgs({ args, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
+/** The number an option's text stands for, or a usage error that states the option's range. */
+export function checkNumber(text: string, option: string, r: NumberRange): number {
+  const n = Number(text);
+  if (text.trim() === '' || !inRange(n, r)) {
+    throw new PruneLensError('usage', `--${option} must be ${r.integer ? 'an integer' : 'a number'} in ${rangeText(r)}, got "${text}"`);
+  }
+  return n;
+}
+
+/** Parses a command's arguments against its option table (plus --json and --help). */
+export function parse<T extends OptionTable>(args: string[], table: T): Parsed<T> {
+  const all: OptionTable = { ...COMMON_OPTIONS, ...table };
+  refuseUnknown(args, all);
+  const { values: raw, positionals } = parseArgs({
+    args,
+    options: Object.fromEntries(Object.entries(all).map(([name, o]) => [name, o.short ? { type: o.type, short: o.short } : { type: o.type }])),
+    allowPositionals: true,
+    strict: true,
+  });
+  const given = new Set(Object.keys(raw));
+  const values: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(all)) {
+    const value = raw[name];
+    if (spec.type === 'boolean') values[name] = value === true;
+    else if (typeof value === 'string') values[name] = spec.range ? checkNumber(value, name, spec.range) : value;
+    else values[name] = spec.default;
+  }
+  return { values: values as Values<T>, positionals, given };
+}
+
+/** parseArgs names an unknown option but offers nothing; a near miss gets a suggestion. */
+function refuseUnknown(args: string[], table: OptionTable): void {
+  const { tokens } = parseArgs({ args, strict: false, allowPositionals: true, tokens: true });
+  const shorts = new Map(Object.entries(table).flatMap(([name, o]) => (o.short ? [[o.short, name] as const] : [])));
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    const known = token.rawName.startsWith('--') ? token.name in table : shorts.has(token.name);
+    if (known) continue;
+    const guess = suggest(token.name, Object.keys(table));
+    throw new PruneLensError('usage', `unknown option ${token.rawName}${guess ? `; did you mean --${guess}?` : ''}`);
+  }
+}
+
+/** The closest candidate by edit distance (adjacent swaps count one), if it is close enough to be a typo. */
+export function suggest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent transpositions. */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 /** The one positional MODEL (or PLAN) argument, or the embedded model. */
@@ -50,6 +164,13 @@ export async function withProgress<T>(ctx: CliContext, job: (control: RunControl
   } finally {
     bar.done();
   }
+}
+
+/** Wall-clock seconds of a whole job (loading and tokenizing included), as a person waiting sees it. */
+export async function timed<T>(work: () => Promise<T>): Promise<{ result: T; seconds: number }> {
+  const start = performance.now();
+  const result = await work();
+  return { result, seconds: (performance.now() - start) / 1000 };
 }
 
 export function table(rows: [string, string][]): string {

@@ -1,12 +1,14 @@
 import { Checkpoint } from '../../engine/io/checkpoint';
 import { describeModel, type ModelSummary } from '../../engine/model/describe';
-import { parse, print, singlePositional, table, type Command } from '../command';
+import { defineCommand, print, singlePositional, table } from '../command';
 import { bytes, count } from '../format';
 
-export const info: Command = {
-  usage: 'prunelens info [MODEL] [--json]',
-  async run(args, ctx) {
-    const { positionals } = parse(args, {});
+export const info = defineCommand({
+  synopsis: ['[MODEL] [--json]'],
+  summary: 'Describe a checkpoint: architecture, shapes, parameters, dtype, size on disk.',
+  details: 'Reads only config.json and the safetensors headers.',
+  options: {},
+  async run({ positionals }, ctx) {
     const checkpoint = await Checkpoint.open(singlePositional(positionals, 'MODEL'));
     try {
       const summary = describeModel(checkpoint);
@@ -15,7 +17,7 @@ export const info: Command = {
       await checkpoint.close();
     }
   },
-};
+});
 
 function formatInfo(s: ModelSummary): string {
   return table([

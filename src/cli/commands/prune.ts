@@ -1,73 +1,82 @@
 import * as path from 'node:path';
-import { SAMPLE_EVALUATION_TEXT } from '../../engine/embedded';
+import { blocksFingerprint, readPlan } from '../../engine/allocate/plan-file';
 import { PruneLensError } from '../../engine/errors';
+import { modelFolderOf, planLabel, pruneOutputName, removalOutputName, structuredOutputName } from '../../engine/export/output-name';
 import type { PruneRecord } from '../../engine/export/record';
+import { Checkpoint } from '../../engine/io/checkpoint';
 import { pruneModel } from '../../engine/prune/prune-model';
 import type { PruneSpec } from '../../engine/prune/spec';
-import { allocationRequest, calibrationRequest, positiveInt, pruneSpec, PRUNING_OPTIONS, runtime, seqlenOf, structuredTarget } from '../args';
-import { parse, print, singlePositional, table, withProgress, type CliContext, type Command } from '../command';
+import { allocationRequest, calibrationRequest, evaluationRequest, EVALUATION_OPTIONS, pruneSpec, PRUNING_OPTIONS, runtime, STRUCTURED_OPTIONS, structuredTarget } from '../args';
+import { defineCommand, print, singlePositional, table, withProgress, type CliContext, type Parsed } from '../command';
 import { parseRemoval, structuredPrune, type StructuredRecord } from '../../engine/structured/structured-prune';
 
-export const prune: Command = {
-  usage: `prunelens prune [MODEL] [--method magnitude|wanda|sparsegpt] [--sparsity S | --nm N:M]
+const PRUNE_OPTIONS = {
+  ...PRUNING_OPTIONS,
+  plan: { type: 'string', arg: 'FILE', help: 'prune by a plan file (from "prunelens plan", edited or not) instead of --allocation/--sparsity' },
+  ...EVALUATION_OPTIONS,
+  out: { type: 'string', arg: 'DIR', defaultText: 'beside the model, named for what was done', help: 'the new model folder' },
+  overwrite: { type: 'boolean', help: 'replace an earlier PruneLens output (a folder holding prunelens.json), never anything else' },
+  ...STRUCTURED_OPTIONS,
+} as const;
+
+export const prune = defineCommand({
+  synopsis: [
+    `[MODEL] [--method magnitude|wanda|sparsegpt] [--sparsity S | --nm N:M]
                  [--allocation uniform|owl|besa] [--owl-m 5] [--owl-lambda 0.08] [--plan FILE]
                  [--calib FILE] [--nsamples 128] [--seqlen 256] [--seed 0]
                  [--eval FILE] [--max-windows K] [--out DIR] [--overwrite]
                  [--include GLOB,..] [--exclude GLOB,..] [--blocksize 128] [--percdamp 0.01]
-                 [--provider cpu|webgpu|cuda] [--threads N] [--json]
-  prunelens prune [MODEL] --structured heads,channels|heads|channels|layers --ratio R
+                 [--provider cpu|webgpu|cuda] [--threads N] [--json]`,
+    `[MODEL] --structured heads,channels|heads|channels|layers --ratio R
                  [--metric output|similarity|flap|wanda-sp|bi|ppl|random,..] [--calib FILE] [--nsamples N]
-                 [--seqlen N] [--seed 0] [--eval FILE] [--out DIR] [--overwrite] [--json]
-  prunelens prune [MODEL] --remove "3.h2,3.h5,L4" [--eval FILE] [--out DIR] [--json]`,
-  async run(args, ctx) {
-    const { values, positionals } = parse(args, {
-      ...PRUNING_OPTIONS,
-      plan: { type: 'string' },
-      eval: { type: 'string' },
-      'max-windows': { type: 'string' },
-      out: { type: 'string' },
-      overwrite: { type: 'boolean' },
-      structured: { type: 'string' },
-      ratio: { type: 'string' },
-      metric: { type: 'string' },
-      remove: { type: 'string' },
-    });
+                 [--seqlen N] [--seed 0] [--eval FILE] [--out DIR] [--overwrite] [--json]`,
+    `[MODEL] --remove "3.h2,3.h5,L4" [--eval FILE] [--out DIR] [--json]`,
+  ],
+  summary: 'Prune a checkpoint into a new folder and report dense and pruned perplexity.',
+  details: `Unstructured (--sparsity, by an --allocation or a --plan file) or N:M (--nm) with magnitude, Wanda or
+SparseGPT; or structured (--structured, --remove), which removes whole heads, MLP channels or layers
+and writes a smaller model. The source is never modified: the output is built under a temporary
+name and renamed into place when complete. The default output name says what was done, including
+--include/--exclude and the plan's fingerprint, so differently pruned models never share a folder.`,
+  options: PRUNE_OPTIONS,
+  async run(parsed, ctx) {
+    const { values, positionals, given } = parsed;
     if (values.structured !== undefined || values.remove !== undefined) return runStructured(values, positionals, ctx);
-    if (values.plan !== undefined && (values.allocation !== undefined || values.sparsity !== undefined)) {
+    if (values.plan !== undefined && (given.has('allocation') || given.has('sparsity'))) {
       throw new PruneLensError('usage', '--plan gives every ratio; it cannot be combined with --allocation or --sparsity');
     }
     const model = singlePositional(positionals, 'MODEL');
-    const spec = pruneSpec(values);
-    const allocation = values.plan !== undefined ? { kind: 'plan' as const, file: values.plan } : allocationRequest(values);
+    const spec = pruneSpec(parsed);
+    const allocation = values.plan !== undefined ? { kind: 'plan' as const, file: values.plan } : allocationRequest(parsed);
     const options = {
       model,
-      out: values.out ?? defaultOutput(model, spec, values.plan !== undefined ? 'plan' : allocation.kind),
-      overwrite: values.overwrite ?? false,
+      out: values.out ?? (await defaultOutput(model, spec, allocation, parsed)),
+      overwrite: values.overwrite,
       spec,
       allocation,
       calibration: calibrationRequest(values),
-      evaluation: { file: values.eval ?? SAMPLE_EVALUATION_TEXT, seqlen: seqlenOf(values), maxWindows: positiveInt(values['max-windows'], '--max-windows') },
+      evaluation: evaluationRequest(values),
       runtime: runtime(values),
     };
     const record = await withProgress(ctx, (control) => pruneModel({ ...options, ...control }));
     print(ctx, pruneJson(record), formatPrune(record));
   },
-};
+});
 
-async function runStructured(values: StructuredValues, positionals: string[], ctx: CliContext): Promise<void> {
+async function runStructured(values: Parsed<typeof PRUNE_OPTIONS>['values'], positionals: string[], ctx: CliContext): Promise<void> {
   const model = singlePositional(positionals, 'MODEL');
   const target = values.structured !== undefined ? structuredTarget(values) : undefined;
   if (values.remove !== undefined && target) throw new PruneLensError('usage', '--remove names what to remove; it cannot be combined with --structured');
   const explicit = values.remove !== undefined ? parseRemoval(values.remove) : undefined;
-  const name = target ? `${[target.heads && 'heads', target.channels && 'channels', target.layers && 'layers'].filter(Boolean).join('-')}-${Math.round(target.ratio * 100)}` : 'removed';
+  const name = target ? structuredOutputName(model, target) : removalOutputName(model, explicit!);
   const options = {
     model,
-    out: values.out ?? `${modelFolder(model)}-${name}`,
-    overwrite: values.overwrite ?? false,
+    out: values.out ?? path.join(path.dirname(modelFolderOf(model)), name),
+    overwrite: values.overwrite,
     target,
     explicit,
     calibration: calibrationRequest(values),
-    evaluation: { file: values.eval ?? SAMPLE_EVALUATION_TEXT, seqlen: seqlenOf(values), maxWindows: positiveInt(values['max-windows'], '--max-windows') },
+    evaluation: evaluationRequest(values),
     runtime: runtime(values),
   };
   const record = await withProgress(ctx, (control) => structuredPrune({ ...options, ...control }));
@@ -87,6 +96,8 @@ function structuredJson(r: StructuredRecord): Record<string, unknown> {
     bytes_after: r.bytes.after,
     ppl_dense: r.perplexity.dense,
     ppl: r.perplexity.pruned,
+    windows: r.evaluation?.windows ?? null,
+    seqlen: r.evaluation?.seqlen ?? null,
     eval: r.evaluation,
     calibration: r.calibration,
     seconds: r.seconds.total,
@@ -110,31 +121,25 @@ function formatStructured(r: StructuredRecord): string {
     ['parameters', `${r.parameters.before.toLocaleString('en-US')} -> ${r.parameters.after.toLocaleString('en-US')} (${pct(r.parameters.removedFraction)} removed)`],
     ['bytes', `${r.bytes.before.toLocaleString('en-US')} -> ${r.bytes.after.toLocaleString('en-US')}`],
     ['', `${'dense'.padEnd(10)}pruned`],
-    ['perplexity', `${ppl(r.perplexity.dense).padEnd(10)}${ppl(r.perplexity.pruned)}`],
-    ['time', `${r.seconds.total.toFixed(1)} s, peak memory ${r.peakRssMb.toFixed(0)} MiB`],
+    ['perplexity', `${ppl(r.perplexity.dense).padEnd(10)}${ppl(r.perplexity.pruned)}${r.evaluation ? `   (${r.evaluation.windows} windows of ${r.evaluation.seqlen})` : ''}`],
+    ['time', `${r.seconds.total.toFixed(1)} s in all (loading and tokenizing included), peak memory ${r.peakRssMb.toFixed(0)} MiB`],
   ]);
 }
 
-type StructuredValues = Parameters<typeof calibrationRequest>[0] & {
-  structured?: string;
-  ratio?: string;
-  metric?: string;
-  remove?: string;
-  out?: string;
-  overwrite?: boolean;
-  eval?: string;
-  'max-windows'?: string;
-};
-
-function modelFolder(model: string): string {
-  return path.resolve(model.endsWith('.json') || model.endsWith('.safetensors') ? path.dirname(model) : model);
-}
-
-/** The default output: a folder beside the source named for what was done to it. */
-function defaultOutput(model: string, spec: PruneSpec, allocation: string): string {
-  const dir = modelFolder(model);
-  const target = spec.nm ? `${spec.nm.n}of${spec.nm.m}` : allocation === 'plan' ? 'plan' : `${Math.round(spec.sparsity * 100)}`;
-  return `${dir}-${spec.method}${allocation === 'uniform' || allocation === 'plan' ? '' : `-${allocation}`}-${target}`;
+/** The default output: a folder beside the source named for what was done to it (the engine's naming). */
+async function defaultOutput(model: string, spec: PruneSpec, allocation: { kind: string; file?: string }, { values }: Parsed<typeof PRUNE_OPTIONS>): Promise<string> {
+  const target = spec.nm ? { kind: 'nm' as const, nm: spec.nm } : { kind: 'sparsity' as const, sparsity: spec.sparsity };
+  let label = allocation.kind;
+  let amount = target;
+  if (allocation.file !== undefined) {
+    // A plan is named for its ratios, so two different plans never share a folder; reading it here
+    // also refuses a bad plan before any work. The engine reads it again, as it does for --out.
+    const checkpoint = await Checkpoint.open(model);
+    const plan = await readPlan(allocation.file, checkpoint.config).finally(() => checkpoint.close());
+    label = planLabel(blocksFingerprint(plan.blocks));
+    amount = { kind: 'sparsity', sparsity: plan.target };
+  }
+  return path.join(path.dirname(modelFolderOf(model)), pruneOutputName(model, values.method, amount, label, spec));
 }
 
 function pruneJson(r: PruneRecord): Record<string, unknown> {
@@ -149,6 +154,8 @@ function pruneJson(r: PruneRecord): Record<string, unknown> {
     layer_sparsity: r.layers.map((l) => l.sparsity),
     ppl_dense: r.perplexity.dense,
     ppl: r.perplexity.pruned,
+    windows: r.evaluation?.windows ?? null,
+    seqlen: r.evaluation?.seqlen ?? null,
     eval: r.evaluation,
     calibration: r.calibration,
     seconds: r.seconds.total,
@@ -168,7 +175,7 @@ function formatPrune(r: PruneRecord): string {
     ['perplexity', `${ppl(r.perplexity.dense).padEnd(10)}${ppl(r.perplexity.pruned)}${r.evaluation ? `   (${r.evaluation.windows} windows of ${r.evaluation.seqlen})` : ''}`],
     ['sparsity', `${pct(r.measured.sparsity)} of the pruned linears, ${pct(r.measured.modelSparsity)} of all parameters`],
     ['per block', r.layers.map((l) => pct(l.sparsity)).join(' ')],
-    ['time', `pruning ${r.seconds.prune.toFixed(1)} s, whole run ${r.seconds.total.toFixed(1)} s`],
+    ['time', `pruning ${r.seconds.prune.toFixed(1)} s, whole run ${r.seconds.total.toFixed(1)} s (loading and tokenizing included)`],
     ['peak memory', `${r.peakRssMb.toFixed(0)} MiB resident`],
   ]);
 }

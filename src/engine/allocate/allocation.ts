@@ -1,15 +1,14 @@
-import { promises as fs } from 'node:fs';
 import { CalibrationActivations, TapSums } from '../calibrate/activations';
-import { PruneLensError } from '../errors';
 import { LINEAR_INPUT, type TapPoint } from '../graph/decoder-block';
 import { BlockRunner } from '../model/block-runner';
-import { blockTensorShapes, layerPrefix, LINEARS, type LinearName, type ModelConfig } from '../model/config';
+import { blockTensorShapes, layerPrefix, LINEARS, type LinearName } from '../model/config';
 import { throwIfCancelled, type RunControl } from '../progress';
 import type { LinearRatios, PruneContext, SequentialOptions, SequentialResult } from '../prune/sequential';
 import { isTargeted } from '../prune/spec';
 import { chooseRatios, ladder } from './besa';
 import { owlSparsities, scoresAbove, scoreSum, type OwlParameters } from './owl';
-import { linearRatio, linearSizes, parsePlan, planHeader, uniformBlocks, type BlockPlan, type Plan } from './plan';
+import { linearRatio, linearSizes, planHeader, uniformBlocks, type BlockPlan, type Plan } from './plan';
+import { readPlan, sealPlan } from './plan-file';
 
 export type AllocationRequest =
   | { kind: 'uniform' }
@@ -37,7 +36,7 @@ export async function prepareAllocation(ctx: PruneContext, request: AllocationRe
   const cfg = ctx.checkpoint.config;
   const { spec } = ctx;
   const sizes = linearSizes(cfg);
-  const base = (allocation: Plan['allocation'], parameters: Record<string, number>, blocks: BlockPlan[], outlierRatios?: number[]): Plan => ({
+  const base = (allocation: Plan['allocation'], parameters: Record<string, number>, blocks: BlockPlan[], outlierRatios?: number[]): Plan => sealPlan({
     format: 'prunelens.plan',
     version: 1,
     model: planHeader(cfg),
@@ -80,19 +79,6 @@ export async function prepareAllocation(ctx: PruneContext, request: AllocationRe
       };
     }
   }
-}
-
-async function readPlan(file: string, cfg: ModelConfig): Promise<Plan> {
-  const text = await fs.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    throw new PruneLensError('usage', err.code === 'ENOENT' ? 'plan file not found' : `cannot read the plan: ${err.message}`, file);
-  });
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new PruneLensError('usage', `invalid JSON: ${(err as Error).message}`, file);
-  }
-  return parsePlan(raw, cfg, file);
 }
 
 /** A block's plan entry from per-linear ratios; linears are listed only where they differ. */

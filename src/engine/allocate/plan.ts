@@ -38,6 +38,11 @@ export interface Plan {
   /** The model-wide fraction of linear weights the plan prunes. */
   target: number;
   allocation: Allocation | 'manual';
+  /**
+   * sha256 of the blocks' ratios as the allocator wrote them (see plan-file.ts). A plan file whose
+   * blocks no longer match was edited by hand and is read as `manual`, whatever `allocation` says.
+   */
+  blocksSha256?: string;
   /** The method whose scores or errors made the plan (pruning may use another). */
   method: string;
   parameters: Record<string, number>;
@@ -96,7 +101,14 @@ export function parsePlan(raw: unknown, cfg: ModelConfig, where: string): Plan {
   const plan = raw as Partial<Plan>;
   if (plan.format !== 'prunelens.plan') fail('format', `must be "prunelens.plan", got ${JSON.stringify(plan.format ?? null)}`);
   if (plan.version !== 1) fail('version', `this PruneLens reads plan version 1, got ${JSON.stringify(plan.version ?? null)}`);
+  const allocations: readonly string[] = [...ALLOCATIONS, 'manual'];
+  if (typeof plan.allocation !== 'string' || !allocations.includes(plan.allocation)) {
+    fail('allocation', `must be one of ${allocations.join(', ')}, got ${JSON.stringify(plan.allocation ?? null)}`);
+  }
   const model = plan.model;
+  if (model && model.layers !== undefined && model.layers !== cfg.numLayers) {
+    fail('model', `the plan was made for ${model.layers} decoder blocks, but this model has ${cfg.numLayers}`);
+  }
   if (model && (model.hiddenSize !== cfg.hiddenSize || model.intermediateSize !== cfg.intermediateSize)) {
     fail('model', `the plan was made for hidden ${model.hiddenSize} / MLP ${model.intermediateSize}, but this model has ${cfg.hiddenSize} / ${cfg.intermediateSize}`);
   }
@@ -129,5 +141,26 @@ export function parsePlan(raw: unknown, cfg: ModelConfig, where: string): Plan {
     }
   });
   const parsed = raw as Plan;
+  checkErrorTable(parsed, cfg, fail);
   return { ...parsed, target: planSparsity(parsed, cfg) };
+}
+
+/** The error table, when there is one, must cover every block the plan has, or pricing it would read past its end. */
+function checkErrorTable(plan: Plan, cfg: ModelConfig, fail: (entry: string, message: string) => never): void {
+  const table = plan.statistics?.errors;
+  if (table === undefined) return;
+  const entry = 'statistics.errors';
+  if (!Array.isArray(table.ratios) || !table.ratios.every((r) => typeof r === 'number' && r >= 0 && r < 1)) fail(`${entry}.ratios`, 'must be an array of ratios in [0, 1)');
+  if (!Array.isArray(table.errors) || table.errors.length !== cfg.numLayers) fail(`${entry}.errors`, `must have one entry per decoder block (${cfg.numLayers})`);
+  if (!Array.isArray(table.outputNorms) || table.outputNorms.length !== cfg.numLayers || !table.outputNorms.every((n) => typeof n === 'number' && n > 0)) {
+    fail(`${entry}.outputNorms`, `must have one positive number per decoder block (${cfg.numLayers})`);
+  }
+  table.errors.forEach((linears, layer) => {
+    for (const [name, errors] of Object.entries(linears ?? {})) {
+      if (!(LINEARS as readonly string[]).includes(name)) fail(`${entry}.errors[${layer}]["${name}"]`, `unknown linear; known: ${LINEARS.join(', ')}`);
+      if (!Array.isArray(errors) || errors.length !== table.ratios.length || !errors.every((e) => typeof e === 'number' && e >= 0)) {
+        fail(`${entry}.errors[${layer}]["${name}"]`, `must have one non-negative error per ratio (${table.ratios.length})`);
+      }
+    }
+  });
 }

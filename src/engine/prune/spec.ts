@@ -1,4 +1,5 @@
 import { PruneLensError } from '../errors';
+import { inRange, rangeText, type NumberRange } from '../range';
 
 export const METHODS = ['magnitude', 'wanda', 'sparsegpt'] as const;
 export type Method = (typeof METHODS)[number];
@@ -35,8 +36,11 @@ export function parseNM(text: string): NM {
   return { n, m };
 }
 
+/** The fraction of a matrix unstructured pruning may zero: the one definition the CLI and the engine check. */
+export const SPARSITY_RANGE: NumberRange = { integer: false, min: 0, max: 1, maxOpen: true };
+
 export function checkSparsity(sparsity: number): number {
-  if (!(sparsity >= 0 && sparsity < 1)) throw new PruneLensError('usage', `sparsity must be in [0, 1), got ${sparsity}`);
+  if (!inRange(sparsity, SPARSITY_RANGE)) throw new PruneLensError('usage', `sparsity must be in ${rangeText(SPARSITY_RANGE)}, got ${sparsity}`);
   return sparsity;
 }
 

@@ -1,11 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RECORD_FILE } from '../../engine/export/output-folder';
-import type { NM } from '../../engine/prune/spec';
-import type { ExplicitRemoval } from '../../engine/structured/structured-prune';
-
-/** What the guided flow asks for: a fraction of each matrix, or N of every M consecutive weights. */
-export type PruneTarget = { kind: 'sparsity'; sparsity: number } | { kind: 'nm'; nm: NM };
+import { modelFolderOf } from '../../engine/export/output-name';
 
 /** "0.5" or "50%"; undefined when the text is neither or lies outside [0, 0.99]. */
 export function parseSparsity(text: string): number | undefined {
@@ -15,22 +11,8 @@ export function parseSparsity(text: string): number | undefined {
   return value >= 0 && value <= 0.99 ? value : undefined;
 }
 
-/** The model folder of a folder, a config.json, a safetensors file or a shard index, as the CLI takes it. */
-export function modelFolderOf(location: string): string {
-  return path.resolve(location.endsWith('.json') || location.endsWith('.safetensors') ? path.dirname(location) : location);
-}
-
-/** The folder name the CLI would give (`stories260K-wanda-50`, `stories260K-sparsegpt-2of4`, `stories260K-wanda-owl-70`). */
-export function pruneOutputName(model: string, method: string, target: PruneTarget, allocation: string): string {
-  const amount = target.kind === 'nm' ? `${target.nm.n}of${target.nm.m}` : `${Math.round(target.sparsity * 100)}`;
-  return `${path.basename(modelFolderOf(model))}-${method}${allocation === 'uniform' ? '' : `-${allocation}`}-${amount}`;
-}
-
-/** `stories260K-removed-3.h2`, `stories260K-removed-L4`: the model tree's explicit removals, in parseRemoval's notation. */
-export function removalOutputName(model: string, removal: ExplicitRemoval): string {
-  const items = [...removal.heads.map(([l, h]) => `${l}.h${h}`), ...removal.layers.map((l) => `L${l}`)];
-  return `${path.basename(modelFolderOf(model))}-removed-${items.join(',')}`;
-}
+// Naming is the engine's policy, shared with the CLI.
+export { modelFolderOf, pruneOutputName, removalOutputName, type PruneTarget } from '../../engine/export/output-name';
 
 export interface OutputPlace {
   model: string;
