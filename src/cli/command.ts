@@ -86,38 +86,50 @@ export function checkNumber(text: string, option: string, r: NumberRange): numbe
   return n;
 }
 
-/** Parses a command's arguments against its option table (plus --json and --help). */
+/**
+ * Parses a command's arguments against its option table (plus --json and --help). Unlike parseArgs'
+ * strict mode it takes a negative number as an option's value (`--seed -1` is then refused by its
+ * range, which says what is allowed), and it suggests the option a typo was meant to be.
+ */
 export function parse<T extends OptionTable>(args: string[], table: T): Parsed<T> {
   const all: OptionTable = { ...COMMON_OPTIONS, ...table };
-  refuseUnknown(args, all);
-  const { values: raw, positionals } = parseArgs({
+  const { tokens } = parseArgs({
     args,
     options: Object.fromEntries(Object.entries(all).map(([name, o]) => [name, o.short ? { type: o.type, short: o.short } : { type: o.type }])),
     allowPositionals: true,
-    strict: true,
+    strict: false,
+    tokens: true,
   });
-  const given = new Set(Object.keys(raw));
+  const raw = new Map<string, string | boolean>();
+  const positionals: string[] = [];
+  for (const token of tokens) {
+    if (token.kind === 'positional') positionals.push(token.value);
+    if (token.kind !== 'option') continue;
+    const spec = all[token.name];
+    if (spec === undefined) {
+      const guess = suggest(token.name, Object.keys(all));
+      throw new PruneLensError('usage', `unknown option ${token.rawName}${guess ? `; did you mean --${guess}?` : ''}`);
+    }
+    const option = `--${token.name}`;
+    if (spec.type === 'boolean') {
+      if (token.value !== undefined) throw new PruneLensError('usage', `${option} takes no value, got "${token.value}"`);
+      raw.set(token.name, true);
+      continue;
+    }
+    // A following option is not a value: `--calib --seed 1` forgot the file.
+    if (token.value === undefined || (!token.inlineValue && token.value.startsWith('-') && !Number.isFinite(Number(token.value)))) {
+      throw new PruneLensError('usage', `${option} needs a value (${spec.arg ?? 'VALUE'})${token.value !== undefined ? `; to give one that starts with "-", write ${option}=${token.value}` : ''}`);
+    }
+    raw.set(token.name, token.value);
+  }
   const values: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(all)) {
-    const value = raw[name];
+    const value = raw.get(name);
     if (spec.type === 'boolean') values[name] = value === true;
     else if (typeof value === 'string') values[name] = spec.range ? checkNumber(value, name, spec.range) : value;
     else values[name] = spec.default;
   }
-  return { values: values as Values<T>, positionals, given };
-}
-
-/** parseArgs names an unknown option but offers nothing; a near miss gets a suggestion. */
-function refuseUnknown(args: string[], table: OptionTable): void {
-  const { tokens } = parseArgs({ args, strict: false, allowPositionals: true, tokens: true });
-  const shorts = new Map(Object.entries(table).flatMap(([name, o]) => (o.short ? [[o.short, name] as const] : [])));
-  for (const token of tokens) {
-    if (token.kind !== 'option') continue;
-    const known = token.rawName.startsWith('--') ? token.name in table : shorts.has(token.name);
-    if (known) continue;
-    const guess = suggest(token.name, Object.keys(table));
-    throw new PruneLensError('usage', `unknown option ${token.rawName}${guess ? `; did you mean --${guess}?` : ''}`);
-  }
+  return { values: values as Values<T>, positionals, given: new Set(raw.keys()) };
 }
 
 /** The closest candidate by edit distance (adjacent swaps count one), if it is close enough to be a typo. */

@@ -11,7 +11,7 @@ import { scores } from './commands/scores';
 import { rangeText } from '../engine/range';
 
 /** Every command, in the order `prunelens --help` lists them; adding a command is one entry here. */
-const COMMANDS: Record<string, Command> = { info, eval: evaluate, generate, prune, plan, estimate, scores };
+export const COMMANDS: Record<string, Command> = { info, eval: evaluate, generate, prune, plan, estimate, scores };
 
 const OVERVIEW = `MODEL is a Hugging Face folder (config.json + safetensors + tokenizer.json) or a file in it;
 the embedded stories260K model by default. Texts default to the bundled TinyStories samples.

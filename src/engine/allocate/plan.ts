@@ -1,4 +1,6 @@
 import { PruneLensError } from '../errors';
+import { SPARSITY_RANGE } from '../prune/spec';
+import { inRange, rangeText } from '../range';
 import { blockTensorShapes, LINEARS, type LinearName, type ModelConfig } from '../model/config';
 
 export const ALLOCATIONS = ['uniform', 'owl', 'besa'] as const;
@@ -116,7 +118,7 @@ export function parsePlan(raw: unknown, cfg: ModelConfig, where: string): Plan {
   const blocks = plan.blocks!;
   if (blocks.length !== cfg.numLayers) fail('blocks', `has ${blocks.length} entries but the model has ${cfg.numLayers} decoder blocks`);
   const ratio = (entry: string, value: unknown): number => {
-    if (typeof value !== 'number' || !(value >= 0 && value < 1)) fail(entry, `sparsity must be a number in [0, 1), got ${JSON.stringify(value ?? null)}`);
+    if (typeof value !== 'number' || !inRange(value, SPARSITY_RANGE)) fail(entry, `sparsity must be a number in ${rangeText(SPARSITY_RANGE)}, got ${JSON.stringify(value ?? null)}`);
     return value as number;
   };
   const sizes = linearSizes(cfg);
@@ -150,7 +152,9 @@ function checkErrorTable(plan: Plan, cfg: ModelConfig, fail: (entry: string, mes
   const table = plan.statistics?.errors;
   if (table === undefined) return;
   const entry = 'statistics.errors';
-  if (!Array.isArray(table.ratios) || !table.ratios.every((r) => typeof r === 'number' && r >= 0 && r < 1)) fail(`${entry}.ratios`, 'must be an array of ratios in [0, 1)');
+  if (!Array.isArray(table.ratios) || !table.ratios.every((r) => typeof r === 'number' && inRange(r, SPARSITY_RANGE))) {
+    fail(`${entry}.ratios`, `must be an array of ratios in ${rangeText(SPARSITY_RANGE)}`);
+  }
   if (!Array.isArray(table.errors) || table.errors.length !== cfg.numLayers) fail(`${entry}.errors`, `must have one entry per decoder block (${cfg.numLayers})`);
   if (!Array.isArray(table.outputNorms) || table.outputNorms.length !== cfg.numLayers || !table.outputNorms.every((n) => typeof n === 'number' && n > 0)) {
     fail(`${entry}.outputNorms`, `must have one positive number per decoder block (${cfg.numLayers})`);

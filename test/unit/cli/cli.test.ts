@@ -89,7 +89,7 @@ describe('prunelens prune', () => {
 
   it('refuses bad pruning options with exit code 2', () => {
     assert.match(cli('prune', '--method', 'obs').stderr, /--method must be one of magnitude, wanda, sparsegpt; got "obs"/);
-    assert.match(cli('prune', '--sparsity', '1.5').stderr, /sparsity must be in \[0, 1\), got 1\.5/);
+    assert.match(cli('prune', '--sparsity', '1.5').stderr, /--sparsity must be a number in \[0, 1\), got "1\.5"/);
     assert.match(cli('prune', '--nm', '4:2').stderr, /N:M must look like 2:4 with 0 < N < M, got "4:2"/);
     assert.match(cli('prune', '--nm', '2:4', '--sparsity', '0.5').stderr, /give --sparsity or --nm, not both/);
     assert.equal(cli('prune', '--nsamples', '0').code, 2);
@@ -131,7 +131,8 @@ describe('prunelens structured pruning and scores', () => {
 
   it('refuses malformed structured requests', () => {
     assert.match(cli('prune', '--structured', 'heads,layers', '--ratio', '0.2').stderr, /--structured takes heads, channels, heads,channels or layers/);
-    assert.match(cli('prune', '--structured', 'heads', '--ratio', '2').stderr, /--ratio must be a fraction of the parameters in \(0, 1\)/);
+    assert.match(cli('prune', '--structured', 'heads', '--ratio', '2').stderr, /--ratio must be a number in \(0, 1\), got "2"/);
+    assert.match(cli('prune', '--structured', 'heads').stderr, /--structured needs --ratio R/);
     assert.match(cli('prune', '--structured', 'heads', '--ratio', '0.2', '--metric', 'magic').stderr, /unknown metric "magic"/);
     assert.match(cli('prune', '--remove', '3.x2').stderr, /"3\.x2" is neither a head/);
   });
