@@ -20,13 +20,11 @@ function json(stdout: string): Record<string, unknown> {
 type PlanFile = { allocation: string; blocks: { layer: number; sparsity: number; linears?: Record<string, number> }[]; blocksSha256?: string };
 
 describe('estimate and prune --plan share one plan check', () => {
-  let dir = '';
-  let made = '';
-  let model = '';
+  // Made here, not in before(): a temporary folder lives as long as the scope that made it.
+  const dir = tempDir();
+  const model = copyOfFixture();
+  const made = path.join(dir, 'owl.json');
   before(() => {
-    dir = tempDir();
-    model = copyOfFixture();
-    made = path.join(dir, 'owl.json');
     const r = cli('plan', model, '--allocation', 'owl', '--sparsity', '0.6', '--nsamples', '8', '--seqlen', '64', '--out', made, '--json');
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const out = json(r.stdout);
@@ -111,10 +109,9 @@ describe('prune output names and structured output', () => {
     const run = (...extra: string[]) => cli('prune', model, '--method', 'magnitude', '--sparsity', '0.5', '--seqlen', '64', '--max-windows', '3', ...extra, '--json');
     const all = run();
     const mlp = run('--include', 'model.layers.*.mlp.*');
-    const attention = run('--include', 'model.layers.*.self_attn.*');
     const notFirst = run('--exclude', 'model.layers.0.**');
     const outs: string[] = [];
-    for (const r of [all, mlp, attention, notFirst]) {
+    for (const r of [all, mlp, notFirst]) {
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const out = json(r.stdout);
       assert.equal(out.windows, 3);
@@ -125,13 +122,12 @@ describe('prune output names and structured output', () => {
     }
     assert.equal(outs[0], 'model-magnitude-50');
     assert.match(outs[1]!, /^model-magnitude-50-only-mlp-[0-9a-f]{6}$/);
-    assert.match(outs[2]!, /^model-magnitude-50-only-self_attn-[0-9a-f]{6}$/);
-    assert.match(outs[3]!, /^model-magnitude-50-except-0-[0-9a-f]{6}$/);
-    assert.equal(new Set(outs).size, 4);
+    assert.match(outs[2]!, /^model-magnitude-50-except-0-[0-9a-f]{6}$/);
+    assert.equal(new Set(outs).size, 3);
     // The same selection again finds its folder taken rather than writing elsewhere.
     const again = run('--include', 'model.layers.*.mlp.*');
     assert.equal(again.code, 1);
-    assert.match(again.stderr, new RegExp(outs[1]!));
+    assert.match((json(again.stdout).error as { message: string }).message, new RegExp(outs[1]!));
     assert.match(cli('prune', model, '--method', 'magnitude', '--seqlen', '64', '--max-windows', '3', '--include', 'model.layers.*.mlp.*', '--overwrite').stdout, /perplexity .*\(3 windows of 64\)/);
   });
 
