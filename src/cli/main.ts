@@ -7,6 +7,7 @@ import { info } from './commands/info';
 import { plan } from './commands/plan';
 import { prune } from './commands/prune';
 import { scores } from './commands/scores';
+import { cancelOnSignals } from './signals';
 
 const COMMANDS: Record<string, Command> = { info, eval: evaluate, generate, prune, plan, estimate, scores };
 
@@ -29,8 +30,7 @@ method) and never touches the source; --include/--exclude take globs over module
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   const abort = new AbortController();
-  const onSigint = (): void => abort.abort();
-  process.once('SIGINT', onSigint);
+  const signals = cancelOnSignals(abort);
   const ctx: CliContext = {
     json: rest.includes('--json'),
     signal: abort.signal,
@@ -48,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return fail(err, ctx.json);
   } finally {
-    process.off('SIGINT', onSigint);
+    signals.settle();
   }
 }
 

@@ -12,7 +12,7 @@ export const prune: Command = {
   usage: `prunelens prune [MODEL] [--method magnitude|wanda|sparsegpt] [--sparsity S | --nm N:M]
                  [--allocation uniform|owl|besa] [--owl-m 5] [--owl-lambda 0.08] [--plan FILE]
                  [--calib FILE] [--nsamples 128] [--seqlen 256] [--seed 0]
-                 [--eval FILE] [--max-windows K] [--out DIR] [--overwrite]
+                 [--eval FILE] [--max-windows K] [--out DIR] [--overwrite] [--resume]
                  [--include GLOB,..] [--exclude GLOB,..] [--blocksize 128] [--percdamp 0.01]
                  [--provider cpu|webgpu|cuda] [--threads N] [--json]
   prunelens prune [MODEL] --structured heads,channels|heads|channels|layers --ratio R
@@ -27,12 +27,16 @@ export const prune: Command = {
       'max-windows': { type: 'string' },
       out: { type: 'string' },
       overwrite: { type: 'boolean' },
+      resume: { type: 'boolean' },
       structured: { type: 'string' },
       ratio: { type: 'string' },
       metric: { type: 'string' },
       remove: { type: 'string' },
     });
-    if (values.structured !== undefined || values.remove !== undefined) return runStructured(values, positionals, ctx);
+    if (values.structured !== undefined || values.remove !== undefined) {
+      if (values.resume) throw new PruneLensError('usage', '--resume continues unstructured pruning only; a structured prune is rerun from the start');
+      return runStructured(values, positionals, ctx);
+    }
     if (values.plan !== undefined && (values.allocation !== undefined || values.sparsity !== undefined)) {
       throw new PruneLensError('usage', '--plan gives every ratio; it cannot be combined with --allocation or --sparsity');
     }
@@ -43,6 +47,7 @@ export const prune: Command = {
       model,
       out: values.out ?? defaultOutput(model, spec, values.plan !== undefined ? 'plan' : allocation.kind),
       overwrite: values.overwrite ?? false,
+      resume: values.resume ?? false,
       spec,
       allocation,
       calibration: calibrationRequest(values),
