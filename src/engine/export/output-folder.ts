@@ -319,7 +319,7 @@ async function takeOverPartials(target: string, partial: string, options: Output
       }
       if (dir !== partial) await fs.rename(dir, partial);
       adopted = await ResumeJournal.read(partial);
-      options.log?.info(`resuming the unfinished output of the run started ${journal.started}${blocks}`);
+      options.log?.warn(`resuming the unfinished output of the run started ${journal.started}${blocks}`);
       continue;
     }
     await fs.rm(dir, { recursive: true, force: true });

@@ -84,7 +84,7 @@ export class ResumeJournal {
   /** Deletes the journal and its arrays: done once the output is complete, just before the commit. */
   async remove(): Promise<void> {
     for (const entry of await fs.readdir(this.dir)) {
-      if (entry === JOURNAL_FILE || entry.startsWith(ARRAY_PREFIX)) await fs.rm(path.join(this.dir, entry), { force: true });
+      if (entry.startsWith('prunelens-resume')) await fs.rm(path.join(this.dir, entry), { force: true });
     }
   }
 
