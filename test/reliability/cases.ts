@@ -97,13 +97,13 @@ const textCase = (name: string, option: '--calib' | '--eval', content: string | 
   },
 });
 
-const headerCase = (name: string, mutate: (h: { json: Record<string, unknown>; data: Buffer }, file: string) => void, message: RegExp): Case => ({
+const headerCase = (name: string, mutate: (h: { json: Record<string, unknown>; data: Buffer }, file: string) => void, message: RegExp, whereOf = weights): Case => ({
   name: `weights: ${name}`,
   fast: true,
   prepare: (w) => {
     const file = weights(w);
     mutate(header(file), file);
-    return { args: quickPrune(w), code: 1, message, where: file };
+    return { args: quickPrune(w), code: 1, message, where: whereOf(w) };
   },
 });
 
@@ -468,7 +468,7 @@ export const CASES: Case[] = [
     const entry = h.json['model.norm.weight'] as { shape: number[]; data_offsets: number[] };
     entry.shape = [32, 2];
     writeHeader(f, h.json, h.data);
-  }, /model\.norm\.weight/),
+  }, /"model\.norm\.weight" has shape \[32, 2\] in model\.safetensors/, (w) => path.join(w.model, 'config.json')),
   headerCase('a NaN in a weight', (h, f) => {
     const entry = h.json['model.layers.0.self_attn.q_proj.weight'] as { data_offsets: number[] };
     h.data.writeFloatLE(NaN, entry.data_offsets[0]! + 40);
@@ -578,7 +578,6 @@ export const CASES: Case[] = [
   },
 
   // ---- texts (issue items 6, 9) ----
-  textCase('calibration file missing', '--calib', '', 'unused.txt', /not found/),
   textCase('calibration empty', '--calib', '', 'empty.txt', /empty/),
   textCase('calibration blank', '--calib', ' \n\t\n ', 'blank.txt', /empty/),
   textCase('calibration .jsonl empty', '--calib', '', 'empty.jsonl', /empty/, '6'),
@@ -609,7 +608,8 @@ export const CASES: Case[] = [
   usage('--nsamples 100000000', ['--method', 'wanda', '--nsamples', '100000000'], /calibration tokens, more than can be held|GiB of calibration hidden states/, '--nsamples'),
   usage('--nsamples 30000000', ['--method', 'wanda', '--nsamples', '30000000'], /GiB of calibration hidden states/, '--nsamples'),
   usage('--nsamples 0', ['--method', 'wanda', '--nsamples', '0'], /--nsamples must be a positive integer/, '--nsamples'),
-  usage('--nsamples -1', ['--method', 'wanda', '--nsamples', '-1'], /--nsamples must be a non-negative integer/, '--nsamples'),
+  usage('--nsamples -1', ['--method', 'wanda', '--nsamples', '-1'], /argument is ambiguous/, '--nsamples'),
+  usage('--nsamples=-1', ['--method', 'wanda', '--nsamples=-1'], /--nsamples must be a non-negative integer/, '--nsamples'),
   usage('--nsamples abc', ['--method', 'wanda', '--nsamples', 'abc'], /--nsamples must be/, '--nsamples'),
   usage('--nsamples 1e400', ['--method', 'wanda', '--nsamples', '1e400'], /--nsamples must be/, '--nsamples'),
   usage('--seqlen 0', ['--seqlen', '0'], /--seqlen must be a positive integer/, '--seqlen'),

@@ -14,8 +14,9 @@ async function main(): Promise<number> {
   const args = process.argv.slice(2);
   if (args.includes('--kill')) return killResume(args);
   const grep = args.includes('--grep') ? args[args.indexOf('--grep') + 1] ?? '' : '';
-  const fastOnly = args.includes('--fast');
-  const cases = CASES.filter((c) => c.name.includes(grep) && (!fastOnly || c.fast));
+  // --fast: only the cases that end before any heavy work; --slow: only the others.
+  const speed = args.includes('--fast') ? true : args.includes('--slow') ? false : undefined;
+  const cases = CASES.filter((c) => c.name.includes(grep) && (speed === undefined || (c.fast ?? false) === speed));
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'prunelens-reliability-'));
   let failed = 0;
   let skipped = 0;
