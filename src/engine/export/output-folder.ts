@@ -15,7 +15,7 @@ import {
   MANIFEST_FILE,
   realPath,
   sameIdentity,
-  sourceRoots,
+  sourcePlace,
   type Manifest,
   type OutputIdentity,
 } from './output-paths';
@@ -97,7 +97,7 @@ export class OutputFolder {
     const given = path.resolve(out);
     if ((await lstat(given))?.isSymbolicLink()) throw new PruneLensError('output', 'is a symbolic link; give the folder it points to, or another folder', given);
     const target = await realPath(given);
-    checkOutputPlacement(target, await sourceRoots(source.dir), await Promise.all((options.inputs ?? []).map((f) => realPath(f))));
+    checkOutputPlacement(target, await sourcePlace(source.dir), await Promise.all((options.inputs ?? []).map((f) => realPath(f))));
     const parent = path.dirname(target);
     await fs.mkdir(parent, { recursive: true }).catch((err: unknown) => {
       throw ioError(err, 'cannot create the folder the output goes in', parent);
@@ -246,7 +246,6 @@ export class OutputFolder {
   }
 
   private async recheck(): Promise<void> {
-    await checkReplaceable(this.out, this.overwrite);
     if (!sameIdentity(await identityOf(this.out), this.identity)) {
       throw new PruneLensError(
         'output',
@@ -254,6 +253,7 @@ export class OutputFolder {
         this.out,
       );
     }
+    await checkReplaceable(this.out, this.overwrite);
   }
 
   /** Gives the weights their real names, writes the deferred files, drops the journal and writes the manifest last. */

@@ -42,35 +42,41 @@ export function isSameOrInside(child: string, parent: string): boolean {
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
+/** Where a checkpoint's files really are: its folder, and the files its links point to (a Hugging Face cache's blobs). */
+export interface SourcePlace {
+  dir: string;
+  linkedFiles: string[];
+}
+
 /**
- * Refuses an output that is, is inside, or contains any folder the source's files really live in
- * (the checkpoint folder and, for a Hugging Face cache snapshot, the blob folder its links point to),
- * or that contains a file this run reads (calibration, evaluation, plan).
+ * Refuses an output that is, is inside, or contains the source folder, or that contains a file the
+ * source links to or the run reads (calibration, evaluation, plan): replacing such an output would
+ * delete them. All paths are real paths.
  */
-export function checkOutputPlacement(out: string, sourceRoots: readonly string[], inputs: readonly string[]): void {
-  for (const root of sourceRoots) {
-    if (isSameOrInside(out, root)) {
-      throw new PruneLensError('output', `the output folder must not be the source checkpoint or inside it (${root}); the source is never modified`, out);
-    }
-    if (isSameOrInside(root, out)) {
-      throw new PruneLensError('output', `the output folder contains the source checkpoint (${root}); replacing it would delete the source`, out);
-    }
+export function checkOutputPlacement(out: string, source: SourcePlace, inputs: readonly string[]): void {
+  if (isSameOrInside(out, source.dir)) {
+    throw new PruneLensError('output', `the output folder must not be the source checkpoint or inside it (${source.dir}); the source is never modified`, out);
+  }
+  if (isSameOrInside(source.dir, out)) {
+    throw new PruneLensError('output', `the output folder contains the source checkpoint (${source.dir}); replacing it would delete the source`, out);
+  }
+  for (const file of source.linkedFiles) {
+    if (isSameOrInside(file, out)) throw new PruneLensError('output', `the output folder contains ${file}, a file of the source checkpoint (its link points there)`, out);
   }
   for (const file of inputs) {
     if (isSameOrInside(file, out)) throw new PruneLensError('output', `the output folder contains ${file}, which this run reads`, out);
   }
 }
 
-/** The real folders a checkpoint's files live in: its own folder and the targets of its links. */
-export async function sourceRoots(dir: string): Promise<string[]> {
-  const roots = new Set([await realPath(dir)]);
+export async function sourcePlace(dir: string): Promise<SourcePlace> {
+  const linkedFiles: string[] = [];
   for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
     if (entry.isSymbolicLink()) {
       const target = await fs.realpath(path.join(dir, entry.name)).catch(() => undefined);
-      if (target) roots.add(path.dirname(target));
+      if (target) linkedFiles.push(target);
     }
   }
-  return [...roots];
+  return { dir: await realPath(dir), linkedFiles };
 }
 
 /** What stood at the output path when checked: nothing, or a folder identified by device and inode. */

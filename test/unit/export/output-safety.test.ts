@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { PruneLensError } from '../../../src/engine/errors';
 import { OutputLock, lockPath } from '../../../src/engine/export/output-lock';
-import { checkOutputPlacement, checkReplaceable, isSameOrInside, MANIFEST_FILE, realPath, sourceRoots } from '../../../src/engine/export/output-paths';
+import { checkOutputPlacement, checkReplaceable, isSameOrInside, MANIFEST_FILE, realPath, sourcePlace } from '../../../src/engine/export/output-paths';
 import { recoverOutput } from '../../../src/engine/export/output-recovery';
 import { fingerprintDifferences, ResumeJournal } from '../../../src/engine/export/resume-journal';
 import { tempDir } from '../../helpers/fixtures';
@@ -41,17 +41,19 @@ describe('output paths', () => {
     assert.equal(await realPath(path.join(dir, 'link', 'new', 'out')), path.join(fs.realpathSync(dir), 'real', 'new', 'out'));
   });
 
-  it('counts the folder a snapshot links into as part of the source', async () => {
+  it('refuses an output that would hold the files a snapshot links to', async () => {
     const dir = fs.realpathSync(tempDir());
     fs.mkdirSync(path.join(dir, 'blobs'));
     fs.mkdirSync(path.join(dir, 'snap'));
     fs.writeFileSync(path.join(dir, 'blobs', 'b1'), 'x');
     fs.symlinkSync('../blobs/b1', path.join(dir, 'snap', 'config.json'));
-    const roots = await sourceRoots(path.join(dir, 'snap'));
-    assert.deepEqual(roots.sort(), [path.join(dir, 'blobs'), path.join(dir, 'snap')].sort());
-    assert.throws(() => checkOutputPlacement(path.join(dir, 'blobs', 'out'), roots, []), /inside it/);
-    assert.throws(() => checkOutputPlacement(dir, roots, []), /contains the source/);
-    assert.doesNotThrow(() => checkOutputPlacement(path.join(dir, 'out'), roots, []));
+    const place = await sourcePlace(path.join(dir, 'snap'));
+    assert.deepEqual(place, { dir: path.join(dir, 'snap'), linkedFiles: [path.join(dir, 'blobs', 'b1')] });
+    assert.throws(() => checkOutputPlacement(path.join(dir, 'blobs'), place, []), /a file of the source checkpoint/);
+    assert.throws(() => checkOutputPlacement(path.join(dir, 'snap', 'out'), place, []), /inside it/);
+    assert.throws(() => checkOutputPlacement(dir, place, []), /contains the source/);
+    assert.throws(() => checkOutputPlacement(path.join(dir, 'texts'), place, [path.join(dir, 'texts', 'c.txt')]), /which this run reads/);
+    assert.doesNotThrow(() => checkOutputPlacement(path.join(dir, 'out'), place, []));
   });
 
   it('replaces only a folder of exactly the files the manifest lists, at their sizes', async () => {
