@@ -101,10 +101,10 @@ export function snapshot(dir: string): Map<string, string> {
   return result;
 }
 
-export function run(args: string[], options: { cwd?: string; during?: (child: ChildProcess) => Promise<void>; timeoutMs?: number } = {}): Promise<Outcome> {
+export function run(args: string[], options: { cwd?: string; during?: (child: ChildProcess) => Promise<void>; timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<Outcome> {
   const start = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -255,7 +255,7 @@ const CATEGORIES: [string, RegExp][] = [
   ['trailing bytes', /trailing bytes/],
 ];
 
-test(`${MUTANTS} seeded mutants of the fixture open cleanly or fail with a PruneLensError`, { timeout: 24 * MUTANTS }, async (t) => {
+test(`${MUTANTS} seeded mutants of the fixture open cleanly or fail with a PruneLensError`, { timeout: 60 * MUTANTS }, async (t) => {
   const bytes = fs.readFileSync(FIXTURE);
   const n = Number(bytes.readBigUInt64LE(0));
   const original = { header: bytes.subarray(8, 8 + n).toString('latin1'), data: bytes.subarray(8 + n) };
