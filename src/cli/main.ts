@@ -9,6 +9,7 @@ import { plan } from './commands/plan';
 import { prune } from './commands/prune';
 import { scores } from './commands/scores';
 import { rangeText } from '../engine/range';
+import { cancelOnSignals } from './signals';
 
 /** Every command, in the order `prunelens --help` lists them; adding a command is one entry here. */
 export const COMMANDS: Record<string, Command> = { info, eval: evaluate, generate, prune, plan, estimate, scores };
@@ -68,8 +69,7 @@ function describeValue(spec: OptionSpec): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   const abort = new AbortController();
-  const onSigint = (): void => abort.abort();
-  process.once('SIGINT', onSigint);
+  const signals = cancelOnSignals(abort);
   const ctx: CliContext = {
     json: rest.includes('--json'),
     signal: abort.signal,
@@ -104,7 +104,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return fail(err, ctx.json, name);
   } finally {
-    process.off('SIGINT', onSigint);
+    signals.settle();
   }
 }
 

@@ -15,7 +15,8 @@ const PRUNE_OPTIONS = {
   plan: { type: 'string', arg: 'FILE', help: 'prune by a plan file (from "prunelens plan", edited or not) instead of --allocation/--sparsity' },
   ...EVALUATION_OPTIONS,
   out: { type: 'string', arg: 'DIR', defaultText: 'beside the model, named for what was done', help: 'the new model folder' },
-  overwrite: { type: 'boolean', help: 'replace an earlier PruneLens output (a folder holding prunelens.json), never anything else' },
+  overwrite: { type: 'boolean', help: 'replace an earlier PruneLens output that holds nothing else of yours, never anything else' },
+  resume: { type: 'boolean', help: 'continue a killed run of the same command from its last completed decoder block' },
   ...STRUCTURED_OPTIONS,
 } as const;
 
@@ -24,7 +25,7 @@ export const prune = defineCommand({
     `[MODEL] [--method magnitude|wanda|sparsegpt] [--sparsity S | --nm N:M]
                  [--allocation uniform|owl|besa] [--owl-m 5] [--owl-lambda 0.08] [--plan FILE]
                  [--calib FILE] [--nsamples 128] [--seqlen 256] [--seed 0]
-                 [--eval FILE] [--max-windows K] [--out DIR] [--overwrite]
+                 [--eval FILE] [--max-windows K] [--out DIR] [--overwrite] [--resume]
                  [--include GLOB,..] [--exclude GLOB,..] [--blocksize 128] [--percdamp 0.01]
                  [--provider cpu|webgpu|cuda] [--threads N] [--json]`,
     `[MODEL] --structured heads,channels|heads|channels|layers --ratio R
@@ -41,7 +42,10 @@ name and renamed into place when complete. The default output name says what was
   options: PRUNE_OPTIONS,
   async run(parsed, ctx) {
     const { values, positionals, given } = parsed;
-    if (values.structured !== undefined || values.remove !== undefined) return runStructured(values, positionals, ctx);
+    if (values.structured !== undefined || values.remove !== undefined) {
+      if (values.resume) throw new PruneLensError('usage', '--resume continues unstructured pruning only; a structured prune is rerun from the start');
+      return runStructured(values, positionals, ctx);
+    }
     if (values.plan !== undefined && (given.has('allocation') || given.has('sparsity'))) {
       throw new PruneLensError('usage', '--plan gives every ratio; it cannot be combined with --allocation or --sparsity');
     }
@@ -52,6 +56,7 @@ name and renamed into place when complete. The default output name says what was
       model,
       out: values.out ?? (await defaultOutput(model, spec, allocation, parsed)),
       overwrite: values.overwrite,
+      resume: values.resume,
       spec,
       allocation,
       calibration: calibrationRequest(values),

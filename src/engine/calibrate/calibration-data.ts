@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { PruneLensError } from '../errors';
+import { checkTokenIds, type ModelConfig } from '../model/config';
 import { PythonRandom } from './python-random';
 import type { TextTokenizer } from '../text/tokenizer';
 
@@ -30,19 +31,21 @@ export interface CalibrationSet extends CalibrationRequest {
  * format) gives one document per line's "text", each tokenized on its own, and a document is drawn
  * again until one is long enough (their C4 loader).
  */
-export async function drawCalibration(tokenizer: TextTokenizer, request: CalibrationRequest): Promise<CalibrationSet> {
+export async function drawCalibration(tokenizer: TextTokenizer, request: CalibrationRequest, cfg?: ModelConfig): Promise<CalibrationSet> {
   const { file, nsamples, seqlen, seed } = request;
-  if (!Number.isInteger(nsamples) || nsamples < 1) throw new PruneLensError('usage', `nsamples must be a positive integer, got ${nsamples}`);
+  checkCalibrationRequest(request);
   const bytes = await fs.readFile(file).catch((err: NodeJS.ErrnoException) => {
     throw new PruneLensError('text', err.code === 'ENOENT' ? 'calibration file not found' : `cannot read: ${err.message}`, file);
   });
+  const content = decodeText(bytes, file);
   const format = /\.jsonl?$/i.test(file) ? 'jsonl' : 'text';
   const random = new PythonRandom(seed);
   const ids = new Int32Array(nsamples * seqlen);
   let documents: number;
   let tokens: number;
   if (format === 'text') {
-    const doc = tokenizer.encode(bytes.toString('utf8'));
+    const doc = tokenizer.encode(content);
+    if (cfg) checkTokenIds(doc, cfg, file);
     documents = 1;
     tokens = doc.length;
     // Windows may overlap, as in the references, but a text shorter than the request would mostly repeat itself.
@@ -59,11 +62,14 @@ export async function drawCalibration(tokenizer: TextTokenizer, request: Calibra
     }
   } else {
     // Documents are tokenized as they are drawn, as the reference does: a large file costs only what is used.
-    const texts = jsonlTexts(bytes.toString('utf8'), file);
+    const texts = jsonlTexts(content, file);
     const cache = new Map<number, Int32Array>();
     const tokenized = (i: number): Int32Array => {
       let doc = cache.get(i);
-      if (!doc) cache.set(i, (doc = tokenizer.encode(texts[i]!)));
+      if (!doc) {
+        cache.set(i, (doc = tokenizer.encode(texts[i]!)));
+        if (cfg) checkTokenIds(doc, cfg, `${file}: document ${i + 1}`);
+      }
       return doc;
     };
     for (let s = 0; s < nsamples; s++) {
@@ -90,6 +96,27 @@ export async function drawCalibration(tokenizer: TextTokenizer, request: Calibra
   };
 }
 
+/** Windows are held as one Int32Array of nsamples x seqlen ids: a request past that is a usage error, not a RangeError. */
+export function checkCalibrationRequest({ nsamples, seqlen }: CalibrationRequest): void {
+  if (!Number.isSafeInteger(nsamples) || nsamples < 1) throw new PruneLensError('usage', `nsamples must be a positive integer, got ${nsamples}`);
+  if (!Number.isSafeInteger(seqlen) || seqlen < 2) throw new PruneLensError('usage', `seqlen must be an integer of at least 2, got ${seqlen}`);
+  if (nsamples * seqlen > 2 ** 31 - 1) {
+    throw new PruneLensError('usage', `--nsamples ${nsamples} x --seqlen ${seqlen} is ${nsamples * seqlen} calibration tokens, more than can be held (2^31 - 1); use fewer samples or a shorter seqlen`);
+  }
+}
+
+/** The same rule as every text PruneLens reads: UTF-8 (a bad byte is an error, not a U+FFFD), and not blank. */
+function decodeText(bytes: Uint8Array, file: string): string {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new PruneLensError('text', 'not UTF-8 text', file);
+  }
+  if (text.trim().length === 0) throw new PruneLensError('text', 'the file is empty', file);
+  return text;
+}
+
 function jsonlTexts(content: string, file: string): string[] {
   const texts: string[] = [];
   for (const [i, line] of content.split('\n').entries()) {
@@ -104,5 +131,6 @@ function jsonlTexts(content: string, file: string): string[] {
     if (typeof text !== 'string') throw new PruneLensError('text', `line ${i + 1} has no string "text" field`, file);
     texts.push(text);
   }
+  if (!texts.some((t) => t.trim().length > 0)) throw new PruneLensError('text', 'no line has a non-blank "text": there is nothing to calibrate on', file);
   return texts;
 }

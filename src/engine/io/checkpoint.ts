@@ -14,6 +14,8 @@ import { SafetensorsReader, type TensorEntry } from './safetensors-reader';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const SHARD_INDEX = 'model.safetensors.index.json';
+/** Weight files of an output still being written carry this suffix, so nothing takes them for a model. */
+export const PARTIAL_SUFFIX = '.partial';
 
 interface Located {
   reader: SafetensorsReader;
@@ -36,8 +38,29 @@ export class Checkpoint {
   static async open(location: string): Promise<Checkpoint> {
     const dir = await resolveFolder(location);
     const configPath = path.join(dir, 'config.json');
+    await refuseUnfinished(dir, configPath);
     const config = parseModelConfig(await readJson(configPath, 'config'), configPath);
-    const readers = await openShards(dir);
+    return Checkpoint.assemble(dir, config, configPath, await openShards(dir));
+  }
+
+  /**
+   * Opens the weights of an output that is still being written (its files carry PARTIAL_SUFFIX and
+   * its config.json is written only at the commit), so the job can evaluate it before committing.
+   */
+  static async openUnfinished(dir: string, configText: string, files: string[]): Promise<Checkpoint> {
+    const configPath = path.join(dir, 'config.json');
+    const config = parseModelConfig(JSON.parse(configText) as unknown, configPath);
+    const readers: SafetensorsReader[] = [];
+    try {
+      for (const file of files) readers.push(await SafetensorsReader.open(file));
+    } catch (err) {
+      await Promise.all(readers.map((r) => r.close()));
+      throw err;
+    }
+    return Checkpoint.assemble(dir, config, configPath, readers);
+  }
+
+  private static async assemble(dir: string, config: ModelConfig, configPath: string, readers: SafetensorsReader[]): Promise<Checkpoint> {
     try {
       const tensors = new Map<string, Located>();
       for (const reader of readers) {
@@ -139,6 +162,19 @@ async function resolveFolder(location: string): Promise<string> {
     throw new PruneLensError('checkpoint', 'no such file or folder', location);
   });
   return stat.isDirectory() ? path.resolve(location) : path.dirname(path.resolve(location));
+}
+
+/** A folder an interrupted or running prune is writing is not a model; say so instead of "config.json: not found". */
+async function refuseUnfinished(dir: string, configPath: string): Promise<void> {
+  if (await fs.access(configPath).then(() => true, () => false)) return;
+  const entries = await fs.readdir(dir).catch(() => [] as string[]);
+  if (entries.some((e) => e.endsWith(`.safetensors${PARTIAL_SUFFIX}`)) || /\.partial-\d+$/.test(dir)) {
+    throw new PruneLensError(
+      'checkpoint',
+      'is an unfinished PruneLens output (a prune that was interrupted or is still running), not a model; continue it with "prunelens prune ... --resume" and the same options, or delete it',
+      dir,
+    );
+  }
 }
 
 async function readJson(file: string, kind: 'config' | 'checkpoint'): Promise<unknown> {

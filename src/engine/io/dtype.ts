@@ -183,6 +183,9 @@ export function decodeToF32(dtype: DType, bytes: Uint8Array, where: string): Flo
   return out;
 }
 
+/** Dtypes `encodeFromF32` writes: what a pruned tensor can be stored as. */
+export const WRITABLE_DTYPES: readonly DType[] = ['F32', 'F16', 'BF16'];
+
 export function encodeFromF32(dtype: DType, values: Float32Array, where: string): Uint8Array<ArrayBuffer> {
   const n = values.length;
   const bits = new Uint32Array(values.buffer, values.byteOffset, n); // Float32Array offsets are always 4-aligned

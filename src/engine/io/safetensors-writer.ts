@@ -56,6 +56,40 @@ export class SafetensorsWriter {
     return writer;
   }
 
+  /**
+   * Opens a file an interrupted run was writing, to go on writing it: its header must be the one these
+   * specs give, byte for byte, and `written` names the tensors already in it (made durable by `sync`).
+   */
+  static async reopen(path: string, specs: TensorSpec[], metadata: Record<string, string> | undefined, written: ReadonlySet<string>): Promise<SafetensorsWriter> {
+    const { bytes: header, byteLengths } = encodeHeader(specs, metadata, path);
+    let handle: FileHandle;
+    try {
+      handle = await fsp.open(path, 'r+');
+    } catch (err) {
+      throw writeError(err, 'reopening the file', path);
+    }
+    const found = new Uint8Array(header.length);
+    const { bytesRead } = await handle.read(found, 0, header.length, 0);
+    if (bytesRead !== header.length || !found.every((b, i) => b === header[i])) {
+      await handle.close();
+      throw new PruneLensError('output', 'the unfinished weights file does not have the header this run writes', path);
+    }
+    const offsets = new Map<string, { offset: number; byteLength: number; spec: TensorSpec }>();
+    let offset = header.length;
+    for (const [i, spec] of specs.entries()) {
+      if (!written.has(spec.name)) offsets.set(spec.name, { offset, byteLength: byteLengths[i]!, spec });
+      offset += byteLengths[i]!;
+    }
+    return new SafetensorsWriter(path, handle, offsets, offset);
+  }
+
+  /** Makes every tensor written so far durable (a resumed run relies on them after a crash). */
+  async sync(): Promise<void> {
+    await this.handle.datasync().catch((err: unknown) => {
+      throw writeError(err, 'flushing the file to disk', this.path);
+    });
+  }
+
   async writeTensor(name: string, bytes: Uint8Array): Promise<void> {
     const slot = this.pending.get(name);
     if (!slot) throw new PruneLensError('checkpoint', 'not a tensor of this file, or written already', tensorWhere(this.path, name));

@@ -60,7 +60,8 @@ export function parseModelConfig(raw: unknown, where: string): ModelConfig {
   }
   const cfg = raw as Record<string, unknown>;
   const modelType = cfg.model_type;
-  if (typeof modelType !== 'string' || !(modelType in ARCHITECTURES)) {
+  // Own properties only: "constructor", "toString" or "__proto__" are names every object inherits.
+  if (typeof modelType !== 'string' || !Object.hasOwn(ARCHITECTURES, modelType)) {
     throw new PruneLensError(
       'architecture',
       `model_type ${JSON.stringify(modelType ?? null)} is not supported; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`,
@@ -114,15 +115,19 @@ export function parseModelConfig(raw: unknown, where: string): ModelConfig {
       ? cfg.sliding_window
       : undefined;
 
+  const intermediateSize = int('intermediate_size');
+  const numLayers = int('num_hidden_layers');
+  const vocabSize = int('vocab_size');
+  checkSizeBounds({ hiddenSize, intermediateSize, numLayers, numHeads, headDim, vocabSize }, where);
   return {
     modelType,
     hiddenSize,
-    intermediateSize: int('intermediate_size'),
-    numLayers: int('num_hidden_layers'),
+    intermediateSize,
+    numLayers,
     numHeads,
     numKvHeads,
     headDim,
-    vocabSize: int('vocab_size'),
+    vocabSize,
     rmsNormEps: num('rms_norm_eps', 1e-6),
     ropeTheta: num('rope_theta', 10000),
     tieWordEmbeddings: cfg.tie_word_embeddings === true,
@@ -131,6 +136,45 @@ export function parseModelConfig(raw: unknown, where: string): ModelConfig {
     biasedLinears: new Set(ARCHITECTURES[modelType]!.biasedLinears(cfg)),
     raw: cfg,
   };
+}
+
+/**
+ * Sizes no real checkpoint has: far beyond the largest models, and large enough to exhaust memory
+ * or a Map long before any tensor is read (num_hidden_layers 1e9 once took minutes to fail).
+ */
+const SIZE_BOUNDS = {
+  numLayers: 10_000,
+  hiddenSize: 1 << 20,
+  intermediateSize: 1 << 22,
+  numHeads: 1 << 14,
+  headDim: 1 << 14,
+  vocabSize: 1 << 24,
+} as const;
+
+function checkSizeBounds(sizes: Record<keyof typeof SIZE_BOUNDS, number>, where: string): void {
+  const keys: Record<keyof typeof SIZE_BOUNDS, string> = {
+    numLayers: 'num_hidden_layers',
+    hiddenSize: 'hidden_size',
+    intermediateSize: 'intermediate_size',
+    numHeads: 'num_attention_heads',
+    headDim: 'head_dim',
+    vocabSize: 'vocab_size',
+  };
+  for (const key of Object.keys(SIZE_BOUNDS) as (keyof typeof SIZE_BOUNDS)[]) {
+    if (sizes[key] > SIZE_BOUNDS[key]) {
+      throw new PruneLensError('config', `"${keys[key]}" is ${sizes[key]}, beyond any real model (at most ${SIZE_BOUNDS[key]}); the config is damaged`, where);
+    }
+  }
+}
+
+/** Token ids the model's embedding cannot look up: a tokenizer that does not belong to this model. */
+export function checkTokenIds(ids: Int32Array, cfg: ModelConfig, where: string): void {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    if (id < 0 || id >= cfg.vocabSize) {
+      throw new PruneLensError('checkpoint', `the tokenizer produced token id ${id} (token ${i} of the text), but the model's vocab_size is ${cfg.vocabSize}; tokenizer.json does not belong to this model`, where);
+    }
+  }
 }
 
 export function layerPrefix(layer: number): string {

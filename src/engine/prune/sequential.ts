@@ -61,6 +61,18 @@ export interface SequentialOptions extends PruneContext {
   ladder?: number[];
   /** The ratio of each targeted linear of a block, given its measured errors when a ladder is set. */
   ratios(layer: number, linears: LinearName[], errors?: Partial<Record<LinearName, number[]>>): LinearRatios;
+  /** Where an interrupted run got to: the blocks it finished, and the hidden states entering the next. */
+  resume?: BlockProgress;
+  /** Called after each block is written, with what a resumed run needs; the loop waits for it. */
+  onBlockDone?(progress: BlockProgress): Promise<void>;
+}
+
+/** The loop's state between blocks: everything a resumed run needs to continue bit for bit. */
+export interface BlockProgress {
+  layers: LayerRecord[];
+  errors?: ErrorTable;
+  /** The calibration hidden states entering block `layers.length` (absent without calibration or after the last block). */
+  hidden?: Float32Array;
 }
 
 export interface SequentialResult {
@@ -84,11 +96,13 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
   const statsRunner = calibration && reduce ? await BlockRunner.create(cfg, options.runtime, TAP_POINTS.map((point) => ({ point, reduce }))) : undefined;
   try {
     const activations = calibration ? CalibrationActivations.embed(runner, calibration) : undefined;
-    const errors: ErrorTable | undefined = ladder && activations ? { ratios: ladder, errors: [], outputNorms: [], windows: 0 } : undefined;
+    const { resume } = options;
+    if (activations && resume?.hidden) activations.hidden.set(resume.hidden);
+    const errors: ErrorTable | undefined = ladder && activations ? { ratios: ladder, errors: [...(resume?.errors?.errors ?? [])], outputNorms: [...(resume?.errors?.outputNorms ?? [])], windows: 0 } : undefined;
     const errorWindows = Math.min(ERROR_WINDOWS, calibration?.nsamples ?? 0);
     if (errors) errors.windows = errorWindows;
-    const layers: LayerRecord[] = [];
-    for (let layer = 0; layer < cfg.numLayers; layer++) {
+    const layers: LayerRecord[] = [...(resume?.layers ?? [])];
+    for (let layer = layers.length; layer < cfg.numLayers; layer++) {
       throwIfCancelled(control.signal);
       const start = performance.now();
       const prefix = layerPrefix(layer);
@@ -141,6 +155,7 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
       if (output) for (const [name, values] of weights) await output.write(prefix + name, values);
       if (activations && layer < cfg.numLayers - 1) await activations.advance(runner.block, weights, control.signal);
       layers.push({ layer, seconds: (performance.now() - start) / 1000, rssMb: process.memoryUsage().rss / 2 ** 20, ratios });
+      await options.onBlockDone?.({ layers, errors, hidden: activations && layer < cfg.numLayers - 1 ? activations.hidden : undefined });
       control.onProgress?.({ type: 'stage', stage: 'prune', done: layer + 1, total: cfg.numLayers, detail: `block ${layer + 1}/${cfg.numLayers}` });
     }
     return { layers, errors };

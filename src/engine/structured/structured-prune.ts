@@ -111,7 +111,7 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
       }
       if (scores) await output.writeFile(SCORES_FILE, `${JSON.stringify(scores, null, 2)}\n`);
       await output.finishWeights();
-      const written = await Checkpoint.open(output.partial);
+      const written = await output.openWritten();
       try {
         const prunedRunner = await DecoderRunner.create(written, session.runtime);
         let pruned: PerplexityResult | undefined;

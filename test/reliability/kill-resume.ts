@@ -1,0 +1,116 @@
+/**
+ * SIGKILL at random moments of a Wanda and a SparseGPT prune of the embedded model, each followed by
+ * `--resume`: every resumed output must be byte-identical to an uninterrupted run's (sha256 of every
+ * model file; prunelens.json equal except times, memory and the output path), and the time the resumed
+ * run took is compared with starting over.
+ *
+ * Settings: calibration 128 windows x 256 tokens (the full protocol) from the first 300 kB of the
+ * bundled calibration text; evaluation on the first 100 kB of the bundled evaluation text, 16 windows
+ * of 256; one ORT thread (a resumed run must use the thread count of the run it continues).
+ * Besides wall time, each finished run reports its CPU time (user + system, all threads), which a
+ * machine shared with other work disturbs far less: that is the figure "saved" compares.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CALIB_TEXT, EVAL_TEXT, FIXTURE_MODEL, partialsOf, run, sha256File } from './harness';
+
+const KILLS = 10;
+const METHODS = ['wanda', 'sparsegpt'] as const;
+
+/** Deterministic "random" moments (a fixed LCG), so a rerun kills at the same fractions. */
+function moments(seed: number, n: number): number[] {
+  let x = seed;
+  return Array.from({ length: n }, () => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return x / 2 ** 31;
+  });
+}
+
+/** Model files byte for byte, and the record without what differs between any two runs (times, memory, paths). */
+function fingerprint(out: string): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const f of fs.readdirSync(out).sort()) {
+    if (f === 'prunelens.json') {
+      const record = JSON.parse(fs.readFileSync(path.join(out, f), 'utf8')) as Record<string, unknown>;
+      for (const k of ['created', 'seconds', 'peakRssMb', 'output']) delete record[k];
+      record.layers = (record.layers as Record<string, unknown>[]).map(({ seconds: _s, rssMb: _r, ...rest }) => rest);
+      result[f] = JSON.stringify(record);
+    } else if (!['prunelens-report.md', 'prunelens-manifest.json', 'prunelens-sparsity.svg', 'prunelens-loss-histogram.svg'].includes(f)) {
+      result[f] = sha256File(path.join(out, f));
+    }
+  }
+  return result;
+}
+
+/** CPU seconds a run reported at exit (see CPU_REPORT). */
+function cpuSeconds(stderr: string): number {
+  return Number(/cpu-seconds (\S+)/.exec(stderr)?.[1] ?? NaN);
+}
+
+const CPU_REPORT = "process.on('exit', () => { const u = process.cpuUsage(); process.stderr.write(`\\ncpu-seconds ${(u.user + u.system) / 1e6}\\n`); });";
+
+export async function killResume(args: string[]): Promise<number> {
+  const kills = args.includes('--kills') ? Number(args[args.indexOf('--kills') + 1]) : KILLS;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'prunelens-kill-'));
+  const preload = path.join(root, 'cpu-report.js');
+  fs.writeFileSync(preload, CPU_REPORT);
+  const nodeArgs = ['-r', preload];
+  const calib = path.join(root, 'calib.txt');
+  const evalText = path.join(root, 'eval.txt');
+  fs.writeFileSync(calib, fs.readFileSync(CALIB_TEXT).subarray(0, 300_000));
+  fs.writeFileSync(evalText, fs.readFileSync(EVAL_TEXT).subarray(0, 100_000));
+  let failures = 0;
+  try {
+    for (const method of METHODS) {
+      const prune = (out: string, ...extra: string[]): string[] => [
+        'prune', FIXTURE_MODEL, '--method', method, '--calib', calib, '--nsamples', '128', '--seqlen', '256',
+        '--eval', evalText, '--max-windows', '16', '--threads', '1', '--out', out, '--json', ...extra,
+      ];
+      const reference = path.join(root, `${method}-reference`);
+      const full = await run(prune(reference), { nodeArgs });
+      const fullCpu = cpuSeconds(full.stderr);
+      if (full.code !== 0) throw new Error(`uninterrupted ${method} run failed: ${full.stdout}${full.stderr}`);
+      const expected = fingerprint(reference);
+      process.stdout.write(`\n${method}: uninterrupted run ${full.seconds.toFixed(1)} s wall, ${fullCpu.toFixed(1)} s CPU; model.safetensors sha256 ${expected['model.safetensors']!.slice(0, 16)}…\n`);
+      process.stdout.write('kill at   blocks done  resumed run (wall, CPU)  identical  CPU saved vs. starting over\n');
+      let saved = 0;
+      let resumedRuns = 0;
+      for (const [i, fraction] of moments(method === 'wanda' ? 1 : 2, kills).entries()) {
+        const out = path.join(root, `${method}-${i}`);
+        const at = 0.3 + fraction * full.seconds;
+        const killed = await run(prune(out), {
+          nodeArgs,
+          during: async (child) => {
+            await new Promise((r) => setTimeout(r, at * 1000));
+            child.kill('SIGKILL');
+          },
+        });
+        let blocks = '-';
+        const partial = partialsOf(out)[0];
+        if (partial && fs.existsSync(path.join(partial, 'prunelens-resume.json'))) {
+          const progress = (JSON.parse(fs.readFileSync(path.join(partial, 'prunelens-resume.json'), 'utf8')) as { progress: { blocksDone?: number } }).progress;
+          blocks = progress.blocksDone === undefined ? 'before' : String(progress.blocksDone);
+        }
+        const finishedAnyway = killed.code === 0;
+        const resumed = finishedAnyway ? killed : await run(prune(out, '--resume'), { nodeArgs });
+        const same = resumed.code === 0 && JSON.stringify(fingerprint(out)) === JSON.stringify(expected);
+        if (!same) failures++;
+        const gain = fullCpu - cpuSeconds(resumed.stderr);
+        if (!finishedAnyway) {
+          saved += gain;
+          resumedRuns++;
+        }
+        process.stdout.write(
+          `${at.toFixed(1).padStart(6)} s  ${(finishedAnyway ? 'finished' : blocks).padEnd(11)}  ${finishedAnyway ? '-'.padEnd(23) : `${resumed.seconds.toFixed(1).padStart(6)} s, ${cpuSeconds(resumed.stderr).toFixed(1).padStart(5)} s CPU`.padEnd(23)}  ${same ? 'yes' : `NO (exit ${resumed.code}: ${resumed.stdout.slice(0, 200)})`}        ${finishedAnyway ? '-' : `${gain.toFixed(1)} s (${((100 * gain) / fullCpu).toFixed(0)}%)`}\n`,
+        );
+        fs.rmSync(out, { recursive: true, force: true });
+      }
+      process.stdout.write(`${method}: ${kills} kills, ${resumedRuns} resumed; CPU time saved by resuming instead of starting over: ${saved.toFixed(1)} s in all, ${(saved / Math.max(1, resumedRuns)).toFixed(1)} s (${((100 * saved) / Math.max(1, resumedRuns) / fullCpu).toFixed(0)}% of a run) per resume\n`);
+    }
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+  process.stdout.write(`\n${failures === 0 ? 'every resumed output is identical to the uninterrupted run' : `${failures} resumed output(s) differ`}\n`);
+  return failures > 0 ? 1 : 0;
+}
