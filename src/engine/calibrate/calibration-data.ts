@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { PruneLensError } from '../errors';
 import { PythonRandom } from './python-random';
+import type { RunControl } from '../progress';
+import { encodeDocuments, encodeText } from '../text/encode-text';
 import type { TextTokenizer } from '../text/tokenizer';
 
 export interface CalibrationRequest {
@@ -30,7 +32,7 @@ export interface CalibrationSet extends CalibrationRequest {
  * format) gives one document per line's "text", each tokenized on its own, and a document is drawn
  * again until one is long enough (their C4 loader).
  */
-export async function drawCalibration(tokenizer: TextTokenizer, request: CalibrationRequest): Promise<CalibrationSet> {
+export async function drawCalibration(tokenizer: TextTokenizer, request: CalibrationRequest, control: RunControl = {}): Promise<CalibrationSet> {
   const { file, nsamples, seqlen, seed } = request;
   if (!Number.isInteger(nsamples) || nsamples < 1) throw new PruneLensError('usage', `nsamples must be a positive integer, got ${nsamples}`);
   const bytes = await fs.readFile(file).catch((err: NodeJS.ErrnoException) => {
@@ -42,7 +44,7 @@ export async function drawCalibration(tokenizer: TextTokenizer, request: Calibra
   let documents: number;
   let tokens: number;
   if (format === 'text') {
-    const doc = tokenizer.encode(bytes.toString('utf8'));
+    const doc = await encodeText(tokenizer, bytes.toString('utf8'), { ...control, source: file });
     documents = 1;
     tokens = doc.length;
     // Windows may overlap, as in the references, but a text shorter than the request would mostly repeat itself.
@@ -58,12 +60,13 @@ export async function drawCalibration(tokenizer: TextTokenizer, request: Calibra
       ids.set(doc.subarray(start, start + seqlen), s * seqlen);
     }
   } else {
-    // Documents are tokenized as they are drawn, as the reference does: a large file costs only what is used.
+    // All documents are tokenized at once (in a worker, then from the token cache); `tokens` counts the drawn ones, as the reference tokenizes only those.
     const texts = jsonlTexts(bytes.toString('utf8'), file);
+    const docs = await encodeDocuments(tokenizer, texts, { ...control, source: file });
     const cache = new Map<number, Int32Array>();
     const tokenized = (i: number): Int32Array => {
       let doc = cache.get(i);
-      if (!doc) cache.set(i, (doc = tokenizer.encode(texts[i]!)));
+      if (!doc) cache.set(i, (doc = docs[i]!));
       return doc;
     };
     for (let s = 0; s < nsamples; s++) {

@@ -12,6 +12,7 @@ import { Checkpoint } from '../io/checkpoint';
 import { peakRssMb } from '../memory';
 import { blockTensorNames, linearWeightNames } from '../model/config';
 import type { RunControl } from '../progress';
+import { encodeText } from '../text/encode-text';
 import { readTextFile } from '../text/text-file';
 import { withModelSession } from '../model/model-session';
 import { needsCalibration, pruneSequentially } from './sequential';
@@ -63,9 +64,9 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
     const targets = linearWeightNames(checkpoint.config).filter((n) => isTargeted(spec, n));
     if (targets.length === 0) throw new PruneLensError('usage', `no linear weight matches --include ${spec.include.join(',')} / --exclude ${spec.exclude.join(',')}`);
     const evalText = options.evaluation ? await readTextFile(options.evaluation.file) : undefined;
-    const evalIds = evalText !== undefined ? tokenizer.encode(evalText) : undefined;
+    const evalIds = evalText !== undefined ? await encodeText(tokenizer, evalText, { ...options, source: options.evaluation!.file }) : undefined;
     const calibrated = needsCalibration(spec.method) || allocationNeedsCalibration(allocation);
-    const calibration = calibrated ? await drawCalibration(tokenizer, options.calibration!) : undefined;
+    const calibration = calibrated ? await drawCalibration(tokenizer, options.calibration!, options) : undefined;
     const evaluate = (weights: Checkpoint, stage: string): Promise<PerplexityResult> => evaluateStage(stage, runner, weights, evalIds!, options.evaluation!, options);
     const output = await OutputFolder.create(checkpoint, options.out, options.overwrite ?? false);
     return output.complete(async () => {
