@@ -78,9 +78,9 @@ function tokenizeInWorker(tokenizer: TextTokenizer, texts: string[], total: numb
       settled = true;
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
-      void worker.terminate();
-      if (error) reject(error);
-      else resolve(ids!);
+      // Settled only once the thread has stopped: a stopped run leaves nothing spinning behind it.
+      const settle = (): void => (error ? reject(error) : resolve(ids!));
+      worker.terminate().then(settle, settle);
     };
     const onAbort = (): void => finish(new PruneLensError('cancelled', 'cancelled by the user'));
     options.signal?.addEventListener('abort', onAbort, { once: true });
