@@ -6,7 +6,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { buildEncoding, type TextEncoding } from '../../../src/engine/text/tokenizer';
 import { PythonRandom } from '../../../src/engine/calibrate/python-random';
 import { EVAL_TEXT, FIXTURE_MODEL, SHARED_DATA } from '../../helpers/fixtures';
-import { byteLevelTokenizerJson, trainByteLevelBpe, type ByteLevelFamily } from './byte-level-tokenizers';
+import { byteLevelTokenizerJson, trainByteLevelBpe, type ByteLevelFamily } from '../../../scripts/byte-level-tokenizer';
 
 /**
  * The fast encoder against @huggingface/tokenizers, the library the engine encoded with before (the
@@ -92,15 +92,17 @@ describe('the fast encoder gives the reference library\'s ids: byte-level BPE (G
     learned = trainByteLevelBpe(read(CALIB_TEXT).slice(0, 60_000), 400);
   });
 
+  // The whole texts once (GPT-2's layout); the other layouts differ before BPE only, so shorter texts suffice.
   for (const family of ['gpt2', 'llama3', 'qwen2'] as ByteLevelFamily[]) {
-    it(`${family}: TinyStories, WikiText-2 and C4 texts, whole, then random strings`, () => {
+    const whole = family === 'gpt2';
+    it(`${family}: TinyStories, WikiText-2 and C4 texts${whole ? ', whole' : ' (parts)'}, then random strings`, () => {
       const e = encoders(byteLevelTokenizerJson(family, learned));
       assert.equal(e.fast.kind, 'fast BPE');
       compare(e, read(EVAL_TEXT), 'eval.txt');
-      compare(e, read(CALIB_TEXT), 'calibration.txt');
-      compare(e, read(WIKITEXT), 'wikitext');
+      if (whole) compare(e, read(CALIB_TEXT), 'calibration.txt');
+      compare(e, whole ? read(WIKITEXT) : read(WIKITEXT).slice(0, 300_000), 'wikitext');
       const docs = c4Documents();
-      compare(e, docs.join('\n\n'), 'C4, all documents joined');
+      if (whole) compare(e, docs.join('\n\n'), 'C4, all documents joined');
       docs.slice(0, 100).forEach((doc, i) => compare(e, doc, `C4 document ${i}`));
       compare(e, MIXED, 'mixed');
       randomStrings(300, 2, AWKWARD).forEach((s, i) => compare(e, s, `random string ${i} ${JSON.stringify(s)}`));

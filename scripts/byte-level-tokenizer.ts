@@ -1,5 +1,5 @@
 /**
- * GPT-2-style byte-level BPE tokenizer.json files for tests, with merges learned here by the plain
+ * GPT-2-style byte-level BPE tokenizer.json files for the tests and the benchmark, with merges learned here by the plain
  * BPE training loop (count adjacent pairs over the words of a text, merge the most frequent, repeat):
  * no model file has to be downloaded, and the vocabulary is real enough that words merge deeply.
  * Three pipelines around the same vocabulary, as the families use them: GPT-2 (ByteLevel with its
