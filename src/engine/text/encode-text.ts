@@ -37,13 +37,15 @@ export async function encodeDocuments(tokenizer: TextTokenizer, texts: string[],
   throwIfCancelled(options.signal);
   const stage = `tokenize ${path.basename(options.source)}`;
   const total = texts.reduce((n, t) => n + t.length, 0);
-  options.onProgress?.({ type: 'stage', stage, done: 0, total });
+  // No text at all (an empty JSON Lines file) is no stage: a bar of 0/0 would mean nothing.
+  const onProgress = total > 0 ? options.onProgress : undefined;
+  onProgress?.({ type: 'stage', stage, done: 0, total });
   const cache = cacheFor(tokenizer, options);
   const key = tokenCacheKey(tokenizer.fingerprint, texts);
   const cached = await cache?.get(key);
   if (cached) {
     options.log?.info(`${options.source}: token ids from the cache (${cache!.dir})`);
-    options.onProgress?.({ type: 'stage', stage, done: total, total, detail: 'cached' });
+    onProgress?.({ type: 'stage', stage, done: total, total, detail: 'cached' });
     return cached;
   }
   const ids = await tokenizeInWorker(tokenizer, texts, total, stage, options);
@@ -102,7 +104,7 @@ function tokenizeInWorker(tokenizer: TextTokenizer, texts: string[], total: numb
           phase = message.label;
           break;
         case 'progress':
-          options.onProgress?.({ type: 'stage', stage, done: message.done, total });
+          if (total > 0) options.onProgress?.({ type: 'stage', stage, done: message.done, total });
           break;
         case 'result':
           finish(undefined, message.ids);
