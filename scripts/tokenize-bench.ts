@@ -21,6 +21,9 @@ export interface TokenizeBenchResult {
   librarySeconds: number;
   coldSeconds: number;
   cachedSeconds: number;
+  /** CPU seconds of the whole process (the worker included): on a shared machine, closer to what a quiet one takes. */
+  libraryCpuSeconds: number;
+  coldCpuSeconds: number;
   identical: boolean;
 }
 
@@ -56,14 +59,18 @@ export async function runTokenizeBench(shared: string, embedded: string, log: (m
         await fsp.rm(cacheDir, { recursive: true, force: true });
         const options = { source: text.file, cacheDir };
         let start = performance.now();
+        let cpu = process.cpuUsage();
         const cold = await encodeDocuments(tokenizer, text.documents, options);
         const coldSeconds = (performance.now() - start) / 1000;
+        const coldCpuSeconds = cpuSeconds(cpu);
         start = performance.now();
         await encodeDocuments(tokenizer, text.documents, options);
         const cachedSeconds = (performance.now() - start) / 1000;
         start = performance.now();
+        cpu = process.cpuUsage();
         const reference = text.documents.map((d) => library.encode(d).ids);
         const librarySeconds = (performance.now() - start) / 1000;
+        const libraryCpuSeconds = cpuSeconds(cpu);
         results.push({
           tokenizer: name,
           text: text.name,
@@ -74,6 +81,8 @@ export async function runTokenizeBench(shared: string, embedded: string, log: (m
           librarySeconds,
           coldSeconds,
           cachedSeconds,
+          libraryCpuSeconds,
+          coldCpuSeconds,
           identical: reference.every((r, i) => r.length === cold[i]!.length && r.every((id, k) => id === cold[i]![k])),
         });
       }
@@ -82,6 +91,11 @@ export async function runTokenizeBench(shared: string, embedded: string, log: (m
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
   }
+}
+
+function cpuSeconds(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1e6;
 }
 
 /** The texts runs tokenize: TinyStories, WikiText-2 test (whole files) and the C4 sample (one document per line, as calibration reads it). */
@@ -105,8 +119,8 @@ async function benchTexts(shared: string): Promise<BenchText[]> {
 
 export function tokenizeTable(results: TokenizeBenchResult[]): string {
   const lines = [
-    '| tokenizer | text | MB | ids | library MB/s (before) | cold MB/s (worker, no cache) | cached MB/s | speed-up cold | ids equal the library |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| tokenizer | text | MB | ids | library MB/s (before) | cold MB/s (worker, no cache) | cached MB/s | library MB/CPU-s | cold MB/CPU-s | speed-up cold | ids equal the library |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
   ];
   for (const r of results) {
     const cells = [
@@ -117,6 +131,8 @@ export function tokenizeTable(results: TokenizeBenchResult[]): string {
       (r.mb / r.librarySeconds).toFixed(3),
       (r.mb / r.coldSeconds).toFixed(2),
       (r.mb / r.cachedSeconds).toFixed(1),
+      (r.mb / r.libraryCpuSeconds).toFixed(3),
+      (r.mb / r.coldCpuSeconds).toFixed(2),
       `${(r.librarySeconds / r.coldSeconds).toFixed(0)}x`,
       r.identical ? 'yes' : '**NO**',
     ];
