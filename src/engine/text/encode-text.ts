@@ -91,7 +91,7 @@ function tokenizeInWorker(tokenizer: TextTokenizer, texts: string[], total: numb
       finish(
         new PruneLensError(
           'text',
-          `tokenizing ${path.basename(options.source)} (${mb.toFixed(2)} MB) took longer than ${limitSeconds.toFixed(0)} s ` +
+          `tokenizing ${path.basename(options.source)} (${mb >= 1 ? `${mb.toFixed(1)} MB` : `${Math.ceil(mb * 1000)} KB`}) took longer than ${limitSeconds.toFixed(0)} s ` +
             `(${budget.seconds} s + ${budget.secondsPerMb} s per MB) and was stopped while running ${what} on ${options.source}; ` +
             'a pattern that backtracks on this text never ends: fix the pattern in tokenizer.json or use another text',
           tokenizer.source,
