@@ -119,6 +119,43 @@ describe('the fast encoder gives the reference library\'s ids: byte-level BPE (G
   });
 });
 
+describe('the fast encoder gives the reference library\'s ids: variants of the embedded tokenizer', () => {
+  const embedded = (): Record<string, unknown> => JSON.parse(read(path.join(FIXTURE_MODEL, 'tokenizer.json'))) as Record<string, unknown>;
+  const model = (json: Record<string, unknown>): Record<string, unknown> => json['model'] as Record<string, unknown>;
+  const texts = (): string[] => [read(EVAL_TEXT).slice(0, 40_000), MIXED, '🙂🙂 x 🙂', ...randomStrings(200, 4, AWKWARD)];
+
+  it('Metaspace pre-tokenizer instead of the normalizer (newer Llama 2 and Mistral files), prepend_scheme first and always', () => {
+    for (const scheme of ['first', 'always']) {
+      const json = embedded();
+      json['normalizer'] = null;
+      json['pre_tokenizer'] = { type: 'Metaspace', replacement: '\u2581', prepend_scheme: scheme, split: false };
+      const e = encoders(json);
+      assert.equal(e.fast.kind, 'fast BPE');
+      texts().forEach((t, i) => compare(e, t, `${scheme}: text ${i}`));
+    }
+  });
+
+  it('no byte fallback: unknown characters become <unk>, runs of them fused or not', () => {
+    for (const fuse of [true, false]) {
+      const json = embedded();
+      Object.assign(model(json), { byte_fallback: false, fuse_unk: fuse });
+      const e = encoders(json);
+      texts().forEach((t, i) => compare(e, t, `fuse_unk ${fuse}: text ${i}`));
+    }
+  });
+
+  it('lstrip/rstrip added tokens, a normalized added token, and an EOS appended by the template', () => {
+    const json = embedded();
+    const added = json['added_tokens'] as Record<string, unknown>[];
+    added.push({ id: 3, content: '<mask>', single_word: false, lstrip: true, rstrip: true, normalized: false, special: true });
+    added.push({ id: 4, content: 'upon a', single_word: false, lstrip: false, rstrip: false, normalized: true, special: false });
+    const processor = json['post_processor'] as Record<string, unknown[]>;
+    processor['single']!.push({ SpecialToken: { id: '</s>', type_id: 0 } });
+    const e = encoders(json);
+    for (const t of ['Once upon a time <mask>  there', '  <mask>\n<mask>', 'upon a upon aupon a', ...texts()]) compare(e, t, JSON.stringify(t.slice(0, 30)));
+  });
+});
+
 describe('tokenizers the fast path does not cover', () => {
   it('encode with the reference library and say why', () => {
     const json = {
