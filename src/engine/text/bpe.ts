@@ -270,14 +270,18 @@ class CharIndex {
 
 /** A growing list of ids; with `fuseUnk`, a run of unknown tokens becomes one, as the reference fuses them. */
 export class IdSink {
-  private buf = new Int32Array(1024);
+  private buf: Int32Array;
   length = 0;
   private lastWasUnk = false;
 
+  /** `expected`: a guess of the count (a quarter of the text's length is typical), to spare regrowing. */
   constructor(
     private readonly fuseUnk: boolean,
     private readonly unkId: number | undefined,
-  ) {}
+    expected = 1024,
+  ) {
+    this.buf = new Int32Array(Math.max(16, expected));
+  }
 
   /** The reference fuses within one call of its model, i.e. within one section of text. */
   endSection(): void {

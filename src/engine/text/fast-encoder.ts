@@ -1,18 +1,6 @@
 import type { Tokenizer } from '@huggingface/tokenizers';
 import { BpeModel, IdSink, type BpeModelConfig } from './bpe';
 
-/**
- * Encoding as @huggingface/tokenizers encodes (the same ids for every text), fast: the reference's own
- * normalizer and pre-tokenizer objects run unchanged (native regular expressions over the whole
- * text), the steps around them are mirrored line by line (added tokens split out before and after
- * normalizing, lstrip/rstrip, the post-processor's special tokens), and the BPE model is bpe.ts. The
- * byte-level pre-tokenizer (GPT-2, Llama 3, Qwen2) is mirrored too, so that its per-word UTF-8
- * mapping is done once per distinct word.
- *
- * Covered: BPE models without word suffixes, any normalizer and pre-tokenizer the reference builds,
- * any post-processor that puts the text once between fixed special tokens. `create` returns the
- * reason otherwise, and the caller encodes with the reference.
- */
 export interface EncodeHooks {
   /** Called before a step that runs a tokenizer.json pattern over the text, with what and where. */
   phase?(label: string): void;
@@ -44,6 +32,18 @@ interface Step {
   run(texts: string[], sectionIndex: number): string[];
 }
 
+/**
+ * Encoding as @huggingface/tokenizers encodes (the same ids for every text), fast: the reference's own
+ * normalizer and pre-tokenizer objects run unchanged (native regular expressions over the whole
+ * text), the steps around them are mirrored line by line (added tokens split out before and after
+ * normalizing, lstrip/rstrip, the post-processor's special tokens), and the BPE model is bpe.ts. The
+ * byte-level pre-tokenizer (GPT-2, Llama 3, Qwen2) is mirrored too, so that its per-word UTF-8
+ * mapping is done once per distinct word.
+ *
+ * Covered: BPE models without word suffixes, any normalizer and pre-tokenizer the reference builds,
+ * any post-processor that puts the text once between fixed special tokens. `create` returns the
+ * reason otherwise, and the caller encodes with the reference.
+ */
 export class FastEncoder {
   private readonly addedMap: ReferenceInternals['added_tokens_map'];
   private readonly unnormalized: Splitter;
@@ -98,7 +98,7 @@ export class FastEncoder {
 
   /** Token ids of `text`, with the post-processor's special tokens: what the reference's encode(text).ids gives. */
   encode(text: string, hooks: EncodeHooks = {}): Int32Array {
-    const out = new IdSink(this.fuseUnk, this.bpe.unkId);
+    const out = new IdSink(this.fuseUnk, this.bpe.unkId, text.length >> 2);
     for (const id of this.prefix) out.pushSpecial(id);
     const progress = new Progress(text.length, hooks);
     const sections = this.unnormalized.split(text);
