@@ -29,6 +29,8 @@ if (tests) {
     esbuild.build({ ...common, entryPoints: { cli: 'src/cli/index.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } }),
     esbuild.build({ ...common, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist' }),
     esbuild.build({ ...common, entryPoints: { bench: 'scripts/bench.ts' }, outdir: 'dist' }),
+    // Tokenizing runs in a worker thread, which loads its own file.
+    esbuild.build({ ...common, entryPoints: { 'tokenize-worker': 'src/engine/text/tokenize-worker.ts' }, outdir: 'dist' }),
     // The webview runs in VS Code's Chromium; one script file, so its CSP can allow exactly that script.
     esbuild.build({
       entryPoints: { main: 'webview/main.ts' },

@@ -13,12 +13,16 @@ import { parameterCount } from '../src/engine/model/config';
 import { METHODS, type Method } from '../src/engine/prune/spec';
 import { MODEL_SHAPES, type ModelShapeName } from './model-shapes';
 import { randomCheckpointConfigText, writeRandomCheckpoint, type RandomDType } from './random-checkpoint';
+import { runTokenizeBench, tokenizeTable, type TokenizeBenchResult } from './tokenize-bench';
 
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const EMBEDDED = path.join(ROOT, 'models', 'stories260K');
 const EVAL_TEXT = path.resolve(ROOT, '..', 'shared', 'data', 'tinystories', 'eval.txt');
 const CALIB_TEXT = path.resolve(ROOT, '..', 'shared', 'data', 'tinystories', 'calibration.txt');
+const SHARED_DATA = path.resolve(ROOT, '..', 'shared', 'data');
+/** `--only tokenize` runs just the tokenize table. */
+const TOKENIZE = 'tokenize';
 const CACHE = path.join(ROOT, '.cache', 'bench-models');
 const SEED = 1234;
 const PRUNE_SPARSITY = 0.5;
@@ -159,14 +163,16 @@ async function main(): Promise<void> {
       'skip-eval': { type: 'boolean', default: false },
       'skip-prune': { type: 'boolean', default: false },
       'skip-structured': { type: 'boolean', default: false },
+      'skip-tokenize': { type: 'boolean', default: false },
     },
   });
+  const tokenizeRun = !values['skip-tokenize'] && (values.only === undefined || values.only === TOKENIZE);
   const pick = <T extends { name: string }>(all: T[], skip: boolean): T[] =>
     skip ? [] : all.filter((r) => values.only === undefined || r.name === values.only);
   const evalRows = pick(ROWS, values['skip-eval']);
   const pruneRows = pick(PRUNE_ROWS, values['skip-prune']);
   const structuredRows = pick(STRUCTURED_ROWS, values['skip-structured']);
-  if (evalRows.length + pruneRows.length + structuredRows.length === 0) {
+  if (evalRows.length + pruneRows.length + structuredRows.length === 0 && !tokenizeRun) {
     const names = [
       ...(values['skip-eval'] ? [] : ROWS),
       ...(values['skip-prune'] ? [] : PRUNE_ROWS),
@@ -175,6 +181,9 @@ async function main(): Promise<void> {
     throw new Error(`no rows to run${values.only === undefined ? '' : ` for --only ${values.only}`}; rows: ${names.join(', ') || 'none'}`);
   }
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing; build it with npm run build`);
+
+  // In this process (its workers are what is timed), before any CLI child runs.
+  const tokenized: TokenizeBenchResult[] = tokenizeRun ? await runTokenizeBench(SHARED_DATA, EMBEDDED, log) : [];
 
   const evals: BenchResult[] = [];
   for (const row of evalRows) {
@@ -210,10 +219,11 @@ async function main(): Promise<void> {
   }
 
   if (values.json) {
-    process.stdout.write(JSON.stringify({ eval: evals, prune: prunes, structured }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ tokenize: tokenized, eval: evals, prune: prunes, structured }, null, 2) + '\n');
     return;
   }
   const tables = [
+    ...(tokenized.length > 0 ? [tokenizeTable(tokenized)] : []),
     ...(evals.length > 0 ? [evalTable(evals)] : []),
     ...(prunes.length > 0 ? [pruneTable(prunes)] : []),
     ...(structured.length > 0 ? [structuredTable(structured)] : []),

@@ -3,6 +3,8 @@ import { promises as fs } from 'node:fs';
 import { PruneLensError } from '../errors';
 import { checkTokenIds, type ModelConfig } from '../model/config';
 import { PythonRandom } from './python-random';
+import type { RunControl } from '../progress';
+import { encodeDocuments, encodeText } from '../text/encode-text';
 import type { TextTokenizer } from '../text/tokenizer';
 
 export interface CalibrationRequest {
@@ -31,7 +33,7 @@ export interface CalibrationSet extends CalibrationRequest {
  * format) gives one document per line's "text", each tokenized on its own, and a document is drawn
  * again until one is long enough (their C4 loader).
  */
-export async function drawCalibration(tokenizer: TextTokenizer, request: CalibrationRequest, cfg?: ModelConfig): Promise<CalibrationSet> {
+export async function drawCalibration(tokenizer: TextTokenizer, request: CalibrationRequest, control: RunControl = {}, cfg?: ModelConfig): Promise<CalibrationSet> {
   const { file, nsamples, seqlen, seed } = request;
   checkCalibrationRequest(request);
   const bytes = await fs.readFile(file).catch((err: NodeJS.ErrnoException) => {
@@ -44,7 +46,7 @@ export async function drawCalibration(tokenizer: TextTokenizer, request: Calibra
   let documents: number;
   let tokens: number;
   if (format === 'text') {
-    const doc = tokenizer.encode(content);
+    const doc = await encodeText(tokenizer, content, { ...control, source: file });
     if (cfg) checkTokenIds(doc, cfg, file);
     documents = 1;
     tokens = doc.length;
@@ -61,13 +63,14 @@ export async function drawCalibration(tokenizer: TextTokenizer, request: Calibra
       ids.set(doc.subarray(start, start + seqlen), s * seqlen);
     }
   } else {
-    // Documents are tokenized as they are drawn, as the reference does: a large file costs only what is used.
+    // All documents are tokenized at once (in a worker, then from the token cache); `tokens` counts the drawn ones, as the reference tokenizes only those.
     const texts = jsonlTexts(content, file);
+    const docs = await encodeDocuments(tokenizer, texts, { ...control, source: file });
     const cache = new Map<number, Int32Array>();
     const tokenized = (i: number): Int32Array => {
       let doc = cache.get(i);
       if (!doc) {
-        cache.set(i, (doc = tokenizer.encode(texts[i]!)));
+        cache.set(i, (doc = docs[i]!));
         if (cfg) checkTokenIds(doc, cfg, `${file}: document ${i + 1}`);
       }
       return doc;

@@ -2,6 +2,7 @@ import { peakRssMb } from '../memory';
 import { withModelSession } from '../model/model-session';
 import type { RuntimeSettings } from '../graph/session';
 import type { RunControl } from '../progress';
+import { encodeText } from '../text/encode-text';
 import { readTextFile } from '../text/text-file';
 import { evaluatePerplexity, type PerplexityResult } from './perplexity';
 
@@ -26,7 +27,7 @@ export interface EvaluateModelResult extends PerplexityResult {
 /** Perplexity of a checkpoint on a text file: the whole job behind `prunelens eval`. */
 export async function evaluateModel(options: EvaluateModelOptions): Promise<EvaluateModelResult> {
   return withModelSession(options.model, options.runtime, async ({ checkpoint, tokenizer, runner }) => {
-    const ids = tokenizer.encode(await readTextFile(options.textFile));
+    const ids = await encodeText(tokenizer, await readTextFile(options.textFile), { ...options, source: options.textFile });
     options.log?.info(`${options.textFile}: ${ids.length} tokens (${tokenizer.source})`);
     const result = await evaluatePerplexity(runner, checkpoint, ids, { ...options, source: options.textFile });
     return {

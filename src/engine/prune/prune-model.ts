@@ -18,6 +18,7 @@ import { WRITABLE_DTYPES } from '../io/dtype';
 import { peakRssMb } from '../memory';
 import { blockTensorNames, checkTokenIds, linearWeightNames, type ModelConfig } from '../model/config';
 import { throwIfCancelled, type RunControl } from '../progress';
+import { encodeText } from '../text/encode-text';
 import { readTextFile } from '../text/text-file';
 import { withModelSession } from '../model/model-session';
 import { needsCalibration, pruneSequentially, type BlockProgress, type LayerRecord } from './sequential';
@@ -125,7 +126,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
       if (options.evaluation) {
         evalIds = done.evalTokens !== undefined ? await loadArray(journal, 'eval-ids', 'i32') : undefined;
         if (!evalIds) {
-          evalIds = tokenizer.encode(evalText!);
+          evalIds = await encodeText(tokenizer, evalText!, { ...options, source: options.evaluation.file });
           checkTokenIds(evalIds, cfg, options.evaluation.file);
           await journal.saveArray('eval-ids', evalIds);
           await save({ evalTokens: evalIds.length });
@@ -137,7 +138,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
         if (done.calibration && ids) {
           calibration = { ...done.calibration, ids };
         } else {
-          calibration = await drawCalibration(tokenizer, calibrationRequest, cfg);
+          calibration = await drawCalibration(tokenizer, calibrationRequest, options, cfg);
           const { ids: drawn, ...rest } = calibration;
           await journal.saveArray('calibration-ids', drawn);
           await save({ calibration: rest });

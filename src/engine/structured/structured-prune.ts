@@ -11,6 +11,7 @@ import type { RunControl } from '../progress';
 import { throwIfCancelled } from '../progress';
 import { withModelSession } from '../model/model-session';
 import type { EvaluationRequest } from '../prune/prune-model';
+import { encodeText } from '../text/encode-text';
 import { readTextFile } from '../text/text-file';
 import { computeScores, type StructuredScores } from './scores';
 import { selectRemoval, type Selection, type StructuredTarget } from './select';
@@ -65,7 +66,7 @@ export interface StructuredRecord {
 /** Scores, on their own: `prunelens scores` and the model tree. */
 export async function scoreModel(options: { model: string; calibration: CalibrationRequest; runtime: RuntimeSettings } & RunControl): Promise<StructuredScores> {
   return withModelSession(options.model, options.runtime, async (session) =>
-    computeScores(session, await drawCalibration(session.tokenizer, options.calibration), options),
+    computeScores(session, await drawCalibration(session.tokenizer, options.calibration, options), options),
   );
 }
 
@@ -82,8 +83,8 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
   return withModelSession(options.model, options.runtime, async (session) => {
     const { checkpoint, tokenizer, runner } = session;
     const cfg = checkpoint.config;
-    const evalIds = options.evaluation ? tokenizer.encode(await readTextFile(options.evaluation.file)) : undefined;
-    const calibration = needsScores ? await drawCalibration(tokenizer, options.calibration!) : undefined;
+    const evalIds = options.evaluation ? await encodeText(tokenizer, await readTextFile(options.evaluation.file), { ...options, source: options.evaluation.file }) : undefined;
+    const calibration = needsScores ? await drawCalibration(tokenizer, options.calibration!, options) : undefined;
     const selection = options.target ? undefined : explicitSelection(checkpoint, options.explicit!);
     const masked = options.explicit?.heads ?? [];
     const evaluate = (r: DecoderRunner, weights: Checkpoint, stage: string): Promise<PerplexityResult> => evaluateStage(stage, r, weights, evalIds!, options.evaluation!, options);

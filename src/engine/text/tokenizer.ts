@@ -1,7 +1,12 @@
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { PruneLensError } from '../errors';
+import { FastEncoder, type EncodeHooks } from './fast-encoder';
+
+/** Part of every token cache key: raise it whenever a change could alter the ids a tokenizer gives. */
+const ENCODER_VERSION = 'prunelens-encoder-1 @huggingface/tokenizers-0.2.0';
 
 /**
  * The parts of tokenizer.json that decide how token strings spell the text, kept as written (the
@@ -27,32 +32,86 @@ export interface AddedTokenInfo {
   rstrip: boolean;
 }
 
+/** The tokenizer files as read: what a worker needs to build the same tokenizer, and what the token cache keys on. */
+export interface TokenizerFiles {
+  /** tokenizer.json's path, for messages. */
+  source: string;
+  json: string;
+  /** tokenizer_config.json, when the checkpoint has one. */
+  config?: string;
+}
+
+/** Encodes whole texts: the fast encoder where it covers the tokenizer, the reference library otherwise. */
+export interface TextEncoding {
+  encode(text: string, hooks?: EncodeHooks): Int32Array;
+  /** What encodes, for messages and the benchmark: "fast BPE" or "reference (a Unigram model)". */
+  readonly kind: string;
+}
+
+/** Builds the encoder for tokenizer files; throws a located error when the library cannot build the tokenizer. */
+export function buildEncoding(files: TokenizerFiles): { reference: Tokenizer; encoding: TextEncoding; json: object } {
+  const json = parseJson(files.json, files.source);
+  const config = files.config === undefined ? {} : parseJson(files.config, path.join(path.dirname(files.source), 'tokenizer_config.json'));
+  let reference: Tokenizer;
+  try {
+    reference = new Tokenizer(json, config);
+  } catch (err) {
+    throw new PruneLensError('checkpoint', `cannot build the tokenizer: ${(err as Error).message}`, files.source);
+  }
+  const fast = FastEncoder.create(reference, json as Record<string, unknown>, config as Record<string, unknown>);
+  const encoding: TextEncoding =
+    typeof fast === 'string'
+      ? { kind: `reference (${fast})`, encode: (text) => Int32Array.from(reference.encode(text).ids) }
+      : { kind: 'fast BPE', encode: (text, hooks) => fast.encode(text, hooks) };
+  return { reference, encoding, json };
+}
+
 /** The checkpoint's own tokenizer, read from tokenizer.json and tokenizer_config.json. */
 export class TextTokenizer {
   private readonly added: ReadonlyMap<number, AddedTokenInfo>;
+  /** SHA-256 over the tokenizer files and the encoder's version: equal fingerprints give equal ids. */
+  readonly fingerprint: string;
 
   private constructor(
     private readonly tokenizer: Tokenizer,
-    readonly source: string,
+    private readonly encoding: TextEncoding,
+    readonly files: TokenizerFiles,
     readonly pipeline: TokenizerPipeline,
   ) {
     this.added = new Map([...tokenizer.get_added_tokens_decoder()].map(([id, t]) => [id, { content: t.content, special: t.special, lstrip: t.lstrip, rstrip: t.rstrip }]));
+    this.fingerprint = createHash('sha256')
+      .update(`${ENCODER_VERSION}\0${files.json.length}\0`)
+      .update(files.json)
+      .update(`\0${files.config ?? ''}`)
+      .digest('hex');
   }
 
   static async load(dir: string): Promise<TextTokenizer> {
-    const file = path.join(dir, 'tokenizer.json');
-    const json = await readJsonFile(file, true);
-    const config = await readJsonFile(path.join(dir, 'tokenizer_config.json'), false);
-    try {
-      return new TextTokenizer(new Tokenizer(json, config ?? {}), file, pipelineOf(json));
-    } catch (err) {
-      throw new PruneLensError('checkpoint', `cannot build the tokenizer: ${(err as Error).message}`, file);
-    }
+    const source = path.join(dir, 'tokenizer.json');
+    const json = await readTextIfAny(source, true);
+    const config = await readTextIfAny(path.join(dir, 'tokenizer_config.json'), false);
+    const files: TokenizerFiles = { source, json, ...(config === undefined ? {} : { config }) };
+    const { reference, encoding, json: parsed } = buildEncoding(files);
+    return new TextTokenizer(reference, encoding, files, pipelineOf(parsed));
   }
 
-  /** Token ids of a whole text, with the special tokens the tokenizer's post-processor adds (BOS for Llama). */
+  /** tokenizer.json's path. */
+  get source(): string {
+    return this.files.source;
+  }
+
+  /** What encodes this tokenizer's texts ("fast BPE", or the reference library and why). */
+  get encoderKind(): string {
+    return this.encoding.kind;
+  }
+
+  /**
+   * Token ids of a whole text, with the special tokens the tokenizer's post-processor adds (BOS for
+   * Llama), on this thread: for short texts (prompts). Files go through encodeText (encode-text.ts):
+   * in a worker, with progress, a time budget and the token cache.
+   */
   encode(text: string): Int32Array {
-    return Int32Array.from(this.tokenizer.encode(text).ids);
+    return this.encoding.encode(text);
   }
 
   decode(ids: ArrayLike<number>): string {
@@ -89,19 +148,24 @@ function pipelineOf(json: object): TokenizerPipeline {
   };
 }
 
-async function readJsonFile(file: string, required: true): Promise<object>;
-async function readJsonFile(file: string, required: false): Promise<object | undefined>;
-async function readJsonFile(file: string, required: boolean): Promise<object | undefined> {
-  let text: string;
+async function readTextIfAny(file: string, required: true): Promise<string>;
+async function readTextIfAny(file: string, required: false): Promise<string | undefined>;
+async function readTextIfAny(file: string, required: boolean): Promise<string | undefined> {
   try {
-    text = await fs.readFile(file, 'utf8');
+    return await fs.readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !required) return undefined;
     throw new PruneLensError('checkpoint', `cannot read the tokenizer: ${(err as Error).message}`, file);
   }
+}
+
+function parseJson(text: string, file: string): object {
+  let value: unknown;
   try {
-    return JSON.parse(text) as object;
+    value = JSON.parse(text);
   } catch (err) {
     throw new PruneLensError('checkpoint', `invalid JSON: ${(err as Error).message}`, file);
   }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new PruneLensError('checkpoint', 'not a JSON object', file);
+  return value;
 }
