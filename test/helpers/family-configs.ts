@@ -1,4 +1,5 @@
 import { referenceLogits as llamaLogits, type RefConfig, type RefWeights } from '../reference/llama-f64';
+import { gemmaLogits } from '../reference/gemma-f64';
 import { qwen3Logits } from '../reference/qwen3-f64';
 
 /**
@@ -56,5 +57,46 @@ export const FAMILY_CASES: Record<string, FamilyCase> = {
       rope_scaling: { rope_type: 'yarn', factor: 4.0, original_max_position_embeddings: 128 },
     },
     reference: qwen3Logits,
+  },
+  // Gemma 7B's config fields: hidden_act "gelu" is ignored for hidden_activation; head_dim 32 with hidden 64 and 4 heads.
+  gemma: {
+    config: {
+      architectures: ['GemmaForCausalLM'], model_type: 'gemma', hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2,
+      num_attention_heads: 4, num_key_value_heads: 1, head_dim: 32, vocab_size: 300, rms_norm_eps: 1e-6, rope_theta: 10000,
+      max_position_embeddings: 256, hidden_act: 'gelu', hidden_activation: 'gelu_pytorch_tanh', attention_bias: false, rope_scaling: null,
+    },
+    reference: gemmaLogits,
+  },
+  // Gemma-2-2B's fields; the soft caps are scaled down (50 and 30 in the release) so random weights reach them.
+  gemma2: {
+    config: {
+      architectures: ['Gemma2ForCausalLM'], model_type: 'gemma2', hidden_size: 64, intermediate_size: 96, num_hidden_layers: 3,
+      num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32, vocab_size: 300, rms_norm_eps: 1e-6, rope_theta: 10000,
+      max_position_embeddings: 256, hidden_act: 'gelu_pytorch_tanh', hidden_activation: 'gelu_pytorch_tanh', query_pre_attn_scalar: 24,
+      attn_logit_softcapping: 2.0, final_logit_softcapping: 3.0, sliding_window: 16, attention_bias: false, tie_word_embeddings: true,
+    },
+    reference: gemmaLogits,
+  },
+  // Gemma-3-1B's fields with a global layer's rope_scaling (linear 8, as the 4B and larger have) and soft caps switched on.
+  gemma3_text: {
+    config: {
+      architectures: ['Gemma3ForCausalLM'], model_type: 'gemma3_text', hidden_size: 64, intermediate_size: 96, num_hidden_layers: 7,
+      num_attention_heads: 4, num_key_value_heads: 1, head_dim: 32, vocab_size: 300, rms_norm_eps: 1e-6, rope_theta: 1000000,
+      rope_local_base_freq: 10000, rope_scaling: { rope_type: 'linear', factor: 8.0 }, max_position_embeddings: 512,
+      hidden_activation: 'gelu_pytorch_tanh', query_pre_attn_scalar: 24, sliding_window: 16, sliding_window_pattern: 6,
+      attn_logit_softcapping: 2.0, final_logit_softcapping: 3.0, attention_bias: false,
+    },
+    reference: gemmaLogits,
+  },
+  // transformers >= 4.53 writes the layer kinds explicitly; here an irregular pattern.
+  'gemma3_text (layer_types)': {
+    config: {
+      architectures: ['Gemma3ForCausalLM'], model_type: 'gemma3_text', hidden_size: 64, intermediate_size: 96, num_hidden_layers: 3,
+      num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, vocab_size: 300, rms_norm_eps: 1e-6, rope_theta: 1000000,
+      rope_local_base_freq: 10000, rope_scaling: null, max_position_embeddings: 512, hidden_activation: 'gelu_pytorch_tanh',
+      query_pre_attn_scalar: 16, sliding_window: 8, layer_types: ['full_attention', 'sliding_attention', 'sliding_attention'],
+      final_logit_softcapping: null, attn_logit_softcapping: null, tie_word_embeddings: true,
+    },
+    reference: gemmaLogits,
   },
 };

@@ -1,5 +1,5 @@
 import { PruneLensError } from '../errors';
-import { FAMILIES, type FamilySpec } from './families/architecture';
+import { FAMILIES, TIED_BY_DEFAULT, type FamilySpec } from './families/architecture';
 import { FUSED_LINEARS } from './families/fused';
 
 /**
@@ -119,7 +119,8 @@ export function parseModelConfig(raw: unknown, where: string): ModelConfig {
     vocabSize: int('vocab_size'),
     rmsNormEps: num('rms_norm_eps', 1e-6),
     ropeTheta,
-    tieWordEmbeddings: cfg.tie_word_embeddings === true,
+    // Absent, it takes the family's default, as transformers' config classes do (Gemma ties, Llama does not).
+    tieWordEmbeddings: typeof cfg.tie_word_embeddings === 'boolean' ? cfg.tie_word_embeddings : TIED_BY_DEFAULT.has(modelType),
     maxPositionEmbeddings: int('max_position_embeddings', 2048),
     arch,
     biasedLinears: new Set(ARCHITECTURES[modelType]!.biasedLinears(cfg)),

@@ -174,6 +174,9 @@ export const FAMILIES: Record<string, (inputs: FamilyInputs) => FamilySpec> = {
   phi3: phi3,
 };
 
+/** Families whose config class ties the embeddings when config.json does not say. */
+export const TIED_BY_DEFAULT: ReadonlySet<string> = new Set(['gemma', 'gemma2', 'gemma3_text']);
+
 /**
  * config.json for fewer layers: a family whose layers differ (sliding or global) lists each kept
  * layer's kind in `layer_types`, so the pattern does not shift when layers are removed.
