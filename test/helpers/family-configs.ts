@@ -1,5 +1,6 @@
 import { referenceLogits as llamaLogits, type RefConfig, type RefWeights } from '../reference/llama-f64';
 import { gemmaLogits } from '../reference/gemma-f64';
+import { phi3Logits } from '../reference/phi3-f64';
 import { qwen3Logits } from '../reference/qwen3-f64';
 
 /**
@@ -98,5 +99,34 @@ export const FAMILY_CASES: Record<string, FamilyCase> = {
       final_logit_softcapping: null, attn_logit_softcapping: null, tie_word_embeddings: true,
     },
     reference: gemmaLogits,
+  },
+  // Phi-3-mini-4k's fields: fused projections, no GQA, a sliding window in every layer (2047 there, 16 here).
+  phi3: {
+    config: {
+      architectures: ['Phi3ForCausalLM'], model_type: 'phi3', hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2,
+      num_attention_heads: 4, num_key_value_heads: 4, vocab_size: 300, rms_norm_eps: 1e-5, rope_theta: 10000, rope_scaling: null,
+      max_position_embeddings: 256, original_max_position_embeddings: 256, sliding_window: 16, hidden_act: 'silu', tie_word_embeddings: false,
+    },
+    reference: phi3Logits,
+  },
+  // Phi-4-mini's fields: GQA, partial rotary 0.75, longrope with short factors up to the original context (64 here) and long past it.
+  'phi3 (longrope, partial rotary, GQA)': {
+    config: {
+      architectures: ['Phi3ForCausalLM'], model_type: 'phi3', hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2,
+      num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 300, rms_norm_eps: 1e-5, rope_theta: 10000, partial_rotary_factor: 0.75,
+      rope_scaling: { type: 'longrope', short_factor: [1, 1.02, 1.1, 1.3, 1.7, 2.2], long_factor: [1, 1.5, 3, 6, 12, 24] },
+      max_position_embeddings: 1024, original_max_position_embeddings: 64, sliding_window: null, hidden_act: 'silu', tie_word_embeddings: true,
+    },
+    reference: phi3Logits,
+  },
+  // Phi-3's first releases name longrope "su".
+  'phi3 (su)': {
+    config: {
+      architectures: ['Phi3ForCausalLM'], model_type: 'phi3', hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2,
+      num_attention_heads: 4, num_key_value_heads: 4, vocab_size: 300, rms_norm_eps: 1e-5, rope_theta: 10000,
+      rope_scaling: { type: 'su', short_factor: [1, 1.1, 1.2, 1.4, 1.8, 2.5, 3, 4], long_factor: [1, 2, 3, 5, 8, 13, 21, 34] },
+      max_position_embeddings: 2048, original_max_position_embeddings: 128, sliding_window: 64, hidden_act: 'silu', tie_word_embeddings: false,
+    },
+    reference: phi3Logits,
   },
 };
