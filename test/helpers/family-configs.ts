@@ -38,6 +38,15 @@ export const FAMILY_CASES: Record<string, FamilyCase> = {
     config: { ...LLAMA3, rope_theta: 10000, rope_scaling: { rope_type: 'yarn', factor: 8.0, mscale: 0.707, mscale_all_dim: 1.0, beta_fast: 16, beta_slow: 2 } },
     reference: llama,
   },
+  // Mistral slides in every layer; a window of 16 makes length 200 use the band.
+  'mistral (sliding window)': {
+    config: {
+      architectures: ['MistralForCausalLM'], model_type: 'mistral', hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2,
+      num_attention_heads: 4, num_key_value_heads: 1, vocab_size: 300, rms_norm_eps: 1e-5, rope_theta: 10000,
+      tie_word_embeddings: false, max_position_embeddings: 256, sliding_window: 16, hidden_act: 'silu',
+    },
+    reference: llama,
+  },
   // Qwen3-0.6B's shape scaled down: head_dim 32 with hidden 64 and 4 heads (not hidden / heads), q/k norms, tied.
   qwen3: {
     config: {
