@@ -44,6 +44,8 @@ const ROWS: Row[] = [
   { name: 'stories260K', model: { embedded: EMBEDDED }, seqlen: 256 },
   { name: 'smollm-135m', model: { random: 'smollm-135m', dtype: 'BF16' }, seqlen: 256, maxWindows: 40 },
   { name: 'tinyllama-1.1b', model: { random: 'tinyllama-1.1b', dtype: 'BF16' }, seqlen: 256, maxWindows: 2 },
+  { name: 'llama-3.2-1b', model: { random: 'llama-3.2-1b', dtype: 'BF16' }, seqlen: 256, maxWindows: 2 },
+  { name: 'qwen3-0.6b', model: { random: 'qwen3-0.6b', dtype: 'BF16' }, seqlen: 256, maxWindows: 2 },
 ];
 
 /** `seqlen` serves calibration and evaluation alike, as the CLI takes only one. */

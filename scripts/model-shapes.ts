@@ -1,9 +1,11 @@
 /**
  * config.json of public checkpoints, verbatim except torch_dtype (the bench stores them as bf16), so
  * the bench can stand in random weights of exactly their shapes without downloading gigabytes.
- * Sources: huggingface.co/{HuggingFaceTB/SmolLM-135M, Qwen/Qwen2.5-0.5B, TinyLlama/TinyLlama-1.1B-Chat-v1.0}.
+ * Sources: huggingface.co/{HuggingFaceTB/SmolLM-135M, Qwen/Qwen2.5-0.5B, TinyLlama/TinyLlama-1.1B-Chat-v1.0,
+ * meta-llama/Llama-3.2-1B, Qwen/Qwen3-0.6B}; the last two are also test/fixtures/configs/, which a test
+ * keeps equal to these.
  */
-export type ModelShapeName = 'smollm-135m' | 'qwen2.5-0.5b' | 'tinyllama-1.1b';
+export type ModelShapeName = 'smollm-135m' | 'qwen2.5-0.5b' | 'tinyllama-1.1b' | 'llama-3.2-1b' | 'qwen3-0.6b';
 
 export const MODEL_SHAPES: Record<ModelShapeName, Record<string, unknown>> = {
   'smollm-135m': {
@@ -80,5 +82,60 @@ export const MODEL_SHAPES: Record<ModelShapeName, Record<string, unknown>> = {
     transformers_version: '4.35.0',
     use_cache: true,
     vocab_size: 32000,
+  },
+  'llama-3.2-1b': {
+    architectures: ['LlamaForCausalLM'],
+    attention_bias: false,
+    attention_dropout: 0.0,
+    bos_token_id: 128000,
+    eos_token_id: 128001,
+    head_dim: 64,
+    hidden_act: 'silu',
+    hidden_size: 2048,
+    initializer_range: 0.02,
+    intermediate_size: 8192,
+    max_position_embeddings: 131072,
+    mlp_bias: false,
+    model_type: 'llama',
+    num_attention_heads: 32,
+    num_hidden_layers: 16,
+    num_key_value_heads: 8,
+    pretraining_tp: 1,
+    rms_norm_eps: 1e-05,
+    rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+    rope_theta: 500000.0,
+    tie_word_embeddings: true,
+    torch_dtype: 'bfloat16',
+    transformers_version: '4.45.0.dev0',
+    use_cache: true,
+    vocab_size: 128256,
+  },
+  'qwen3-0.6b': {
+    architectures: ['Qwen3ForCausalLM'],
+    attention_bias: false,
+    attention_dropout: 0.0,
+    bos_token_id: 151643,
+    eos_token_id: 151645,
+    head_dim: 128,
+    hidden_act: 'silu',
+    hidden_size: 1024,
+    initializer_range: 0.02,
+    intermediate_size: 3072,
+    max_position_embeddings: 40960,
+    max_window_layers: 28,
+    model_type: 'qwen3',
+    num_attention_heads: 16,
+    num_hidden_layers: 28,
+    num_key_value_heads: 8,
+    rms_norm_eps: 1e-06,
+    rope_scaling: null,
+    rope_theta: 1000000,
+    sliding_window: null,
+    tie_word_embeddings: true,
+    torch_dtype: 'bfloat16',
+    transformers_version: '4.51.0',
+    use_cache: true,
+    use_sliding_window: false,
+    vocab_size: 151936,
   },
 };

@@ -1,6 +1,7 @@
 /**
  * Independent plain-JS float64 forward pass of a Hugging Face Llama/Mistral/Qwen2 decoder
- * (semantics of transformers' modeling_llama.py). Ground truth for tests of the ONNX graphs.
+ * (semantics of transformers' modeling_llama.py, rope_scaling per modeling_rope_utils.py, sliding
+ * windows per masking_utils.py). Ground truth for tests of the ONNX graphs.
  *
  * Deliberately imports nothing from src/ and favours obvious code over speed.
  * All matrices are row-major. Linear layers follow PyTorch: weight [out, in], y = x W^T (+ b).
@@ -19,7 +20,15 @@ export interface RefConfig {
   tie_word_embeddings: boolean;
   /** Biases (qwen2's q/k/v, llama's attention_bias / mlp_bias) are used whenever present in the weights. */
   attention_bias?: boolean;
+  model_type?: string;
+  rope_scaling?: Record<string, unknown> | null;
+  max_position_embeddings?: number;
+  sliding_window?: number | null;
+  use_sliding_window?: boolean;
+  max_window_layers?: number;
 }
+
+import { applyRotary, ropeCosSin } from './rope-f64';
 
 export type RefWeights = (name: string) => { shape: number[]; data: Float64Array } | undefined;
 
@@ -62,32 +71,61 @@ export function rmsNorm(x: Float64Array, T: number, D: number, weight: Float64Ar
 }
 
 /**
- * In-place HF rotate-half RoPE on x [T, nHeads * hd], position of row t is t.
- * inv_freq[j] = 1 / theta^(2j/hd); cos/sin = [cos(a), cos(a)] (halves duplicated);
- * x' = x*cos + rotate_half(x)*sin, rotate_half(x) = concat(-x[half:], x[:half]).
+ * The sliding window of a layer, or undefined for full attention: Mistral slides everywhere, Qwen2
+ * only with use_sliding_window and from layer max_window_layers on (Qwen2Config.layer_types).
  */
-function applyRope(x: Float64Array, T: number, nHeads: number, hd: number, theta: number): void {
-  const half = hd / 2;
-  const invFreq = new Float64Array(half);
-  for (let j = 0; j < half; j++) invFreq[j] = 1 / Math.pow(theta, (2 * j) / hd);
-  const cos = new Float64Array(hd);
-  const sin = new Float64Array(hd);
-  const tmp = new Float64Array(hd);
-  for (let t = 0; t < T; t++) {
-    for (let j = 0; j < half; j++) {
-      const a = t * invFreq[j];
-      cos[j] = cos[j + half] = Math.cos(a);
-      sin[j] = sin[j + half] = Math.sin(a);
-    }
-    for (let h = 0; h < nHeads; h++) {
-      const base = t * nHeads * hd + h * hd;
-      for (let i = 0; i < hd; i++) {
-        const rot = i < half ? -x[base + i + half] : x[base + i - half];
-        tmp[i] = x[base + i] * cos[i] + rot * sin[i];
+function slidingWindowOf(cfg: RefConfig, layer: number): number | undefined {
+  if (cfg.sliding_window === undefined || cfg.sliding_window === null) return undefined;
+  if (cfg.model_type === 'mistral') return cfg.sliding_window;
+  if ((cfg.model_type === 'qwen2' || cfg.model_type === 'qwen3') && cfg.use_sliding_window) return layer >= (cfg.max_window_layers ?? 0) ? cfg.sliding_window : undefined;
+  return undefined;
+}
+
+export interface AttentionOptions {
+  /** Multiplies q·k. */
+  scale: number;
+  /** Gemma 2: scores = tanh(scores / softcap) * softcap, before the mask. */
+  softcap?: number;
+  /** Key j is visible from query i when i - j < window (masking_utils' sliding_window_overlay). */
+  window?: number;
+}
+
+/**
+ * Eager attention: q [T, nH*hd], k/v [T, nKV*hd] (rotary already applied), query head h reads
+ * key/value head floor(h / (nH / nKV)) (repeat_kv). Returns [T, nH*hd], heads concatenated.
+ */
+export function causalAttention(q: Float64Array, k: Float64Array, v: Float64Array, T: number, nH: number, nKV: number, hd: number, options: AttentionOptions): Float64Array {
+  const groups = nH / nKV;
+  const attn = new Float64Array(T * nH * hd);
+  const scores = new Float64Array(T);
+  for (let h = 0; h < nH; h++) {
+    const kvh = Math.floor(h / groups);
+    for (let i = 0; i < T; i++) {
+      const qo = i * nH * hd + h * hd;
+      const first = options.window === undefined ? 0 : Math.max(0, i - options.window + 1);
+      let max = -Infinity;
+      for (let j = first; j <= i; j++) {
+        const ko = j * nKV * hd + kvh * hd;
+        let s = 0;
+        for (let d = 0; d < hd; d++) s += q[qo + d] * k[ko + d];
+        s *= options.scale;
+        if (options.softcap !== undefined) s = Math.tanh(s / options.softcap) * options.softcap;
+        scores[j] = s;
+        if (s > max) max = s;
       }
-      for (let i = 0; i < hd; i++) x[base + i] = tmp[i];
+      let sum = 0;
+      for (let j = first; j <= i; j++) {
+        scores[j] = Math.exp(scores[j] - max);
+        sum += scores[j];
+      }
+      for (let j = first; j <= i; j++) {
+        const pj = scores[j] / sum;
+        const vo = j * nKV * hd + kvh * hd;
+        for (let d = 0; d < hd; d++) attn[qo + d] += pj * v[vo + d];
+      }
     }
   }
+  return attn;
 }
 
 export function silu(v: number): number {
@@ -101,7 +139,6 @@ export function referenceBlock(cfg: RefConfig, w: RefWeights, layer: number, hid
   const nH = cfg.num_attention_heads;
   const nKV = cfg.num_key_value_heads;
   const hd = headDim(cfg);
-  const groups = nH / nKV;
   if (hidden.length !== T * D) throw new Error(`reference: hidden length ${hidden.length} != ${T}x${D}`);
   const p = `model.layers.${layer}.`;
 
@@ -110,38 +147,11 @@ export function referenceBlock(cfg: RefConfig, w: RefWeights, layer: number, hid
   const q = linear(xn, T, D, need(w, p + 'self_attn.q_proj.weight').data, nH * hd, w(p + 'self_attn.q_proj.bias')?.data);
   const k = linear(xn, T, D, need(w, p + 'self_attn.k_proj.weight').data, nKV * hd, w(p + 'self_attn.k_proj.bias')?.data);
   const v = linear(xn, T, D, need(w, p + 'self_attn.v_proj.weight').data, nKV * hd, w(p + 'self_attn.v_proj.bias')?.data);
-  applyRope(q, T, nH, hd, cfg.rope_theta);
-  applyRope(k, T, nKV, hd, cfg.rope_theta);
+  const { cos, sin } = ropeCosSin(cfg, T);
+  applyRotary(q, T, nH, hd, cos, sin);
+  applyRotary(k, T, nKV, hd, cos, sin);
 
-  const attn = new Float64Array(T * nH * hd); // [T, nH*hd], heads concatenated
-  const scale = 1 / Math.sqrt(hd);
-  const scores = new Float64Array(T);
-  for (let h = 0; h < nH; h++) {
-    const kvh = Math.floor(h / groups);
-    for (let i = 0; i < T; i++) {
-      const qo = i * nH * hd + h * hd;
-      // causal: keys 0..i only
-      let max = -Infinity;
-      for (let j = 0; j <= i; j++) {
-        const ko = j * nKV * hd + kvh * hd;
-        let s = 0;
-        for (let d = 0; d < hd; d++) s += q[qo + d] * k[ko + d];
-        s *= scale;
-        scores[j] = s;
-        if (s > max) max = s;
-      }
-      let sum = 0;
-      for (let j = 0; j <= i; j++) {
-        scores[j] = Math.exp(scores[j] - max);
-        sum += scores[j];
-      }
-      for (let j = 0; j <= i; j++) {
-        const pj = scores[j] / sum;
-        const vo = j * nKV * hd + kvh * hd;
-        for (let d = 0; d < hd; d++) attn[qo + d] += pj * v[vo + d];
-      }
-    }
-  }
+  const attn = causalAttention(q, k, v, T, nH, nKV, hd, { scale: 1 / Math.sqrt(hd), window: slidingWindowOf(cfg, layer) });
   const o = linear(attn, T, nH * hd, need(w, p + 'self_attn.o_proj.weight').data, D, w(p + 'self_attn.o_proj.bias')?.data);
   const h1 = new Float64Array(T * D);
   for (let i = 0; i < T * D; i++) h1[i] = hidden[i] + o[i];

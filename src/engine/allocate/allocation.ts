@@ -1,7 +1,7 @@
 import { CalibrationActivations, TapSums } from '../calibrate/activations';
 import { LINEAR_INPUT, type TapPoint } from '../graph/decoder-block';
 import { BlockRunner } from '../model/block-runner';
-import { blockTensorShapes, layerPrefix, LINEARS, type LinearName } from '../model/config';
+import { blockTensorShapes, layerPrefix, LINEARS, storedLinear, type LinearName } from '../model/config';
 import { throwIfCancelled, type RunControl } from '../progress';
 import type { LinearRatios, PruneContext, SequentialOptions, SequentialResult } from '../prune/sequential';
 import { isTargeted } from '../prune/spec';
@@ -107,12 +107,12 @@ async function outlierRatios(ctx: PruneContext, M: number, control: RunControl):
       throwIfCancelled(control.signal);
       const weights = await checkpoint.readBlock(layer);
       const sums = new TapSums();
-      await activations.forEach(tapRunner, weights, control.signal, ([out, ...taps], offset) => {
+      await activations.forEach(tapRunner, layer, weights, control.signal, ([out, ...taps], offset) => {
         activations.hidden.set(out!, offset);
         taps.forEach((tap, i) => sums.add(points[i]!, tap));
       });
       const stats = sums.statistics('sumsq', ctx.calibration!.nsamples);
-      const linears = LINEARS.filter((l) => isTargeted(spec, `${layerPrefix(layer)}${l}.weight`));
+      const linears = LINEARS.filter((l) => isTargeted(spec, `${layerPrefix(layer)}${storedLinear(cfg, l)}.weight`));
       const args = (l: LinearName) => {
         const [rows, cols] = shapes.get(`${l}.weight`)!;
         return [weights.get(`${l}.weight`)!, rows!, cols!, stats.get(LINEAR_INPUT[l])!] as const;

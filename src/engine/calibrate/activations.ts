@@ -28,12 +28,13 @@ export class CalibrationActivations {
   }
 
   /**
-   * Runs `block` over every batch (or the batches of the first `windows` windows) and hands each
+   * Runs `block` (as layer `layer`) over every batch (or the batches of the first `windows` windows) and hands each
    * batch's outputs (block output first, then taps) to `each`, with the batch's offset into `hidden`
    * so callers can line up buffers of the same layout.
    */
   async forEach(
     block: BlockRunner,
+    layer: number,
     weights: Map<string, Float32Array>,
     signal: AbortSignal | undefined,
     each: (outputs: Float32Array[], offset: number, length: number) => Promise<void> | void,
@@ -41,7 +42,7 @@ export class CalibrationActivations {
   ): Promise<void> {
     const { seqlen } = this.calibration;
     const width = seqlen * this.hiddenSize;
-    const feeds = block.feeds(weights);
+    const feeds = block.feeds(weights, layer);
     for (const batch of this.batches) {
       if (batch.offset >= windows) break;
       throwIfCancelled(signal);
@@ -53,8 +54,8 @@ export class CalibrationActivations {
   }
 
   /** Replaces the hidden states with `block`'s output on them. */
-  async advance(block: BlockRunner, weights: Map<string, Float32Array>, signal: AbortSignal | undefined): Promise<void> {
-    await this.forEach(block, weights, signal, ([out], offset) => this.hidden.set(out!, offset));
+  async advance(block: BlockRunner, layer: number, weights: Map<string, Float32Array>, signal: AbortSignal | undefined): Promise<void> {
+    await this.forEach(block, layer, weights, signal, ([out], offset) => this.hidden.set(out!, offset));
   }
 }
 

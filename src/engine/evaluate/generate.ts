@@ -1,5 +1,5 @@
 import { PruneLensError } from '../errors';
-import type { Feeds } from '../graph/session';
+import type { BlockFeeds } from '../model/block-runner';
 import type { BlockWeightSource } from '../model/block-runner';
 import type { DecoderRunner } from '../model/decoder-runner';
 import { throwIfCancelled, type RunControl } from '../progress';
@@ -34,10 +34,10 @@ export async function generate(
   const { hiddenSize: d, numLayers } = runner.config;
 
   // Every step runs every block, so re-reading the weights per step would dominate the timing.
-  const blocks: Feeds[] = [];
+  const blocks: BlockFeeds[] = [];
   for (let layer = 0; layer < numLayers; layer++) {
     throwIfCancelled(signal);
-    blocks.push(runner.block.feeds(await weights.readBlock(layer)));
+    blocks.push(runner.block.feeds(await weights.readBlock(layer), layer));
   }
 
   const ids = new Int32Array(total);

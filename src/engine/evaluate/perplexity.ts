@@ -74,7 +74,7 @@ export async function evaluatePerplexity(
     runner.embed(ids.subarray(chunk.first * seqlen, (chunk.first + chunk.windows) * seqlen), hidden);
     for (let layer = 0; layer < cfg.numLayers; layer++) {
       throwIfCancelled(signal);
-      const feeds = runner.block.feeds(await weights.readBlock(layer));
+      const feeds = runner.block.feeds(await weights.readBlock(layer), layer);
       for (const batch of chunk.batches) {
         throwIfCancelled(signal);
         const slice = hidden.subarray(batch.offset * seqlen * d, (batch.offset + batch.size) * seqlen * d);

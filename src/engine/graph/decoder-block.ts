@@ -1,14 +1,16 @@
 import { blockTensorShapes, type LinearName, type ModelConfig } from '../model/config';
 import { GraphBuilder } from './onnx-builder';
-import { rmsNorm } from './ops';
+import { geluTanh, rmsNorm, softcap } from './ops';
 
 /**
  * One decoder block as an ONNX graph whose weights are graph inputs, not initializers: the same
  * session runs every layer, and pruned weights are fed in without rebuilding anything.
  *
- * Inputs: `hidden` [B, T, D]; `cos`, `sin` [T, head_dim] (rotary tables, rotate-half layout);
- * `mask` [T, T] (additive causal mask); then every block tensor under its block-relative
- * Hugging Face name (`self_attn.q_proj.weight`, ...). Output: `hidden_out` [B, T, D], plus any taps.
+ * Inputs: `hidden` [B, T, D]; `cos`, `sin` [T, rotary_dim] (rotary tables, rotate-half layout, for
+ * the layer being run); `mask` [T, T] (additive causal mask, banded for sliding-window layers); then
+ * every block tensor under its block-relative Hugging Face name (`self_attn.q_proj.weight`, ...),
+ * fused projections split. What the family changes (norms, activation, q/k norms, soft-capping,
+ * partial rotary) comes from `cfg.arch`. Output: `hidden_out` [B, T, D], plus any taps.
  */
 
 /**
@@ -63,10 +65,13 @@ export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] 
   const heads = cfg.numHeads;
   const kvHeads = cfg.numKvHeads;
   const group = heads / kvHeads;
+  const arch = cfg.arch;
+  const rd = arch.rotaryDim;
+  const norm = (value: string, weight: string): string => rmsNorm(g, value, weight, cfg.rmsNormEps, arch.norm);
 
   const hidden = g.input('hidden', 'float', ['batch', 'seq', d]);
-  const cos = g.input('cos', 'float', ['seq', hd]);
-  const sin = g.input('sin', 'float', ['seq', hd]);
+  const cos = g.input('cos', 'float', ['seq', rd]);
+  const sin = g.input('sin', 'float', ['seq', rd]);
   const mask = g.input('mask', 'float', ['seq', 'seq']);
   for (const [name, shape] of blockTensorShapes(cfg)) g.input(name, 'float', shape);
 
@@ -81,23 +86,29 @@ export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] 
   const reshapeTo = (value: string, tail: number[]): string =>
     g.op('Reshape', [value, g.op('Concat', [batchSeq, g.constInt64(tail)], { axis: 0 })]);
 
-  const attnIn = rmsNorm(g, x, 'input_layernorm.weight', cfg.rmsNormEps);
+  const attnIn = norm(x, 'input_layernorm.weight');
   tapValues.set('attn_in', attnIn);
 
-  const half = hd / 2;
+  const half = rd / 2;
+  const slice = (t: string, from: number, to: number): string => g.op('Slice', [t, g.constInt64([from]), g.constInt64([to]), g.constInt64([-1])]);
   const rotate = (t: string): string => {
-    // Rotate-half rotary embedding (Hugging Face layout): t*cos + concat(-t2, t1)*sin.
-    const t1 = g.op('Slice', [t, g.constInt64([0]), g.constInt64([half]), g.constInt64([-1])]);
-    const t2 = g.op('Slice', [t, g.constInt64([half]), g.constInt64([hd]), g.constInt64([-1])]);
-    const rotated = g.op('Concat', [g.op('Neg', [t2]), t1], { axis: -1 });
-    return g.op('Add', [g.op('Mul', [t, cos]), g.op('Mul', [rotated, sin])]);
+    // Rotate-half rotary embedding (Hugging Face layout) on the first rotary_dim dimensions:
+    // r*cos + concat(-r2, r1)*sin; the rest of the head (partial rotary) passes through.
+    const r = rd === hd ? t : slice(t, 0, rd);
+    const rotated = g.op('Concat', [g.op('Neg', [slice(r, half, rd)]), slice(r, 0, half)], { axis: -1 });
+    const embedded = g.op('Add', [g.op('Mul', [r, cos]), g.op('Mul', [rotated, sin])]);
+    return rd === hd ? embedded : g.op('Concat', [embedded, slice(t, rd, hd)], { axis: -1 });
   };
-  // [B*T, n*hd] -> [B, n, T, hd]
-  const toHeads = (t: string, n: number): string => g.op('Transpose', [reshapeTo(t, [n, hd])], { perm: [0, 2, 1, 3] });
+  // [B*T, n*hd] -> [B, n, T, hd], each head RMS-normed first where the family has q/k norms.
+  const toHeads = (t: string, n: number, headNorm?: string): string => {
+    const split = reshapeTo(t, [n, hd]);
+    return g.op('Transpose', [headNorm ? norm(split, headNorm) : split], { perm: [0, 2, 1, 3] });
+  };
 
-  const scale = g.constFloat(1 / Math.sqrt(hd));
-  const q = rotate(toHeads(g.op('Mul', [linear(attnIn, 'self_attn.q_proj'), scale]), heads));
-  const k = rotate(toHeads(linear(attnIn, 'self_attn.k_proj'), kvHeads));
+  const qkNorm = (which: 'q' | 'k') => (arch.qkNorm ? `self_attn.${which}_norm.weight` : undefined);
+  // The query scale (head_dim^-½ or Gemma's query_pre_attn_scalar^-½) is applied to q after its norm and rotary.
+  const q = g.op('Mul', [rotate(toHeads(linear(attnIn, 'self_attn.q_proj'), heads, qkNorm('q'))), g.constFloat(arch.queryScale)]);
+  const k = rotate(toHeads(linear(attnIn, 'self_attn.k_proj'), kvHeads, qkNorm('k')));
   const v = toHeads(linear(attnIn, 'self_attn.v_proj'), kvHeads);
 
   // Grouped-query attention without copying K/V per query head: query heads are viewed as
@@ -106,21 +117,27 @@ export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] 
   const q5 = g.op('Reshape', [q, g.constInt64([0, kvHeads, group, -1, hd])]);
   const k5t = g.op('Transpose', [g.op('Unsqueeze', [k, g.constInt64([2])])], { perm: [0, 1, 2, 4, 3] });
   const v5 = g.op('Unsqueeze', [v, g.constInt64([2])]);
-  const scores = g.op('Add', [g.op('MatMul', [q5, k5t]), mask]);
+  const logits = g.op('MatMul', [q5, k5t]);
+  const scores = g.op('Add', [arch.attnSoftcap !== undefined ? softcap(g, logits, arch.attnSoftcap) : logits, mask]);
   const context = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), v5]);
   // [B, kv, group, T, hd] -> [B, heads, T, hd] -> [B, T, heads, hd] -> [B*T, heads*hd]
   const merged = g.op('Transpose', [g.op('Reshape', [context, g.constInt64([0, heads, -1, hd])])], { perm: [0, 2, 1, 3] });
   const oIn = g.op('Reshape', [merged, g.constInt64([-1, heads * hd])]);
   tapValues.set('o_in', oIn);
-  const afterAttn = g.op('Add', [x, linear(oIn, 'self_attn.o_proj')]);
+  // Gemma 2/3 norm each half's output before the residual add ("sandwich"); there the pre-MLP norm
+  // is pre_feedforward_layernorm and post_attention_layernorm is the attention output's norm.
+  const attnOut = linear(oIn, 'self_attn.o_proj');
+  const afterAttn = g.op('Add', [x, arch.sandwichNorms ? norm(attnOut, 'post_attention_layernorm.weight') : attnOut]);
   tapValues.set('residual', afterAttn);
 
-  const mlpIn = rmsNorm(g, afterAttn, 'post_attention_layernorm.weight', cfg.rmsNormEps);
+  const mlpIn = norm(afterAttn, arch.sandwichNorms ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight');
   tapValues.set('mlp_in', mlpIn);
   const gate = linear(mlpIn, 'mlp.gate_proj');
-  const downIn = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), linear(mlpIn, 'mlp.up_proj')]);
+  const activated = arch.activation === 'gelu_tanh' ? geluTanh(g, gate) : g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
+  const downIn = g.op('Mul', [activated, linear(mlpIn, 'mlp.up_proj')]);
   tapValues.set('down_in', downIn);
-  const out = g.op('Add', [afterAttn, linear(downIn, 'mlp.down_proj')]);
+  const mlpOut = linear(downIn, 'mlp.down_proj');
+  const out = g.op('Add', [afterAttn, arch.sandwichNorms ? norm(mlpOut, 'post_feedforward_layernorm.weight') : mlpOut]);
 
   g.output(g.op('Reshape', [out, g.op('Shape', [hidden])]), 'hidden_out', 'float', ['batch', 'seq', d]);
   for (const tap of taps) {

@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../model/config';
 import { GraphBuilder } from './onnx-builder';
-import { rmsNorm } from './ops';
+import { rmsNorm, softcap } from './ops';
 
 /**
  * Final norm and LM head. Inputs: `hidden` [B, T, D], `norm.weight` [D], `lm_head.weight` [V, D]
@@ -22,7 +22,8 @@ export function buildLmHead(cfg: ModelConfig, output: LmHeadOutput): Uint8Array 
   // The last position has no next token to predict, so it is dropped before the vocabulary-wide product.
   const positions = output === 'nll' ? g.op('Slice', [hidden, g.constInt64([0]), g.constInt64([-1]), g.constInt64([1])]) : hidden;
   const x = g.op('Reshape', [positions, g.constInt64([-1, d])]);
-  const logits = g.op('Gemm', [rmsNorm(g, x, normWeight, cfg.rmsNormEps), headWeight], { transB: 1 });
+  const raw = g.op('Gemm', [rmsNorm(g, x, normWeight, cfg.rmsNormEps, cfg.arch.norm), headWeight], { transB: 1 });
+  const logits = cfg.arch.finalSoftcap !== undefined ? softcap(g, raw, cfg.arch.finalSoftcap) : raw;
 
   if (output === 'logits') {
     g.output(logits, 'logits', 'float', ['tokens', cfg.vocabSize]);

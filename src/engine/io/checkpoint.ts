@@ -6,9 +6,11 @@ import {
   isIgnorableTensor,
   layerPrefix,
   blockTensorShapes,
+  storedBlockShapes,
   parseModelConfig,
   type ModelConfig,
 } from '../model/config';
+import { toLogicalBlock } from '../model/families/fused';
 import type { DType } from './dtype';
 import { SafetensorsReader, type TensorEntry } from './safetensors-reader';
 
@@ -133,11 +135,11 @@ export class Checkpoint {
     return values;
   }
 
-  /** One decoder block's tensors, keyed by block-relative name (`self_attn.q_proj.weight`). */
+  /** One decoder block's tensors, keyed by block-relative name (`self_attn.q_proj.weight`), fused projections split. */
   async readBlock(layer: number): Promise<Map<string, Float32Array>> {
     const block = new Map<string, Float32Array>();
-    for (const name of blockTensorShapes(this.config).keys()) block.set(name, await this.readF32(layerPrefix(layer) + name));
-    return block;
+    for (const name of storedBlockShapes(this.config).keys()) block.set(name, await this.readF32(layerPrefix(layer) + name));
+    return toLogicalBlock(this.config, block, blockTensorShapes(this.config));
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,7 @@ import { buildDecoderBlock, tapOutputName, type TapRequest } from '../graph/deco
 import { GraphSession, floatTensor, type Feeds, type RuntimeSettings } from '../graph/session';
 import { PruneLensError } from '../errors';
 import { blockTensorShapes, type ModelConfig } from './config';
+import { ropeTables } from './families/rope';
 
 /** Where a block's weights come from: the checkpoint on disk, or a pruned model being written. */
 export interface BlockWeightSource {
@@ -14,14 +15,22 @@ interface PositionFeeds {
   mask: Feeds[string];
 }
 
+/** One layer's weights as graph inputs; the layer picks its rotary tables and mask. */
+export interface BlockFeeds {
+  layer: number;
+  weights: Feeds;
+}
+
 /**
  * Runs decoder blocks: one ORT session serves every layer (weights are inputs), so any block can run
  * alone on given hidden states and changed weights need no rebuild. A runner built with taps also
  * returns what its linears read (see decoder-block.ts).
  */
 export class BlockRunner {
-  private readonly positions = new Map<number, PositionFeeds>();
+  private readonly positions = new Map<string, PositionFeeds>();
   private readonly shapes: Map<string, number[]>;
+  /** Layers that attend alike (same rotary, same window) share tables: one key per kind. */
+  private readonly layerKinds: string[];
 
   private constructor(
     readonly config: ModelConfig,
@@ -29,6 +38,7 @@ export class BlockRunner {
     readonly taps: readonly TapRequest[],
   ) {
     this.shapes = blockTensorShapes(config);
+    this.layerKinds = config.arch.layers.map((l) => JSON.stringify(l));
   }
 
   static async create(config: ModelConfig, settings: RuntimeSettings, taps: readonly TapRequest[] = []): Promise<BlockRunner> {
@@ -39,27 +49,25 @@ export class BlockRunner {
   checkSequenceLength(seqlen: number): void {
     const cfg = this.config;
     if (!Number.isInteger(seqlen) || seqlen < 2) throw new PruneLensError('usage', `seqlen must be an integer of at least 2, got ${seqlen}`);
-    if (seqlen > cfg.maxPositionEmbeddings) {
+    // Dynamic NTK rope exists to run past max_position_embeddings; every other type stops there.
+    const dynamic = cfg.arch.layers.every((l) => l.rope.type === 'dynamic');
+    if (seqlen > cfg.maxPositionEmbeddings && !dynamic) {
       throw new PruneLensError('usage', `seqlen ${seqlen} exceeds the model's context (max_position_embeddings ${cfg.maxPositionEmbeddings})`);
-    }
-    // The causal mask has no sliding-window band; within one window the two agree.
-    if (cfg.slidingWindow !== undefined && seqlen > cfg.slidingWindow) {
-      throw new PruneLensError('usage', `seqlen ${seqlen} exceeds the model's sliding_window (${cfg.slidingWindow}); use seqlen <= ${cfg.slidingWindow}`);
     }
   }
 
-  feeds(weights: Map<string, Float32Array>): Feeds {
+  feeds(weights: Map<string, Float32Array>, layer: number): BlockFeeds {
     const feeds: Feeds = {};
     for (const [name, data] of weights) feeds[name] = floatTensor(data, this.shapes.get(name)!);
-    return feeds;
+    return { layer, weights: feeds };
   }
 
   /** Runs one block on `hidden` ([batch, seq, D]); returns its output, then the taps' outputs in order. */
-  async run(weights: Feeds, hidden: Float32Array, batch: number, seq: number): Promise<Float32Array[]> {
-    const pos = this.positionFeeds(seq);
+  async run(feeds: BlockFeeds, hidden: Float32Array, batch: number, seq: number): Promise<Float32Array[]> {
+    const pos = this.positionFeeds(feeds.layer, seq);
     const outputs = ['hidden_out', ...this.taps.map(tapOutputName)];
     return this.session.run(
-      { ...weights, hidden: floatTensor(hidden, [batch, seq, this.config.hiddenSize]), cos: pos.cos, sin: pos.sin, mask: pos.mask },
+      { ...feeds.weights, hidden: floatTensor(hidden, [batch, seq, this.config.hiddenSize]), cos: pos.cos, sin: pos.sin, mask: pos.mask },
       outputs,
     );
   }
@@ -68,26 +76,25 @@ export class BlockRunner {
     await this.session.release();
   }
 
-  /** Rotary tables (computed in float64, like the reference) and the causal mask, cached per length. */
-  private positionFeeds(seq: number): PositionFeeds {
-    let feeds = this.positions.get(seq);
+  /**
+   * The layer's rotary tables (computed in float64, like the reference) and its mask: causal, and
+   * for a sliding-window layer also blind to keys `window` or more positions back. Cached per kind and length.
+   */
+  private positionFeeds(layer: number, seq: number): PositionFeeds {
+    const key = `${seq}:${this.layerKinds[layer]}`;
+    let feeds = this.positions.get(key);
     if (!feeds) {
-      const hd = this.config.headDim;
-      const half = hd / 2;
-      const cos = new Float32Array(seq * hd);
-      const sin = new Float32Array(seq * hd);
-      for (let t = 0; t < seq; t++) {
-        for (let j = 0; j < half; j++) {
-          const angle = t / Math.pow(this.config.ropeTheta, (2 * j) / hd);
-          cos[t * hd + j] = cos[t * hd + j + half] = Math.cos(angle);
-          sin[t * hd + j] = sin[t * hd + j + half] = Math.sin(angle);
-        }
-      }
+      const attention = this.config.arch.layers[layer]!;
+      const rd = this.config.arch.rotaryDim;
+      const { cos, sin } = ropeTables(attention.rope, rd, seq);
       // Large-negative rather than -Infinity: some GPU softmax kernels turn inf - inf into NaN.
       const mask = new Float32Array(seq * seq);
-      for (let i = 0; i < seq; i++) mask.fill(-3.0e38, i * seq + i + 1, (i + 1) * seq);
-      feeds = { cos: floatTensor(cos, [seq, hd]), sin: floatTensor(sin, [seq, hd]), mask: floatTensor(mask, [seq, seq]) };
-      this.positions.set(seq, feeds);
+      for (let i = 0; i < seq; i++) {
+        mask.fill(-3.0e38, i * seq + i + 1, (i + 1) * seq);
+        if (attention.window !== undefined && i - attention.window >= 0) mask.fill(-3.0e38, i * seq, i * seq + i - attention.window + 1);
+      }
+      feeds = { cos: floatTensor(cos, [seq, rd]), sin: floatTensor(sin, [seq, rd]), mask: floatTensor(mask, [seq, seq]) };
+      this.positions.set(key, feeds);
     }
     return feeds;
   }

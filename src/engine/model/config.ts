@@ -1,4 +1,6 @@
 import { PruneLensError } from '../errors';
+import { FAMILIES, TIED_BY_DEFAULT, type FamilySpec } from './families/architecture';
+import { FUSED_LINEARS } from './families/fused';
 
 /**
  * The decoder families the engine can build. They share one graph; they differ only in which linears
@@ -29,6 +31,11 @@ const ARCHITECTURES: Record<string, Architecture> = {
   },
   mistral: { biasedLinears: () => [] },
   qwen2: { biasedLinears: () => ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'] },
+  qwen3: { biasedLinears: (raw) => (raw.attention_bias === true ? ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] : []) },
+  gemma: { biasedLinears: (raw) => (raw.attention_bias === true ? ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] : []) },
+  gemma2: { biasedLinears: (raw) => (raw.attention_bias === true ? ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] : []) },
+  gemma3_text: { biasedLinears: (raw) => (raw.attention_bias === true ? ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] : []) },
+  phi3: { biasedLinears: () => [] },
 };
 
 export const SUPPORTED_MODEL_TYPES = Object.keys(ARCHITECTURES);
@@ -46,8 +53,8 @@ export interface ModelConfig {
   ropeTheta: number;
   tieWordEmbeddings: boolean;
   maxPositionEmbeddings: number;
-  /** Attention only looks this far back (Mistral); the engine refuses windows longer than this. */
-  slidingWindow?: number;
+  /** How the family's block differs from Llama's: norms, activation, rotary per layer, windows, fusion. */
+  arch: FamilySpec;
   biasedLinears: ReadonlySet<LinearName>;
   /** config.json as read, so export can write it back with only the fields pruning changes. */
   raw: Record<string, unknown>;
@@ -98,27 +105,14 @@ export function parseModelConfig(raw: unknown, where: string): ModelConfig {
   }
   const headDim = int('head_dim', hiddenSize / numHeads);
   if (headDim % 2 !== 0) throw new PruneLensError('config', `head_dim (${headDim}) must be even for rotary embeddings`, where);
-
-  const act = cfg.hidden_act ?? 'silu';
-  if (act !== 'silu') {
-    throw new PruneLensError('config', `hidden_act ${JSON.stringify(act)} is not supported; only "silu"`, where);
-  }
-  if (cfg.rope_scaling !== undefined && cfg.rope_scaling !== null) {
-    throw new PruneLensError(
-      'config',
-      `rope_scaling ${JSON.stringify(cfg.rope_scaling)} is not supported yet; only plain rotary embeddings (rope_scaling null)`,
-      where,
-    );
-  }
-  const slidingWindow =
-    (modelType === 'mistral' || cfg.use_sliding_window === true) && typeof cfg.sliding_window === 'number'
-      ? cfg.sliding_window
-      : undefined;
-
-  const intermediateSize = int('intermediate_size');
   const numLayers = int('num_hidden_layers');
+  const intermediateSize = int('intermediate_size');
   const vocabSize = int('vocab_size');
+  // Bounds first: a family builds per-layer tables, which an absurd layer count must never reach.
   checkSizeBounds({ hiddenSize, intermediateSize, numLayers, numHeads, headDim, vocabSize }, where);
+  const ropeTheta = num('rope_theta', 10000);
+  const arch = FAMILIES[modelType]!({ raw: cfg, where, modelType, headDim, numLayers, ropeTheta });
+
   return {
     modelType,
     hiddenSize,
@@ -129,10 +123,11 @@ export function parseModelConfig(raw: unknown, where: string): ModelConfig {
     headDim,
     vocabSize,
     rmsNormEps: num('rms_norm_eps', 1e-6),
-    ropeTheta: num('rope_theta', 10000),
-    tieWordEmbeddings: cfg.tie_word_embeddings === true,
+    ropeTheta,
+    // Absent, it takes the family's default, as transformers' config classes do (Gemma ties, Llama does not).
+    tieWordEmbeddings: typeof cfg.tie_word_embeddings === 'boolean' ? cfg.tie_word_embeddings : TIED_BY_DEFAULT.has(modelType),
     maxPositionEmbeddings: int('max_position_embeddings', 2048),
-    slidingWindow,
+    arch,
     biasedLinears: new Set(ARCHITECTURES[modelType]!.biasedLinears(cfg)),
     raw: cfg,
   };
@@ -198,7 +193,10 @@ export function linearShapes(dims: Pick<ModelConfig, 'hiddenSize' | 'intermediat
   };
 }
 
-/** The block-relative name and shape of every tensor a decoder block holds. */
+/**
+ * The block-relative name and shape of every tensor a decoder block holds, as the engine works on it:
+ * the seven linears separately, whatever the checkpoint fuses (see families/fused.ts).
+ */
 export function blockTensorShapes(cfg: ModelConfig): Map<string, number[]> {
   const d = cfg.hiddenSize;
   const shapesOfLinears = linearShapes(cfg);
@@ -206,6 +204,14 @@ export function blockTensorShapes(cfg: ModelConfig): Map<string, number[]> {
     ['input_layernorm.weight', [d]],
     ['post_attention_layernorm.weight', [d]],
   ]);
+  if (cfg.arch.sandwichNorms) {
+    shapes.set('pre_feedforward_layernorm.weight', [d]);
+    shapes.set('post_feedforward_layernorm.weight', [d]);
+  }
+  if (cfg.arch.qkNorm) {
+    shapes.set('self_attn.q_norm.weight', [cfg.headDim]);
+    shapes.set('self_attn.k_norm.weight', [cfg.headDim]);
+  }
   for (const name of LINEARS) {
     shapes.set(`${name}.weight`, shapesOfLinears[name]);
     if (cfg.biasedLinears.has(name)) shapes.set(`${name}.bias`, [shapesOfLinears[name][0]]);
@@ -213,10 +219,29 @@ export function blockTensorShapes(cfg: ModelConfig): Map<string, number[]> {
   return shapes;
 }
 
+/** The block's tensors as the checkpoint stores them: fused projections as one tensor each. */
+export function storedBlockShapes(cfg: ModelConfig): Map<string, number[]> {
+  const logical = blockTensorShapes(cfg);
+  if (!cfg.arch.fused) return logical;
+  const shapes = new Map<string, number[]>();
+  for (const [name, shape] of logical) {
+    const dot = name.lastIndexOf('.');
+    const fused = Object.entries(FUSED_LINEARS).find(([, parts]) => (parts as readonly string[]).includes(name.slice(0, dot)));
+    if (!fused) {
+      shapes.set(name, shape);
+      continue;
+    }
+    const stored = `${fused[0]}${name.slice(dot)}`;
+    const previous = shapes.get(stored);
+    shapes.set(stored, previous ? [previous[0]! + shape[0]!, ...shape.slice(1)] : [...shape]);
+  }
+  return shapes;
+}
+
 /** Every tensor the checkpoint must hold for this config, with its shape. */
 export function expectedTensorShapes(cfg: ModelConfig): Map<string, number[]> {
   const shapes = new Map<string, number[]>([['model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize]]]);
-  const block = blockTensorShapes(cfg);
+  const block = storedBlockShapes(cfg);
   for (let l = 0; l < cfg.numLayers; l++) {
     for (const [name, shape] of block) shapes.set(layerPrefix(l) + name, shape);
   }
@@ -227,13 +252,20 @@ export function expectedTensorShapes(cfg: ModelConfig): Map<string, number[]> {
 
 /** Full names of every tensor the decoder blocks hold, layer by layer. */
 export function blockTensorNames(cfg: ModelConfig): string[] {
-  const block = [...blockTensorShapes(cfg).keys()];
+  const block = [...storedBlockShapes(cfg).keys()];
   return Array.from({ length: cfg.numLayers }, (_, l) => block.map((name) => layerPrefix(l) + name)).flat();
 }
 
-/** Full names of every linear weight in the decoder blocks: the candidates for pruning. */
+/** The block-relative name of the stored tensor that holds `linear`'s weight (`self_attn.qkv_proj` for q in Phi-3). */
+export function storedLinear(cfg: ModelConfig, linear: LinearName): string {
+  if (!cfg.arch.fused) return linear;
+  return Object.entries(FUSED_LINEARS).find(([, parts]) => (parts as readonly string[]).includes(linear))?.[0] ?? linear;
+}
+
+/** Full names of every linear weight tensor in the decoder blocks, as stored: the candidates for pruning. */
 export function linearWeightNames(cfg: ModelConfig): string[] {
-  return Array.from({ length: cfg.numLayers }, (_, l) => LINEARS.map((linear) => `${layerPrefix(l)}${linear}.weight`)).flat();
+  const stored = [...new Set(LINEARS.map((linear) => storedLinear(cfg, linear)))];
+  return Array.from({ length: cfg.numLayers }, (_, l) => stored.map((linear) => `${layerPrefix(l)}${linear}.weight`)).flat();
 }
 
 /** Tensors some exporters save that carry nothing the graph needs (old rotary caches, a duplicate tied head). */

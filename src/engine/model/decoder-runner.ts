@@ -3,6 +3,7 @@ import { buildLmHead } from '../graph/lm-head';
 import { GraphSession, floatTensor, int64Tensor, type Feeds, type RuntimeSettings } from '../graph/session';
 import { BlockRunner } from './block-runner';
 import type { ModelConfig } from './config';
+import { decodeToF32, encodeFromF32, type DType } from '../io/dtype';
 
 /** Everything a run needs that is not a decoder block: held once for the whole run. */
 interface HeadWeights {
@@ -10,6 +11,18 @@ interface HeadWeights {
   norm: Float32Array;
   /** Shares `embed`'s memory when the embeddings are tied. */
   lmHead: Float32Array;
+  /** What multiplies each embedding row (Gemma's √hidden_size), 1 for most families. */
+  embedScale: number;
+}
+
+/**
+ * Gemma's embedding normaliser: √hidden_size cast to the model's dtype before the product, as
+ * transformers does (√3072 is 55.43, but 55.5 in bfloat16). The product itself is float32 here.
+ */
+export function embeddingScale(cfg: ModelConfig, dtype: DType): number {
+  if (!cfg.arch.embedScale) return 1;
+  const value = Float32Array.of(Math.sqrt(cfg.hiddenSize));
+  return dtype === 'F16' || dtype === 'BF16' ? decodeToF32(dtype, encodeFromF32(dtype, value, 'embedding scale'), 'embedding scale')[0]! : value[0]!;
 }
 
 /**
@@ -34,6 +47,7 @@ export class DecoderRunner {
       embed,
       norm: await checkpoint.readF32('model.norm.weight'),
       lmHead: config.tieWordEmbeddings ? embed : await checkpoint.readF32('lm_head.weight'),
+      embedScale: embeddingScale(config, checkpoint.dtype),
     };
     const block = await BlockRunner.create(config, settings);
     const nllSession = await GraphSession.create(buildLmHead(config, 'nll'), settings);
@@ -46,7 +60,9 @@ export class DecoderRunner {
     for (let t = 0; t < ids.length; t++) {
       const id = ids[t]!;
       if (!(id >= 0 && id < this.config.vocabSize)) throw new RangeError(`token id ${id} is outside the vocabulary (${this.config.vocabSize})`);
-      out.set(this.head.embed.subarray(id * d, (id + 1) * d), t * d);
+      const row = this.head.embed.subarray(id * d, (id + 1) * d);
+      if (this.head.embedScale === 1) out.set(row, t * d);
+      else for (let i = 0; i < d; i++) out[t * d + i] = row[i]! * this.head.embedScale;
     }
   }
 

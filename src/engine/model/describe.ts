@@ -1,5 +1,5 @@
 import type { Checkpoint } from '../io/checkpoint';
-import { parameterCount } from './config';
+import { blockTensorShapes, LINEARS, linearShapes, parameterCount, storedLinear, type LinearName, type ModelConfig } from './config';
 
 /** What `prunelens info` prints and the model tree shows at its root. */
 export interface ModelSummary {
@@ -18,6 +18,17 @@ export interface ModelSummary {
   dtype: string;
   bytesOnDisk: number;
   files: string[];
+  /**
+   * The block-relative tensor holding each linear's weight and the rows it takes there: itself, or a
+   * part of a fused projection (Phi-3's `self_attn.qkv_proj`, `mlp.gate_up_proj`).
+   */
+  linearTensors: Record<LinearName, { tensor: string; rows: [from: number, to: number] }>;
+  /** A block's norm weights (block-relative name and width): q/k norms and Gemma's post-norms included. */
+  norms: { name: string; width: number }[];
+  /** What the family's block does beyond Llama's, in words (rope scaling, windows, soft-capping, ...). */
+  features: string[];
+  /** The MLP's gate activation: SiLU (SwiGLU) or tanh-approximated GELU (GeGLU). */
+  activation: 'silu' | 'gelu_tanh';
 }
 
 export function describeModel(checkpoint: Checkpoint): ModelSummary {
@@ -39,5 +50,44 @@ export function describeModel(checkpoint: Checkpoint): ModelSummary {
     dtype: checkpoint.dtype,
     bytesOnDisk: checkpoint.bytesOnDisk,
     files: checkpoint.files,
+    linearTensors: linearTensors(cfg),
+    norms: [...blockTensorShapes(cfg)].filter(([name]) => name.endsWith('norm.weight')).map(([name, shape]) => ({ name: name.slice(0, -'.weight'.length), width: shape[0]! })),
+    features: familyFeatures(cfg),
+    activation: cfg.arch.activation,
   };
+}
+
+function linearTensors(cfg: ModelConfig): ModelSummary['linearTensors'] {
+  const shapes = linearShapes(cfg);
+  const next = new Map<string, number>();
+  const out = {} as ModelSummary['linearTensors'];
+  for (const linear of LINEARS) {
+    const tensor = storedLinear(cfg, linear);
+    const from = next.get(tensor) ?? 0;
+    const to = from + shapes[linear][0];
+    next.set(tensor, to);
+    out[linear] = { tensor, rows: [from, to] };
+  }
+  return out;
+}
+
+function familyFeatures(cfg: ModelConfig): string[] {
+  const { arch } = cfg;
+  const features: string[] = [];
+  const ropes = new Set(arch.layers.map((l) => l.rope.type));
+  const scaled = [...ropes].filter((t) => t !== 'default');
+  if (scaled.length > 0) features.push(`rope scaling: ${scaled.join(', ')}`);
+  if (arch.rotaryDim !== cfg.headDim) features.push(`partial rotary: ${arch.rotaryDim} of ${cfg.headDim} dimensions`);
+  const sliding = arch.layers.filter((l) => l.window !== undefined);
+  if (sliding.length > 0) features.push(`sliding window ${sliding[0]!.window} on ${sliding.length} of ${cfg.numLayers} layers`);
+  if (new Set(arch.layers.map((l) => JSON.stringify(l.rope))).size > 1) features.push('per-layer rotary bases (local and global layers)');
+  if (arch.qkNorm) features.push('q/k norms');
+  if (arch.sandwichNorms) features.push('post-attention and post-MLP norms');
+  if (arch.norm === 'rms1p') features.push('RMSNorm × (1 + w)');
+  if (arch.embedScale) features.push('embeddings × √hidden_size');
+  if (arch.activation === 'gelu_tanh') features.push('GeGLU (gelu_pytorch_tanh)');
+  if (arch.attnSoftcap !== undefined) features.push(`attention soft-capping ${arch.attnSoftcap}`);
+  if (arch.finalSoftcap !== undefined) features.push(`final logit soft-capping ${arch.finalSoftcap}`);
+  if (arch.fused) features.push('fused qkv_proj and gate_up_proj');
+  return features;
 }

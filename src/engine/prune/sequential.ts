@@ -8,7 +8,8 @@ import type { RuntimeSettings } from '../graph/session';
 import type { Checkpoint } from '../io/checkpoint';
 import type { OutputFolder } from '../export/output-folder';
 import { BlockRunner } from '../model/block-runner';
-import { blockTensorShapes, layerPrefix, LINEARS, type LinearName } from '../model/config';
+import { blockTensorShapes, layerPrefix, LINEARS, storedLinear, type LinearName } from '../model/config';
+import { toStoredBlock } from '../model/families/fused';
 import type { DecoderRunner } from '../model/decoder-runner';
 import { throwIfCancelled, type RunControl } from '../progress';
 import { magnitudePrune, wandaPrune } from './score-prune';
@@ -107,7 +108,7 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
       const start = performance.now();
       const prefix = layerPrefix(layer);
       const weights = await checkpoint.readBlock(layer);
-      const linears = LINEARS.filter((l) => isTargeted(spec, `${prefix}${l}.weight`));
+      const linears = LINEARS.filter((l) => isTargeted(spec, `${prefix}${storedLinear(cfg, l)}.weight`));
       let stats: Map<TapPoint, Float32Array> | undefined;
       const prune = (linear: LinearName, ratio: number): Promise<Float32Array> => {
         const [rows, cols] = shapes.get(`${linear}.weight`)!;
@@ -119,7 +120,7 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
       if (activations && (statsRunner || errors)) {
         const sums = new TapSums();
         if (errors) dense = new Float32Array(activations.hidden.length);
-        await activations.forEach(statsRunner ?? runner.block, weights, control.signal, ([out, ...taps], offset) => {
+        await activations.forEach(statsRunner ?? runner.block, layer, weights, control.signal, ([out, ...taps], offset) => {
           dense?.set(out!, offset);
           taps.forEach((tap, i) => sums.add(TAP_POINTS[i]!, tap));
         });
@@ -134,7 +135,7 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
           for (const ratio of errors.ratios) {
             const trial = new Map(weights).set(`${linear}.weight`, await prune(linear, ratio));
             let sum = 0;
-            await activations.forEach(runner.block, trial, control.signal, async ([out], offset, length) => {
+            await activations.forEach(runner.block, layer, trial, control.signal, async ([out], offset, length) => {
               sum += await squaredDistance(options.ops, out!, dense!.subarray(offset, offset + length));
             }, errorWindows);
             row.push(sum);
@@ -152,8 +153,8 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
         const ratio = ratios[linear] ?? 0;
         if (ratio > 0 || spec.nm) weights.set(`${linear}.weight`, await prune(linear, ratio));
       }
-      if (output) for (const [name, values] of weights) await output.write(prefix + name, values);
-      if (activations && layer < cfg.numLayers - 1) await activations.advance(runner.block, weights, control.signal);
+      if (output) for (const [name, values] of toStoredBlock(cfg, weights)) await output.write(prefix + name, values);
+      if (activations && layer < cfg.numLayers - 1) await activations.advance(runner.block, layer, weights, control.signal);
       layers.push({ layer, seconds: (performance.now() - start) / 1000, rssMb: process.memoryUsage().rss / 2 ** 20, ratios });
       await options.onBlockDone?.({ layers, errors, hidden: activations && layer < cfg.numLayers - 1 ? activations.hidden : undefined });
       control.onProgress?.({ type: 'stage', stage: 'prune', done: layer + 1, total: cfg.numLayers, detail: `block ${layer + 1}/${cfg.numLayers}` });

@@ -76,7 +76,7 @@ export async function computeScores(session: ModelSession, calibration: Calibrat
     for (let layer = 0; layer < cfg.numLayers; layer++) {
       throwIfCancelled(control.signal);
       const weights = await checkpoint.readBlock(layer);
-      const feeds = runner.block.feeds(weights);
+      const feeds = runner.block.feeds(weights, layer);
       for (const stream of streams) {
         const [out] = await runner.block.run(feeds, stream, pplWindows, seqlen);
         stream.set(out!);
@@ -90,7 +90,7 @@ export async function computeScores(session: ModelSession, calibration: Calibrat
       const downSum = new Float64Array(inter);
       const downSq = new Float64Array(inter);
       const mlpSq = new Float64Array(d);
-      await activations.forEach(tapRunner, weights, control.signal, async ([out, oIn, residual, sum, sq, mlp], offset, length) => {
+      await activations.forEach(tapRunner, layer, weights, control.signal, async ([out, oIn, residual, sum, sq, mlp], offset, length) => {
         next.set(out!, offset);
         const n = length / d;
         addInto(headCos, await headCosineSums(ops, oIn!, oProj, n, heads, hd, d));
@@ -106,7 +106,7 @@ export async function computeScores(session: ModelSession, calibration: Calibrat
         const trial = Float32Array.from(oProj);
         for (let r = 0; r < d; r++) for (const h of queryHeads) trial.fill(0, r * heads * hd + h * hd, r * heads * hd + (h + 1) * hd);
         let sum = 0;
-        await activations.forEach(runner.block, new Map(weights).set('self_attn.o_proj.weight', trial), control.signal, async ([out], offset, length) => {
+        await activations.forEach(runner.block, layer, new Map(weights).set('self_attn.o_proj.weight', trial), control.signal, async ([out], offset, length) => {
           sum += await squaredDistance(ops, out!, next.subarray(offset, offset + length));
         }, errorWindows);
         return sum / measured;

@@ -1,4 +1,5 @@
 import type { ModelConfig } from '../model/config';
+import { layerTypesFor } from '../model/families/architecture';
 
 /** What one decoder block keeps: whole key/value groups (each with its query heads) and MLP channels. */
 export interface BlockKeep {
@@ -70,13 +71,16 @@ function pick(values: Float32Array, keep: number[]): Float32Array {
 
 /**
  * config.json for the shrunk model: the same Hugging Face fields, with the new widths and depth.
- * head_dim is written explicitly because hidden_size / num_attention_heads no longer gives it.
+ * head_dim is written explicitly because hidden_size / num_attention_heads no longer gives it;
+ * families with sliding and global layers get `layer_types` for the kept layers, so removing a layer
+ * does not shift the pattern. q/k norms are head_dim wide and shared by all heads: they stay as they are.
  */
-export function shrunkConfig(cfg: ModelConfig, shape: { layers: number; kvHeads: number; channels: number }): Record<string, unknown> {
+export function shrunkConfig(cfg: ModelConfig, shape: { layers: readonly number[]; kvHeads: number; channels: number }): Record<string, unknown> {
   const group = cfg.numHeads / cfg.numKvHeads;
   return {
     ...cfg.raw,
-    num_hidden_layers: shape.layers,
+    ...layerTypesFor(cfg.arch, shape.layers),
+    num_hidden_layers: shape.layers.length,
     num_attention_heads: shape.kvHeads * group,
     num_key_value_heads: shape.kvHeads,
     head_dim: cfg.headDim,

@@ -16,6 +16,7 @@ import { readTextFile } from '../text/text-file';
 import { computeScores, type StructuredScores } from './scores';
 import { selectRemoval, type Selection, type StructuredTarget } from './select';
 import { shrinkBlock, shrunkConfig } from './shrink';
+import { toStoredBlock } from '../model/families/fused';
 
 export const SCORES_FILE = 'prunelens-scores.json';
 
@@ -90,7 +91,7 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
     const evaluate = (r: DecoderRunner, weights: Checkpoint, stage: string): Promise<PerplexityResult> => evaluateStage(stage, r, weights, evalIds!, options.evaluation!, options);
     const scores = calibration ? await computeScores(session, calibration, options) : undefined;
     const chosen = selection ?? selectRemoval(cfg, scores, options.target!);
-    const config = shrunkConfig(cfg, { layers: chosen.layers.length, kvHeads: chosen.kvHeads, channels: chosen.channels });
+    const config = shrunkConfig(cfg, { layers: chosen.layers, kvHeads: chosen.kvHeads, channels: chosen.channels });
     const newCfg = parseModelConfig(config, 'config.json');
     const dtypeOf = (name: string): ReturnType<Checkpoint['entry']>['dtype'] => {
       const source = name.replace(/^model\.layers\.(\d+)\./, (_, l: string) => layerPrefix(chosen.layers[Number(l)]!));
@@ -108,7 +109,7 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
       for (const [index, layer] of chosen.layers.entries()) {
         throwIfCancelled(options.signal);
         const weights = maskHeads(cfg, await checkpoint.readBlock(layer), masked.filter(([l]) => l === layer).map(([, h]) => h));
-        for (const [name, values] of shrinkBlock(cfg, weights, chosen.keep.get(layer)!)) await output.write(layerPrefix(index) + name, values);
+        for (const [name, values] of toStoredBlock(cfg, shrinkBlock(cfg, weights, chosen.keep.get(layer)!))) await output.write(layerPrefix(index) + name, values);
       }
       if (scores) await output.writeFile(SCORES_FILE, `${JSON.stringify(scores, null, 2)}\n`);
       await output.finishWeights();

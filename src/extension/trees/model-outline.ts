@@ -135,13 +135,14 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
   const keptSource = structured ? range(summary.layers + structured.removed.layers.length).filter((l) => !structured.removed.layers.includes(l)) : [];
   const zeroedHeads = new Set(structured?.removed.maskedHeads.map(([l, h]) => `${keptSource.indexOf(l)}.${h}`) ?? []);
 
-  const tensorName = (layer: number, linear: LinearName): string => `model.layers.${layer}.${linear}.weight`;
+  // A fused projection (Phi-3) is one stored tensor holding several linears; the record measures stored tensors.
+  const tensorName = (layer: number, linear: LinearName): string => `model.layers.${layer}.${summary.linearTensors[linear].tensor}.weight`;
   const sparsityOf = (layer: number, linears: readonly LinearName[]): number | undefined => {
     if (!pruned) return undefined;
     let zeros = 0;
     let numel = 0;
-    for (const linear of linears) {
-      const t = pruned.tensors[tensorName(layer, linear)];
+    for (const name of new Set(linears.map((l) => tensorName(layer, l)))) {
+      const t = pruned.tensors[name];
       if (!t) return undefined;
       zeros += t.zeros;
       numel += t.shape.reduce((a, b) => a * b, 1);
@@ -159,15 +160,18 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
   const linearNode = (layer: number, linear: LinearName, suffix: string): OutlineNode => {
     const [rows, columns] = linearShape(summary, linear);
     const t = pruned?.tensors[tensorName(layer, linear)];
+    const { tensor, rows: [from, to] } = summary.linearTensors[linear];
+    const fused = tensor !== linear ? tensor.slice(tensor.indexOf('.') + 1) : undefined;
     return node({
       id: id(`L${layer}/${suffix}/${LINEAR_LABEL[linear]}`),
       kind: 'linear',
       label: LINEAR_LABEL[linear],
-      description: join([`${rows} × ${columns}`, `${count(rows * columns)} weights`, t && zeroShare(t.sparsity)]),
+      description: join([`${rows} × ${columns}`, fused && `in ${fused}`, `${count(rows * columns)} weights`, t && zeroShare(t.sparsity)]),
       tooltip: [
         tensorName(layer, linear),
+        fused && `rows ${from}–${to - 1} of the fused ${fused}, stored as one tensor; pruned as a matrix of its own`,
         `shape [${rows}, ${columns}], ${count(rows * columns)} weights`,
-        t && `${count(t.zeros)} zeros (${(100 * t.sparsity).toFixed(2)}%)${t.targeted ? '' : ', not targeted by the run'}`,
+        t && `${count(t.zeros)} zeros (${(100 * t.sparsity).toFixed(2)}%${fused ? ` of ${fused}` : ''})${t.targeted ? '' : ', not targeted by the run'}`,
       ].filter(Boolean).join('\n'),
       layer,
     });
@@ -210,6 +214,12 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
     );
   };
 
+  // Norms are never pruned; the tooltips name them so a family's extra ones (Gemma's post-norms, q/k norms) show.
+  const normsLine = (attention: boolean): string | undefined => {
+    const norms = summary.norms.filter((n) => n.name.startsWith('self_attn.') === attention);
+    return norms.length > 0 ? `Norms: ${norms.map((n) => `${n.name.slice(n.name.lastIndexOf('.') + 1)} [${n.width}]`).join(', ')}${attention ? ' (per head, shared by every head)' : ''}` : undefined;
+  };
+
   const layerNode = (layer: number): OutlineNode => {
     const s = scores?.layers[layer];
     const attentionSparsity = sparsityOf(layer, ATTENTION);
@@ -226,6 +236,7 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
         description: join([`${summary.heads} heads`, `${summary.kvHeads} KV`, `${count(weightsOf(ATTENTION))} weights`, attentionSparsity !== undefined && zeroShare(attentionSparsity), s && `BI ${influence(s.block.attentionInfluence)}`]),
         tooltip: [
           `Self-attention of layer ${layer}: ${summary.heads} query heads, ${summary.kvHeads} key/value heads, head_dim ${summary.headDim}`,
+          normsLine(true),
           s && `Influence of the attention half: ${influence(s.block.attentionInfluence)} (1 - cos of the residual stream before and after it)`,
           measured,
         ].filter(Boolean).join('\n'),
@@ -253,7 +264,7 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
         label: 'MLP',
         description: join([`${summary.intermediateSize} channels`, `${count(weightsOf(MLP))} weights`, mlpSparsity !== undefined && zeroShare(mlpSparsity), s && `BI ${influence(s.block.mlpInfluence)}`, flap && `FLAP median ${score(flap.median)}`]),
         tooltip: [
-          `SiLU-gated MLP of layer ${layer}: ${summary.intermediateSize} channels`,
+          `${summary.activation === 'gelu_tanh' ? 'GELU' : 'SiLU'}-gated MLP of layer ${layer}: ${summary.intermediateSize} channels`,
           s && `Influence of the MLP half: ${influence(s.block.mlpInfluence)}`,
           flap && `FLAP fluctuation per channel: min ${score(flap.min)}, median ${score(flap.median)}, max ${score(flap.max)}`,
           wandaSp && `Structured Wanda per channel: min ${score(wandaSp.min)}, median ${score(wandaSp.median)}, max ${score(wandaSp.max)}`,
@@ -272,6 +283,7 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
         description: join([`${count(blockParameters)} params`, layerSparsity !== undefined && zeroShare(layerSparsity), s && `BI ${influence(s.block.influence)}`, s && `ppl without ${s.block.pplWithout.toFixed(2)}`]),
         tooltip: [
           `Decoder block ${layer}: ${count(blockParameters)} parameters`,
+          normsLine(false),
           layerSparsity !== undefined && `${(100 * layerSparsity).toFixed(2)}% of its linear weights are zero`,
           s && `Block influence: ${influence(s.block.influence)} (ShortGPT: 1 - mean cos(block input, block output); low is redundant)`,
           s && `Perplexity without this block: ${s.block.pplWithout.toFixed(3)} (dense ${scores.values.densePpl.toFixed(3)} on ${scores.values.pplWindows} calibration windows)`,
@@ -304,6 +316,7 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
         summary.path,
         `${summary.architecture} (${summary.modelType}): ${summary.layers} layers, ${summary.heads} heads (${summary.kvHeads} key/value), hidden ${summary.hiddenSize}, MLP ${summary.intermediateSize}, vocabulary ${summary.vocabSize}${summary.tiedEmbeddings ? ', tied embeddings' : ''}`,
         `${count(summary.parameters)} parameters, ${summary.dtype}, ${count(summary.bytesOnDisk)} bytes on disk`,
+        summary.features.length > 0 && `Beyond Llama's block: ${summary.features.join('; ')}`,
         recordLine,
         calibration &&
           `Scores from ${calibration.nsamples} windows of ${calibration.seqlen} tokens of ${calibration.file} (seed ${calibration.seed})${scores.measuredOn === 'source' ? ', measured on the source model' : ''}`,

@@ -23,7 +23,7 @@ async function engineLogits(runner: DecoderRunner, checkpoint: Checkpoint, seque
   runner.embed(sequences.flat(), hidden);
   let h: Float32Array = hidden;
   for (let layer = 0; layer < runner.config.numLayers; layer++) {
-    [h] = (await runner.block.run(runner.block.feeds(await checkpoint.readBlock(layer)), h, sequences.length, seq)) as [Float32Array];
+    [h] = (await runner.block.run(runner.block.feeds(await checkpoint.readBlock(layer), layer), h, sequences.length, seq)) as [Float32Array];
   }
   return runner.logits(h, sequences.length, seq);
 }
@@ -76,7 +76,7 @@ describe('decoder graph against an independent float64 forward', () => {
     const input = referenceEmbed(cfg, w, ids);
     for (let l = 0; l < cfg.num_hidden_layers - 1; l++) input.set(referenceBlock(cfg, w, l, input, T));
     const layer = cfg.num_hidden_layers - 1;
-    const [out] = await runner.block.run(runner.block.feeds(await checkpoint.readBlock(layer)), Float32Array.from(input), 1, T);
+    const [out] = await runner.block.run(runner.block.feeds(await checkpoint.readBlock(layer), layer), Float32Array.from(input), 1, T);
     const diff = maxAbsDiff(out!, referenceBlock(cfg, w, layer, input, T));
     assert.ok(diff < 1e-5, `block ${layer}: max abs difference ${diff}`);
   });
@@ -88,7 +88,7 @@ describe('decoder graph against an independent float64 forward', () => {
     const weights = await checkpoint.readBlock(0);
     weights.get('self_attn.o_proj.weight')!.fill(0);
     weights.get('mlp.down_proj.weight')!.fill(0);
-    const [out] = await runner.block.run(runner.block.feeds(weights), input, 1, T);
+    const [out] = await runner.block.run(runner.block.feeds(weights, 0), input, 1, T);
     assert.deepEqual(out, input);
   });
 });

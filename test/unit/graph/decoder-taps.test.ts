@@ -56,7 +56,7 @@ describe('decoder block taps', () => {
       for (let l = 0; l < layer; l++) h.set(referenceBlock(cfg, w, l, h, T));
       input.set(h, s * T * D);
     }
-    const outputs = await runner.run(runner.feeds(await checkpoint.readBlock(layer)), Float32Array.from(input), B, T);
+    const outputs = await runner.run(runner.feeds(await checkpoint.readBlock(layer), layer), Float32Array.from(input), B, T);
     const [hiddenOut, ...tapOut] = outputs as [Float32Array, ...Float32Array[]];
     const tap = (point: TapPoint, reduce: string): Float32Array => tapOut[TAPS.findIndex((t) => t.point === point && t.reduce === reduce)]!;
     const p = `model.layers.${layer}.`;

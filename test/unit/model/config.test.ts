@@ -37,7 +37,7 @@ describe('config.json', () => {
   });
 
   it('names the supported architectures when model_type is unknown', () => {
-    rejects({ ...LLAMA, model_type: 'gpt2' }, 'architecture', /model_type "gpt2" is not supported; supported: llama, mistral, qwen2/);
+    rejects({ ...LLAMA, model_type: 'gpt2' }, 'architecture', /model_type "gpt2" is not supported; supported: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3/);
     rejects({ ...LLAMA, model_type: undefined }, 'architecture', /model_type null is not supported/);
   });
 
@@ -48,7 +48,8 @@ describe('config.json', () => {
     rejects({ ...LLAMA, intermediate_size: undefined }, 'config', /"intermediate_size" must be a positive integer, got null/);
     rejects({ ...LLAMA, rms_norm_eps: 'small' }, 'config', /"rms_norm_eps" must be a positive number, got "small"/);
     rejects({ ...LLAMA, hidden_act: 'gelu' }, 'config', /hidden_act "gelu" is not supported/);
-    rejects({ ...LLAMA, rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'config', /rope_scaling .*llama3.* is not supported/);
+    rejects({ ...LLAMA, rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'config', /rope_scaling "low_freq_factor" must be a positive number for rope type "llama3", got null/);
+    rejects({ ...LLAMA, rope_scaling: { rope_type: 'ntk-by-parts', factor: 8 } }, 'config', /rope_scaling type "ntk-by-parts" is not supported; supported: default, linear, dynamic, llama3, yarn, longrope/);
     rejects([LLAMA], 'config', /must hold a JSON object/);
   });
 });

@@ -1,0 +1,118 @@
+/**
+ * The published config.json of real checkpoints (test/fixtures/configs/, written from their public
+ * values) open and describe with the parameter counts their model cards give. The weights are a
+ * sparse safetensors file: a real header with every tensor at its real shape and offsets, and a hole
+ * where the data would be, so `info`'s whole path (header validation against the config included)
+ * runs at full size without gigabytes on disk.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { Checkpoint } from '../../../src/engine/io/checkpoint';
+import { expectedTensorShapes, parseModelConfig } from '../../../src/engine/model/config';
+import { embeddingScale } from '../../../src/engine/model/decoder-runner';
+import { describeModel } from '../../../src/engine/model/describe';
+import { attentionScaling } from '../../../src/engine/model/families/rope';
+import { MODEL_SHAPES } from '../../../scripts/model-shapes';
+import { tempDir } from '../../helpers/fixtures';
+
+const CONFIGS = path.resolve('test', 'fixtures', 'configs');
+
+/** Parameter counts as their model cards and safetensors indexes give them. */
+const PUBLISHED: Record<string, number> = {
+  'Llama-3.2-1B': 1_235_814_400,
+  'Llama-3.1-8B': 8_030_261_248,
+  'Qwen3-0.6B': 596_049_920,
+  'Qwen3-8B': 8_190_735_360,
+  'Gemma-2-2B': 2_614_341_888,
+  'Gemma-3-1B': 999_885_952,
+  'Phi-3-mini-4k-instruct': 3_821_079_552,
+  'Phi-4-mini-instruct': 3_836_021_760,
+};
+
+function readConfig(name: string): Record<string, unknown> {
+  return JSON.parse(fs.readFileSync(path.join(CONFIGS, `${name}.json`), 'utf8')) as Record<string, unknown>;
+}
+
+/** A checkpoint folder whose model.safetensors has a full header and a sparse hole for the data. */
+function sparseCheckpoint(config: Record<string, unknown>): string {
+  const dir = path.join(tempDir(), 'model');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  let offset = 0;
+  for (const [name, shape] of expectedTensorShapes(parseModelConfig(config, dir))) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * 2;
+    header[name] = { dtype: 'BF16', shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const file = path.join(dir, 'model.safetensors');
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.length));
+  fs.writeFileSync(file, Buffer.concat([prefix, Buffer.from(json)]));
+  fs.truncateSync(file, 8 + json.length + offset);
+  return dir;
+}
+
+describe('published configs', () => {
+  for (const [name, parameters] of Object.entries(PUBLISHED)) {
+    it(`${name}: opens and describes with ${parameters} parameters`, async () => {
+      const checkpoint = await Checkpoint.open(sparseCheckpoint(readConfig(name)));
+      try {
+        const summary = describeModel(checkpoint);
+        assert.equal(summary.parameters, parameters);
+        assert.equal(summary.dtype, 'BF16');
+      } finally {
+        await checkpoint.close();
+      }
+    });
+  }
+
+  it('reads each family feature from the real fields', () => {
+    const llama = parseModelConfig(readConfig('Llama-3.2-1B'), 'Llama-3.2-1B');
+    assert.deepEqual(llama.arch.layers[0]!.rope, { type: 'llama3', theta: 500000, factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMax: 8192 });
+    assert.equal(llama.tieWordEmbeddings, true);
+
+    const qwen = parseModelConfig(readConfig('Qwen3-0.6B'), 'Qwen3-0.6B');
+    assert.equal(qwen.headDim, 128);
+    assert.equal(qwen.arch.qkNorm, true);
+    assert.ok(qwen.arch.layers.every((l) => l.window === undefined), 'use_sliding_window is false');
+
+    // Gemma 2: even layers local (window 4096), odd ones global; caps 50 and 30; scale 256^-½.
+    const gemma2 = parseModelConfig(readConfig('Gemma-2-2B'), 'Gemma-2-2B');
+    assert.deepEqual(gemma2.arch.layers.slice(0, 3).map((l) => l.window), [4096, undefined, 4096]);
+    assert.equal(gemma2.arch.attnSoftcap, 50);
+    assert.equal(gemma2.arch.finalSoftcap, 30);
+    assert.equal(gemma2.arch.queryScale, 1 / 16);
+    assert.equal(gemma2.tieWordEmbeddings, true, 'Gemma2Config ties by default');
+    assert.equal(embeddingScale(gemma2, 'F32'), 48);
+
+    // Gemma 3: five local layers (window 512, base 10000) then a global one (base 1e6).
+    const gemma3 = parseModelConfig(readConfig('Gemma-3-1B'), 'Gemma-3-1B');
+    assert.deepEqual(gemma3.arch.layers.slice(0, 7).map((l) => l.window), [512, 512, 512, 512, 512, undefined, 512]);
+    assert.deepEqual(gemma3.arch.layers[0]!.rope, { type: 'default', theta: 10000 });
+    assert.deepEqual(gemma3.arch.layers[5]!.rope, { type: 'default', theta: 1000000 });
+    // √1152 = 33.94 is 34 in bfloat16, the factor transformers multiplies a bf16 model's embeddings by.
+    assert.equal(embeddingScale(gemma3, 'BF16'), 34);
+    assert.equal(embeddingScale(gemma3, 'F32'), Math.fround(Math.sqrt(1152)));
+
+    const phi3 = parseModelConfig(readConfig('Phi-3-mini-4k-instruct'), 'Phi-3-mini-4k');
+    assert.equal(phi3.arch.fused, true);
+    assert.ok(phi3.arch.layers.every((l) => l.window === 2047));
+    assert.deepEqual(expectedTensorShapes(phi3).get('model.layers.0.self_attn.qkv_proj.weight'), [9216, 3072]);
+    assert.deepEqual(expectedTensorShapes(phi3).get('model.layers.0.mlp.gate_up_proj.weight'), [16384, 3072]);
+
+    const phi4 = parseModelConfig(readConfig('Phi-4-mini-instruct'), 'Phi-4-mini');
+    assert.equal(phi4.arch.rotaryDim, 96);
+    assert.equal(attentionScaling(phi4.arch.layers[0]!.rope), Math.sqrt(1 + Math.log(32) / Math.log(4096)));
+    assert.deepEqual(expectedTensorShapes(phi4).get('model.layers.0.self_attn.qkv_proj.weight'), [5120, 3072]);
+  });
+
+  it("the bench's Llama-3.2-1B and Qwen3-0.6B shapes are the published configs", () => {
+    assert.deepEqual(MODEL_SHAPES['llama-3.2-1b'], readConfig('Llama-3.2-1B'));
+    assert.deepEqual(MODEL_SHAPES['qwen3-0.6b'], readConfig('Qwen3-0.6B'));
+  });
+});
