@@ -1,7 +1,6 @@
 import * as vscode from 'vscode';
 import { EMBEDDED_MODEL, SAMPLE_EVALUATION_TEXT } from '../engine/embedded';
 import { PruneLensError } from '../engine/errors';
-import { evaluateModel } from '../engine/evaluate/evaluate-model';
 import { Checkpoint } from '../engine/io/checkpoint';
 import { describeModel } from '../engine/model/describe';
 import { readConfig, runtimeOf, settingPath } from './config';
@@ -13,6 +12,7 @@ import { withEngineProgress } from './progress';
 import type { Services } from './services';
 import { OutlineTreeNode } from './trees/nodes/outline-node';
 import { RunNode } from './trees/nodes/run-node';
+import { engineJobs } from './worker/engine';
 
 export const enum CommandId {
   ShowModelInfo = 'prunelens.showModelInfo',
@@ -109,7 +109,7 @@ async function evaluatePerplexity(services: Services, model: string): Promise<vo
   const { output } = services;
   const config = readConfig();
   const result = await withEngineProgress('PruneLens: perplexity', [{ stage: 'evaluate', weight: 1 }], output, (control) =>
-    evaluateModel({ model, textFile: settingPath(config.evaluationText, SAMPLE_EVALUATION_TEXT), seqlen: config.seqlen, runtime: runtimeOf(config), ...control }),
+    engineJobs.run('evaluate', { model, textFile: settingPath(config.evaluationText, SAMPLE_EVALUATION_TEXT), seqlen: config.seqlen, runtime: runtimeOf(config) }, control),
   );
   output.info(`${result.model}: ppl ${result.ppl.toFixed(4)} over ${result.windows} windows of ${result.seqlen} (${result.seconds.toFixed(1)} s)`);
   void vscode.window.showInformationMessage(`Perplexity ${result.ppl.toFixed(3)} (${result.windows} windows of ${result.seqlen} tokens)`);

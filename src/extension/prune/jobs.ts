@@ -3,14 +3,14 @@ import * as vscode from 'vscode';
 import { SAMPLE_CALIBRATION_TEXT, SAMPLE_EVALUATION_TEXT } from '../../engine/embedded';
 import { PruneLensError } from '../../engine/errors';
 import { REPORT_FILE } from '../../engine/export/report';
-import { pruneModel } from '../../engine/prune/prune-model';
-import { scoreModel, structuredPrune, type ExplicitRemoval } from '../../engine/structured/structured-prune';
+import type { ExplicitRemoval } from '../../engine/structured/structured-prune';
 import { readConfig, runtimeOf, settingPath } from '../config';
 import { reportErrors, requireTrust } from '../errors';
 import { withEngineProgress } from '../progress';
 import { runLabel, runPerplexity } from '../runs/output-record';
 import type { Services } from '../services';
 import { MODEL_VIEW } from '../trees/model-tree';
+import { engineJobs } from '../worker/engine';
 import { checkOutput, modelFolderOf, outputParent, removalOutputName } from './prune-options';
 import { confirmReplace, outputPlace, type PruneRequest } from './prune-wizard';
 
@@ -42,7 +42,7 @@ export async function runPrune(services: Services, request: PruneRequest): Promi
     { stage: 'evaluate pruned', weight: 1 },
   ];
   const record = await withEngineProgress(`PruneLens: pruning ${name} (${spec.method} ${target})`, stages, output, (control) =>
-    pruneModel({ ...request, runtime: runtimeOf(readConfig()), ...control }),
+    engineJobs.run('prune', { ...request, runtime: runtimeOf(readConfig()) }, control),
   );
   const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
   output.info(`${record.output}: ${runPerplexity(record)}; ${pct(record.measured.sparsity)} of the pruned linears zero; per block ${record.layers.map((l) => pct(l.sparsity)).join(' ')}`);
@@ -75,7 +75,7 @@ export async function runRemoval(services: Services, model: string, removal: Exp
     { stage: 'evaluate pruned', weight: 1 },
   ];
   const record = await withEngineProgress(`PruneLens: removing ${what} from ${name}`, stages, services.output, (control) =>
-    structuredPrune({ model, out, overwrite: check.replaces, explicit: removal, evaluation, runtime: runtimeOf(config), ...control }),
+    engineJobs.run('structured', { model, out, overwrite: check.replaces, explicit: removal, evaluation, runtime: runtimeOf(config) }, control),
   );
   services.output.info(`${record.output}: ${runPerplexity(record)}; ${record.parameters.after.toLocaleString('en-US')} parameters`);
   await services.runs.finish(record.output, record);
@@ -98,7 +98,7 @@ export async function computeScores(services: Services): Promise<void> {
   const calibration = { file: settingPath(config.calibrationText, SAMPLE_CALIBRATION_TEXT), nsamples: config.nsamples, seqlen: config.seqlen, seed: 0 };
   services.output.info(`scores of ${model}: ${calibration.nsamples} windows of ${calibration.seqlen} from ${calibration.file}`);
   const scores = await withEngineProgress(`PruneLens: importance scores of ${path.basename(model)}`, [{ stage: 'scores', weight: 1 }], services.output, (control) =>
-    scoreModel({ model, calibration, runtime: runtimeOf(config), ...control }),
+    engineJobs.run('scores', { model, calibration, runtime: runtimeOf(config) }, control),
   );
   services.models.setScores(model, scores);
 }
