@@ -217,6 +217,13 @@ export interface PruneArguments {
   overwrite?: boolean;
 }
 
+/** A settings object from code, told apart from what VS Code passes (Uris, their arrays, tree nodes) by its shape. */
+export function isPruneArguments(value: unknown): value is PruneArguments {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof vscode.Uri) return false;
+  const method = (value as { method?: unknown }).method;
+  return method === 'magnitude' || method === 'wanda' || method === 'sparsegpt';
+}
+
 export function pruneRequestFrom(services: Services, model: string, args: PruneArguments): PruneRequest {
   const config = readConfig();
   const nm = args.nm === undefined ? undefined : parseNM(args.nm);
