@@ -5,7 +5,7 @@ import { Checkpoint } from '../engine/io/checkpoint';
 import { describeModel } from '../engine/model/describe';
 import { readConfig, runtimeOf, settingPath } from './config';
 import { reportErrors, requireTrust } from './errors';
-import { computeScores, openInModelView, revealFolder, runPrune, runRemoval } from './prune/jobs';
+import { computeScores, openInModelView, revealFolder, runPrune, runRemoval, runStructured } from './prune/jobs';
 import { askModel, askPrune, isPruneArguments, pruneRequestFrom } from './prune/prune-wizard';
 import { openReport } from './decorations/open-report';
 import { withEngineProgress } from './progress';
@@ -75,8 +75,10 @@ export function registerCommands(services: Services): vscode.Disposable[] {
       if (!model) return;
       // Code (tests, tasks, other extensions) may pass the flow's answers; anything VS Code passes is never taken for them.
       const settings = args.find(isPruneArguments);
-      const request = settings ? pruneRequestFrom(services, model, settings) : await askPrune(services, model);
-      if (request) await runPrune(services, request);
+      if (settings) return runPrune(services, pruneRequestFrom(services, model, settings));
+      const job = await askPrune(services, model);
+      if (job?.kind === 'unstructured') await runPrune(services, job.request);
+      else if (job?.kind === 'structured') await runStructured(services, job.request);
     }),
     register(CommandId.OpenModel, async (...args) => {
       const model = await modelOf(args, 'PruneLens: Open Model');

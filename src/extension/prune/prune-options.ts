@@ -26,6 +26,12 @@ export function pruneOutputName(model: string, method: string, target: PruneTarg
   return `${path.basename(modelFolderOf(model))}-${method}${allocation === 'uniform' ? '' : `-${allocation}`}-${amount}`;
 }
 
+/** The CLI's name for a structured output: `stories260K-heads-channels-20`, `stories260K-layers-30`. */
+export function structuredOutputName(model: string, units: { heads: boolean; channels: boolean; layers: boolean }, ratio: number): string {
+  const what = [units.heads && 'heads', units.channels && 'channels', units.layers && 'layers'].filter(Boolean).join('-');
+  return `${path.basename(modelFolderOf(model))}-${what}-${Math.round(ratio * 100)}`;
+}
+
 /** `stories260K-removed-3.h2`, `stories260K-removed-L4`: the model tree's explicit removals, in parseRemoval's notation. */
 export function removalOutputName(model: string, removal: ExplicitRemoval): string {
   const items = [...removal.heads.map(([l, h]) => `${l}.h${h}`), ...removal.layers.map((l) => `L${l}`)];
