@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { SAMPLE_EVALUATION_TEXT } from '../engine/embedded';
 import { PruneLensError } from '../engine/errors';
@@ -6,6 +7,7 @@ import { describeModel } from '../engine/model/describe';
 import { readConfig, runtimeOf, settingPath } from './config';
 import { reportErrors, requireTrust } from './errors';
 import { computeScores, openInModelView, revealFolder, runPrune, runRemoval, runStructured } from './prune/jobs';
+import { modelFolderOf } from './prune/prune-options';
 import { askModel, askPrune, isPruneArguments, pruneRequestFrom } from './prune/prune-wizard';
 import { openReport } from './decorations/open-report';
 import { withEngineProgress } from './progress';
@@ -145,5 +147,5 @@ async function evaluatePerplexity(services: Services, model: string): Promise<vo
     engineJobs.run('evaluate', { model, textFile: settingPath(config.evaluationText, SAMPLE_EVALUATION_TEXT), seqlen: config.seqlen, runtime: runtimeOf(config) }, control),
   );
   output.info(`${result.model}: ppl ${result.ppl.toFixed(4)} over ${result.windows} windows of ${result.seqlen} (${result.seconds.toFixed(1)} s)`);
-  void vscode.window.showInformationMessage(`Perplexity ${result.ppl.toFixed(3)} (${result.windows} windows of ${result.seqlen} tokens)`);
+  void vscode.window.showInformationMessage(`Perplexity of ${path.basename(modelFolderOf(model))}: ${result.ppl.toFixed(3)} (${result.windows} windows of ${result.seqlen} tokens)`);
 }

@@ -200,7 +200,7 @@ export async function askPrune(services: Services, model: string): Promise<Prune
   const steps: Step<Answers>[] = [
     {
       run: async (a, frame) =>
-        answer(await pickStep(frame, { placeholder: 'Pruning method', items: methods, active: methods.find((m) => m.value === (a.method ?? 'wanda')) }), (c) => (a.method = c.value)),
+        answer(await pickStep(frame, { placeholder: 'Pruning method', items: methods, active: methods.find((m) => m.value === a.method) }), (c) => (a.method = c.value)),
     },
     {
       applies: (a) => !structured(a),
@@ -271,7 +271,9 @@ export async function askPrune(services: Services, model: string): Promise<Prune
     },
   ];
 
-  const a = await runSteps(`PruneLens: Prune ${name}`, steps, { allocation: { kind: 'uniform' }, overwrite: false } as Answers);
+  // Start from the preselected answers, so the first step's counter already counts the steps they lead to.
+  const defaults: Answers = { method: 'wanda', target: { kind: 'sparsity', sparsity: 0.5 }, allocation: { kind: 'uniform' }, overwrite: false };
+  const a = await runSteps(`PruneLens: Prune ${name}`, steps, defaults);
   if (!a?.method || !a.evaluation || !a.out) return undefined;
   if (a.evaluation === a.calibration) services.output.warn(`${a.evaluation} is both the calibration and the evaluation text; the perplexity will flatter the pruned model`);
   const calibration = a.calibration && needsCalibrationText(a) ? { file: a.calibration, nsamples: config.nsamples, seqlen: config.seqlen, seed: 0 } : undefined;
