@@ -1,7 +1,10 @@
 // The extension used as a person uses it: code-server with this checkout as the extension under
 // development, headless Chromium, and every action a click, a key or typed text. No command is called
 // from code. Each flow waits on what the window shows (menus, quick input titles, notifications) and
-// checks what was written to disk against the CLI run with the same settings.
+// checks what was written to disk against the CLI run with the same settings. The workbench shows no
+// notification toasts while its smoke-test driver is on (which it needs to load the extension from the
+// checkout), so notifications are read where a person also finds them: the Notifications Center,
+// kept open beside the Explorer.
 // node ui-flows.js [SCREENSHOT_DIR]   (default out/e2e/ui-flows); env KEEP=1 keeps the temp folder.
 // Run through `npm run test:e2e` or `bash scripts/e2e/run.sh flows`. Exit status: 0 every flow passed, 1 not.
 const { spawnSync } = require('node:child_process');
@@ -34,6 +37,8 @@ function cli(folder, args) {
   if (r.status !== 0) throw new Error(`prunelens ${args.join(' ')} failed (${r.status}):\n${r.stdout}${r.stderr}`);
   return JSON.parse(r.stdout);
 }
+
+const lineOf = (text, pattern) => text.split('\n').find((l) => pattern.test(l)) ?? text;
 
 function assert(condition, what) {
   if (!condition) throw new Error(what);
@@ -89,13 +94,13 @@ const flows = {
     assert(close(record.perplexity.pruned, ref.ppl) && close(record.perplexity.dense, ref.ppl_dense),
       `perplexity ${record.perplexity.dense} -> ${record.perplexity.pruned}; CLI ${ref.ppl_dense} -> ${ref.ppl}`);
     assert(partials(ui.folder).length === 0, 'no working folders left');
-    console.log(`PASS Explorer → PruneLens → Prune… → wanda, 50%, uniform: ${done.split('\n')[0]}; prunelens.json perplexity ${record.perplexity.pruned} (CLI ${ref.ppl})`);
+    console.log(`PASS Explorer → PruneLens → Prune… → wanda, 50%, uniform: ${lineOf(done, /pruned with/)}; prunelens.json perplexity ${record.perplexity.pruned} (CLI ${ref.ppl})`);
     await ui.closeToasts();
   },
 
   async 'palette-prune-structured'(ui) {
     await ui.page.keyboard.press('F1');
-    await ui.waitQuickInput();
+    await ui.paletteOpen();
     await ui.page.keyboard.type('PruneLens: Prune');
     await ui.expectRow('PruneLens: Prune…');
     await ui.page.keyboard.press('Enter');
@@ -118,7 +123,7 @@ const flows = {
     // One block of the 5-block model is 17.5% of its parameters, so 20% takes two (README, Structured pruning).
     assert(record.kind === 'structured' && record.removed.layers.length === 2 && config.num_hidden_layers === 3,
       `removed ${JSON.stringify(record.removed.layers)}, ${config.num_hidden_layers} layers written`);
-    console.log(`PASS palette → PruneLens: Prune… → structured, layers, 20%: ${done.split('\n')[0]}; blocks ${record.removed.layers} removed, config.json has 3 layers`);
+    console.log(`PASS palette → PruneLens: Prune… → structured, layers, 20%: ${lineOf(done, /removed from/)}; blocks ${record.removed.layers} removed, config.json has 3 layers`);
     await ui.closeToasts();
   },
 
@@ -131,7 +136,8 @@ const flows = {
     await ui.quickPick('(4/5)', 'Bundled');
     await ui.waitTitle('(5/5)');
     await ui.page.keyboard.press('Enter');
-    const progress = ui.page.locator('.notifications-toasts .notification-toast', { hasText: 'pruning stories260K' });
+    await ui.showNotifications();
+    const progress = ui.notification('pruning stories260K');
     await progress.first().waitFor({ timeout: UI_MS });
     // The output is being written (the engine creates it before evaluating); a person clicks Cancel now.
     await ui.until('the partial output folder', () => partials(ui.folder).length > 0, WORK_MS);
@@ -227,8 +233,10 @@ async function main() {
           }
         }
       },
-      async waitQuickInput() {
-        await page.locator('.quick-input-widget').waitFor({ state: 'visible', timeout: UI_MS });
+      /** The command palette is open and takes typing (its box holds the ">" prefix): keys must never land in an editor. */
+      async paletteOpen() {
+        const box = page.locator('.quick-input-widget .quick-input-box input');
+        await ui.until('the command palette', async () => (await box.isVisible()) && (await box.inputValue()) === '>', UI_MS);
       },
       async waitTitle(text) {
         await page.locator('.quick-input-widget .quick-input-title', { hasText: text }).waitFor({ state: 'visible', timeout: UI_MS });
@@ -247,27 +255,37 @@ async function main() {
         await page.keyboard.press('Enter');
         await page.locator('.quick-input-widget .quick-input-title', { hasText: title }).waitFor({ state: 'hidden', timeout: UI_MS }).catch(() => {});
       },
+      async command(name) {
+        await page.keyboard.press('F1');
+        await ui.paletteOpen();
+        await page.keyboard.type(name);
+        await ui.expectRow(name);
+        await page.keyboard.press('Enter');
+      },
+      async showNotifications() {
+        if (await page.locator('.notifications-center.visible').count()) return;
+        await ui.command('Notifications: Show Notifications');
+        await page.locator('.notifications-center.visible').waitFor({ timeout: UI_MS });
+      },
+      notification: (text) => page.locator('.notifications-center .notification-list-item', { hasText: text }),
       /** The text of the first notification matching `pattern`; fails at once on a PruneLens error notification. */
       async toast(pattern, timeout) {
         const deadline = Date.now() + timeout;
         for (;;) {
-          const texts = await page.locator('.notifications-toasts .notification-toast').allInnerTexts();
+          await ui.showNotifications();
+          const texts = await page.locator('.notifications-center .notification-list-item').allInnerTexts();
           const hit = texts.find((t) => pattern.test(t));
           if (hit) return hit;
-          const error = await page.locator('.notifications-toasts .notification-toast:has(.codicon-error)').allInnerTexts();
+          const error = await page.locator('.notifications-center .notification-list-item:has(.codicon-error)').allInnerTexts();
           if (error.length) throw new Error(`error notification: ${error[0]}`);
           if (Date.now() > deadline) throw new Error(`no notification matching ${pattern} within ${timeout / 1000} s; showing: ${texts.join(' || ')}`);
           await page.waitForTimeout(200);
         }
       },
       async closeToasts() {
-        // "Clear All Notifications", as from the bell; the next flow then reads only its own.
-        await page.keyboard.press('F1');
-        await ui.waitQuickInput();
-        await page.keyboard.type('Notifications: Clear All Notifications');
-        await ui.expectRow('Clear All Notifications');
-        await page.keyboard.press('Enter');
-        await page.locator('.notifications-toasts .notification-toast').first().waitFor({ state: 'detached', timeout: UI_MS }).catch(() => {});
+        // The center's "Clear All Notifications": the next flow then reads only its own.
+        await ui.command('Notifications: Clear All Notifications');
+        await page.locator('.notifications-center .notification-list-item').first().waitFor({ state: 'detached', timeout: UI_MS }).catch(() => {});
       },
     };
     await page.goto(workbenchUrl(server.base, folder, [
@@ -276,6 +294,7 @@ async function main() {
     ]), { timeout: WORK_MS });
     await ui.explorerItem('stories260K').waitFor({ timeout: WORK_MS });
     log('workbench shows the Explorer');
+    await ui.showNotifications();
     const only = process.env.FLOWS ? new RegExp(process.env.FLOWS) : undefined;
     for (const [name, flow] of Object.entries(flows)) {
       if (only && !only.test(name)) continue;
