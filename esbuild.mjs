@@ -28,6 +28,8 @@ if (tests) {
   await Promise.all([
     esbuild.build({ ...common, entryPoints: { cli: 'src/cli/index.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } }),
     esbuild.build({ ...common, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist' }),
+    // The extension forks this for every engine job, so the extension host's thread never runs engine work.
+    esbuild.build({ ...common, entryPoints: { 'engine-worker': 'src/extension/worker/engine-worker.ts' }, outdir: 'dist' }),
     esbuild.build({ ...common, entryPoints: { bench: 'scripts/bench.ts' }, outdir: 'dist' }),
     // Tokenizing runs in a worker thread, which loads its own file.
     esbuild.build({ ...common, entryPoints: { 'tokenize-worker': 'src/engine/text/tokenize-worker.ts' }, outdir: 'dist' }),

@@ -47,6 +47,7 @@ export class CheckpointFolders implements vscode.Disposable {
       }
       this.folders = folders.sort();
       await vscode.commands.executeCommand('setContext', CONTEXT_KEY, this.folders);
+      this.output.info(`checkpoint folders in the workspace: ${this.folders.length ? this.folders.join(', ') : 'none'}`);
     } catch (err) {
       this.output.warn(`cannot list the workspace's checkpoint folders: ${(err as Error).message}`);
     }

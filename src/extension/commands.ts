@@ -1,18 +1,20 @@
+import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { EMBEDDED_MODEL, SAMPLE_EVALUATION_TEXT } from '../engine/embedded';
+import { SAMPLE_EVALUATION_TEXT } from '../engine/embedded';
 import { PruneLensError } from '../engine/errors';
-import { evaluateModel } from '../engine/evaluate/evaluate-model';
 import { Checkpoint } from '../engine/io/checkpoint';
 import { describeModel } from '../engine/model/describe';
 import { readConfig, runtimeOf, settingPath } from './config';
 import { reportErrors, requireTrust } from './errors';
-import { computeScores, openInModelView, revealFolder, runPrune, runRemoval } from './prune/jobs';
-import { askModel, askPrune, pruneRequestFrom, type PruneArguments } from './prune/prune-wizard';
+import { computeScores, openInModelView, revealFolder, runPrune, runRemoval, runStructured } from './prune/jobs';
+import { modelFolderOf } from './prune/prune-options';
+import { askModel, askPrune, isPruneArguments, pruneRequestFrom } from './prune/prune-wizard';
 import { openReport } from './decorations/open-report';
 import { withEngineProgress } from './progress';
 import type { Services } from './services';
 import { OutlineTreeNode } from './trees/nodes/outline-node';
 import { RunNode } from './trees/nodes/run-node';
+import { engineJobs } from './worker/engine';
 
 export const enum CommandId {
   ShowModelInfo = 'prunelens.showModelInfo',
@@ -32,9 +34,22 @@ export const enum CommandId {
 }
 
 /** What a command was invoked on: an Explorer resource, a Model view node or a Runs view node. */
-type Target = vscode.Uri | OutlineTreeNode | RunNode | undefined;
+type Target = vscode.Uri | OutlineTreeNode | RunNode;
 
-function locationOf(target: Target): string | undefined {
+function isTarget(value: unknown): value is Target {
+  return value instanceof vscode.Uri || value instanceof OutlineTreeNode || value instanceof RunNode;
+}
+
+/**
+ * VS Code calls a command with what it was invoked on: `(uri, selectedUris)` from the Explorer, `(node,
+ * selectedNodes)` from a view, nothing from the palette or a keybinding. Only the first argument can be
+ * the target, and only when it is one of those types.
+ */
+function targetOf(args: readonly unknown[]): Target | undefined {
+  return isTarget(args[0]) ? args[0] : undefined;
+}
+
+function locationOf(target: Target | undefined): string | undefined {
   if (target instanceof vscode.Uri) return target.fsPath;
   if (target instanceof OutlineTreeNode) return target.modelFolder;
   if (target instanceof RunNode) return target.run.folder;
@@ -43,51 +58,72 @@ function locationOf(target: Target): string | undefined {
 
 export function registerCommands(services: Services): vscode.Disposable[] {
   const { output } = services;
-  const register = (id: CommandId, handler: (...args: never[]) => Promise<void>): vscode.Disposable =>
-    vscode.commands.registerCommand(id, (...args: never[]) => reportErrors(output, () => handler(...args)));
+  const register = (id: CommandId, handler: (...args: unknown[]) => Promise<void>): vscode.Disposable =>
+    vscode.commands.registerCommand(id, (...args: unknown[]) => reportErrors(output, () => handler(...args)));
+  const modelOf = async (args: readonly unknown[], title: string): Promise<string | undefined> => locationOf(targetOf(args)) ?? (await askModel(services, title));
   return [
-    register(CommandId.ShowModelInfo, (uri?: vscode.Uri) => showModelInfo(services, uri?.fsPath ?? EMBEDDED_MODEL)),
-    register(CommandId.EvaluatePerplexity, (uri?: vscode.Uri) => evaluatePerplexity(services, uri?.fsPath ?? EMBEDDED_MODEL)),
-    register(CommandId.Prune, async (target?: Target, args?: PruneArguments) => {
-      requireTrust();
-      const model = locationOf(target) ?? (await askModel(services, 'PruneLens: Prune'));
-      if (!model) return;
-      const request = args ? pruneRequestFrom(services, model, args) : await askPrune(services, model);
-      if (request) await runPrune(services, request);
+    register(CommandId.ShowModelInfo, async (...args) => {
+      const model = await modelOf(args, 'PruneLens: Show Model Info');
+      if (model) await showModelInfo(services, model);
     }),
-    register(CommandId.OpenModel, async (target?: Target) => {
-      const model = locationOf(target) ?? (await askModel(services, 'PruneLens: Open Model'));
+    register(CommandId.EvaluatePerplexity, async (...args) => {
+      requireTrust();
+      const model = await modelOf(args, 'PruneLens: Evaluate Perplexity');
+      if (model) await evaluatePerplexity(services, model);
+    }),
+    register(CommandId.Prune, async (...args) => {
+      requireTrust();
+      const model = await modelOf(args, 'PruneLens: Prune');
+      if (!model) return;
+      // Code (tests, tasks, other extensions) may pass the flow's answers; anything VS Code passes is never taken for them.
+      const settings = args.find(isPruneArguments);
+      if (settings) return runPrune(services, pruneRequestFrom(services, model, settings));
+      const job = await askPrune(services, model);
+      if (job?.kind === 'unstructured') await runPrune(services, job.request);
+      else if (job?.kind === 'structured') await runStructured(services, job.request);
+    }),
+    register(CommandId.OpenModel, async (...args) => {
+      const model = await modelOf(args, 'PruneLens: Open Model');
       if (model) await openInModelView(services, model);
     }),
     register(CommandId.ComputeScores, () => computeScores(services)),
-    register(CommandId.PruneHead, async (node: OutlineTreeNode) => {
+    register(CommandId.PruneHead, async (...args) => {
+      const node = outlineNodeOf(args, 'Prune This Head acts on a head of the Model view');
       const { layer, head } = node.outline;
       if (layer === undefined || head === undefined) throw new PruneLensError('usage', 'Prune This Head acts on a head of the Model view');
       await runRemoval(services, node.modelFolder, { heads: [[layer, head]], layers: [] });
     }),
-    register(CommandId.PruneLayer, async (node: OutlineTreeNode) => {
+    register(CommandId.PruneLayer, async (...args) => {
+      const node = outlineNodeOf(args, 'Prune This Layer acts on a layer of the Model view');
       const { layer } = node.outline;
       if (layer === undefined) throw new PruneLensError('usage', 'Prune This Layer acts on a layer of the Model view');
       await runRemoval(services, node.modelFolder, { heads: [], layers: [layer] });
     }),
-    register(CommandId.ShowScores, async (node: OutlineTreeNode) => {
+    register(CommandId.ShowScores, async (...args) => {
+      const node = outlineNodeOf(args, 'Show Scores acts on a layer or head of the Model view');
       if (!services.models.scores) throw new PruneLensError('usage', 'this model has no scores yet; run Compute Importance Scores in the Model view');
       await vscode.commands.executeCommand('markdown.showPreview', services.scores.uriFor(node));
     }),
     register(CommandId.RefreshRuns, () => services.runs.refresh()),
-    register(CommandId.RevealOutput, async (target?: Target) => {
-      const folder = locationOf(target);
+    register(CommandId.RevealOutput, async (...args) => {
+      const folder = locationOf(targetOf(args));
       if (folder) await revealFolder(folder);
     }),
-    register(CommandId.OpenAllocationPanel, (target?: Target) => services.allocation.openAllocationPanel(locationOf(target) ?? services.models.current?.summary.path)),
-    register(CommandId.ShowLossDiff, async (target?: Target) => {
-      const folder = locationOf(target) ?? services.runs.list[0]?.folder;
+    register(CommandId.OpenAllocationPanel, (...args) => services.allocation.openAllocationPanel(locationOf(targetOf(args)) ?? services.models.current?.summary.path)),
+    register(CommandId.ShowLossDiff, async (...args) => {
+      const folder = locationOf(targetOf(args)) ?? services.runs.list[0]?.folder;
       if (!folder) throw new PruneLensError('usage', 'no PruneLens run to show; prune a model first');
       await services.loss.showRun(folder);
     }),
     register(CommandId.ToggleLossDiff, async () => services.loss.toggle()),
-    register(CommandId.OpenReport, (target?: Target | string) => openReport(typeof target === 'string' ? target : locationOf(target))),
+    // The status-bar item passes the run's folder as a string.
+    register(CommandId.OpenReport, (...args) => openReport(typeof args[0] === 'string' ? args[0] : locationOf(targetOf(args)))),
   ];
+}
+
+function outlineNodeOf(args: readonly unknown[], usage: string): OutlineTreeNode {
+  if (args[0] instanceof OutlineTreeNode) return args[0];
+  throw new PruneLensError('usage', usage);
 }
 
 async function showModelInfo(services: Services, model: string): Promise<void> {
@@ -105,12 +141,11 @@ async function showModelInfo(services: Services, model: string): Promise<void> {
 }
 
 async function evaluatePerplexity(services: Services, model: string): Promise<void> {
-  requireTrust();
   const { output } = services;
   const config = readConfig();
   const result = await withEngineProgress('PruneLens: perplexity', [{ stage: 'evaluate', weight: 1 }], output, (control) =>
-    evaluateModel({ model, textFile: settingPath(config.evaluationText, SAMPLE_EVALUATION_TEXT), seqlen: config.seqlen, runtime: runtimeOf(config), ...control }),
+    engineJobs.run('evaluate', { model, textFile: settingPath(config.evaluationText, SAMPLE_EVALUATION_TEXT), seqlen: config.seqlen, runtime: runtimeOf(config) }, control),
   );
   output.info(`${result.model}: ppl ${result.ppl.toFixed(4)} over ${result.windows} windows of ${result.seqlen} (${result.seconds.toFixed(1)} s)`);
-  void vscode.window.showInformationMessage(`Perplexity ${result.ppl.toFixed(3)} (${result.windows} windows of ${result.seqlen} tokens)`);
+  void vscode.window.showInformationMessage(`Perplexity of ${path.basename(modelFolderOf(model))}: ${result.ppl.toFixed(3)} (${result.windows} windows of ${result.seqlen} tokens)`);
 }

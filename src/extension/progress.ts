@@ -4,7 +4,8 @@ import { StageProgress, type StageWeight } from './stage-progress';
 
 /**
  * Runs an engine job under a cancellable notification. Cancelling aborts the job's signal; the engine
- * stops after the ONNX Runtime run in flight (runs cannot be interrupted) and removes what it wrote.
+ * process stops after the ONNX Runtime run in flight and removes what it wrote, or is killed after a
+ * second and its partial output removed (EngineJobs). Stages the caller did not list still show their name.
  */
 export function withEngineProgress<T>(
   title: string,
@@ -22,6 +23,8 @@ export function withEngineProgress<T>(
     let stage: { name: string; start: number } | undefined;
     const start = performance.now();
     output.info(`${title}: started`);
+    // The engine process takes a moment to start and load ONNX Runtime; say so before its first event.
+    progress.report({ message: 'starting…' });
     try {
       const result = await job({
         signal: abort.signal,

@@ -5,7 +5,6 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AllocationRequest } from '../../engine/allocate/allocation';
 import { estimatePlan } from '../../engine/allocate/estimate';
-import { makePlan } from '../../engine/allocate/make-plan';
 import { OWL_DEFAULTS } from '../../engine/allocate/owl';
 import { planSparsity, type Allocation, type Plan } from '../../engine/allocate/plan';
 import { EMBEDDED_MODEL, SAMPLE_CALIBRATION_TEXT, SAMPLE_EVALUATION_TEXT } from '../../engine/embedded';
@@ -14,7 +13,6 @@ import type { PruneRecord } from '../../engine/export/record';
 import { Checkpoint } from '../../engine/io/checkpoint';
 import type { ModelConfig } from '../../engine/model/config';
 import { describeModel } from '../../engine/model/describe';
-import { pruneModel } from '../../engine/prune/prune-model';
 import type { Method } from '../../engine/prune/spec';
 import type { RunControl } from '../../engine/progress';
 import {
@@ -41,6 +39,7 @@ import type { StageWeight } from '../stage-progress';
 import { editPlan } from './plan-edits';
 import { PlanCache, type PlanRequest, type PlanSet } from './plan-cache';
 import { webviewHtml, webviewOptions } from './webview-html';
+import { engineJobs } from '../worker/engine';
 
 export const ALLOCATION_PANEL = 'prunelens.allocationPanel';
 
@@ -294,15 +293,11 @@ class AllocationPanel {
       const set: Partial<PlanSet> = {};
       for (const kind of ALLOCATION_KINDS) {
         const allocation: Exclude<AllocationRequest, { kind: 'plan' }> = kind === 'owl' ? { kind, ...OWL_DEFAULTS } : { kind };
-        set[kind] = await makePlan({
-          model: model.model,
-          spec: { method, sparsity: target, include: [], exclude: [], blocksize: 128, percdamp: 0.01 },
-          allocation,
-          calibration,
-          runtime: runtimeOf(config),
-          ...control,
-          onProgress: (e) => control.onProgress?.(e.type === 'stage' ? { ...e, stage: stageOf(kind, e.stage) } : e),
-        });
+        set[kind] = await engineJobs.run(
+          'plan',
+          { model: model.model, spec: { method, sparsity: target, include: [], exclude: [], blocksize: 128, percdamp: 0.01 }, allocation, calibration, runtime: runtimeOf(config) },
+          { ...control, onProgress: (e) => control.onProgress?.(e.type === 'stage' ? { ...e, stage: stageOf(kind, e.stage) } : e) },
+        );
       }
       this.setPlans(model, request, set as PlanSet);
       await this.deps.cache.write(key, set as PlanSet).catch((err: Error) => this.deps.output.warn(`cannot cache the plans: ${err.message}`));
@@ -364,17 +359,20 @@ class AllocationPanel {
       await fs.writeFile(planFile, `${JSON.stringify(plan, null, 2)}\n`);
       let succeeded = false;
       try {
-        const record = await pruneModel({
-          model: model.model,
-          out,
-          overwrite: check.replaces,
-          spec: { method, sparsity: plan.target, include: [], exclude: [], blocksize: 128, percdamp: 0.01 },
-          allocation: { kind: 'plan', file: planFile },
-          calibration: this.plans!.request.calibration,
-          evaluation: { file: settingPath(config.evaluationText, SAMPLE_EVALUATION_TEXT), seqlen: config.seqlen },
-          runtime: runtimeOf(config),
-          ...control,
-        });
+        const record = await engineJobs.run(
+          'prune',
+          {
+            model: model.model,
+            out,
+            overwrite: check.replaces,
+            spec: { method, sparsity: plan.target, include: [], exclude: [], blocksize: 128, percdamp: 0.01 },
+            allocation: { kind: 'plan', file: planFile },
+            calibration: this.plans!.request.calibration,
+            evaluation: { file: settingPath(config.evaluationText, SAMPLE_EVALUATION_TEXT), seqlen: config.seqlen },
+            runtime: runtimeOf(config),
+          },
+          control,
+        );
         succeeded = true;
         this.lastOutput = record.output;
         this.post({ type: 'done', job, output: record.output, pplDense: record.perplexity.dense, ppl: record.perplexity.pruned, sparsity: record.measured.sparsity });

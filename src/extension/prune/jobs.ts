@@ -3,16 +3,17 @@ import * as vscode from 'vscode';
 import { SAMPLE_CALIBRATION_TEXT, SAMPLE_EVALUATION_TEXT } from '../../engine/embedded';
 import { PruneLensError } from '../../engine/errors';
 import { REPORT_FILE } from '../../engine/export/report';
-import { pruneModel } from '../../engine/prune/prune-model';
-import { scoreModel, structuredPrune, type ExplicitRemoval } from '../../engine/structured/structured-prune';
+import type { ExplicitRemoval } from '../../engine/structured/structured-prune';
 import { readConfig, runtimeOf, settingPath } from '../config';
 import { reportErrors, requireTrust } from '../errors';
 import { withEngineProgress } from '../progress';
 import { runLabel, runPerplexity } from '../runs/output-record';
 import type { Services } from '../services';
 import { MODEL_VIEW } from '../trees/model-tree';
+import { engineJobs } from '../worker/engine';
+import type { JobOptions } from '../worker/protocol';
 import { checkOutput, modelFolderOf, outputParent, removalOutputName } from './prune-options';
-import { confirmReplace, outputPlace, type PruneRequest } from './prune-wizard';
+import { confirmReplace, outputPlace, type PruneRequest, type StructuredRequest } from './prune-wizard';
 
 export async function openInModelView(services: Services, location: string): Promise<void> {
   await services.models.open(location);
@@ -42,7 +43,7 @@ export async function runPrune(services: Services, request: PruneRequest): Promi
     { stage: 'evaluate pruned', weight: 1 },
   ];
   const record = await withEngineProgress(`PruneLens: pruning ${name} (${spec.method} ${target})`, stages, output, (control) =>
-    pruneModel({ ...request, runtime: runtimeOf(readConfig()), ...control }),
+    engineJobs.run('prune', { ...request, runtime: runtimeOf(readConfig()) }, control),
   );
   const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
   output.info(`${record.output}: ${runPerplexity(record)}; ${pct(record.measured.sparsity)} of the pruned linears zero; per block ${record.layers.map((l) => pct(l.sparsity)).join(' ')}`);
@@ -66,21 +67,38 @@ export async function runRemoval(services: Services, model: string, removal: Exp
   const check = checkOutput(out, model);
   if (!check.ok) throw new PruneLensError('output', check.problem);
   if (check.replaces && !(await confirmReplace(out))) return;
-  const name = path.basename(modelFolderOf(model));
   const what = [...removal.heads.map(([l, h]) => `head ${l}.${h}`), ...removal.layers.map((l) => `layer ${l}`)].join(', ');
   const evaluation = { file: settingPath(config.evaluationText, SAMPLE_EVALUATION_TEXT), seqlen: config.seqlen };
-  services.output.info(`remove ${what} from ${model} into ${out}, evaluation ${evaluation.file}`);
+  await structured(services, { model, out, overwrite: check.replaces, explicit: removal, evaluation }, `removing ${what} from`, `${what} removed from`);
+}
+
+/** The guided flow's structured choice: heads, channels or layers removed by score until the ratio is reached. */
+export async function runStructured(services: Services, request: StructuredRequest): Promise<void> {
+  requireTrust();
+  const { target } = request;
+  const units = [target.heads && 'heads', target.channels && 'channels', target.layers && 'layers'].filter(Boolean).join(' and ');
+  const ratio = `${+(100 * target.ratio).toFixed(1)}%`;
+  await structured(services, request, `removing ${ratio} of the parameters (${units}) from`, `${ratio} of the parameters (${units}) removed from`);
+}
+
+async function structured(services: Services, options: Omit<JobOptions<'structured'>, 'runtime'>, doing: string, done: string): Promise<void> {
+  const name = path.basename(modelFolderOf(options.model));
+  const calibration = options.calibration;
+  services.output.info(
+    `${doing} ${options.model} into ${options.out}: ${calibration ? `scores from ${calibration.nsamples} windows of ${calibration.seqlen} from ${calibration.file}, ` : ''}evaluation ${options.evaluation?.file}`,
+  );
   const stages = [
+    ...(calibration ? [{ stage: 'scores', weight: 1 }] : []),
     { stage: 'evaluate dense', weight: 1 },
     { stage: 'evaluate pruned', weight: 1 },
   ];
-  const record = await withEngineProgress(`PruneLens: removing ${what} from ${name}`, stages, services.output, (control) =>
-    structuredPrune({ model, out, overwrite: check.replaces, explicit: removal, evaluation, runtime: runtimeOf(config), ...control }),
+  const record = await withEngineProgress(`PruneLens: ${doing} ${name}`, stages, services.output, (control) =>
+    engineJobs.run('structured', { ...options, runtime: runtimeOf(readConfig()) }, control),
   );
   services.output.info(`${record.output}: ${runPerplexity(record)}; ${record.parameters.after.toLocaleString('en-US')} parameters`);
   await services.runs.finish(record.output, record);
   void vscode.window
-    .showInformationMessage(`PruneLens: ${what} removed from ${name}, perplexity ${perplexities(record.perplexity)}`, 'Open in Model View', 'Reveal in Explorer')
+    .showInformationMessage(`PruneLens: ${done} ${name}, perplexity ${perplexities(record.perplexity)}`, 'Open in Model View', 'Reveal in Explorer')
     .then((choice) =>
       reportErrors(services.output, async () => {
         if (choice === 'Open in Model View') await openInModelView(services, record.output);
@@ -98,7 +116,7 @@ export async function computeScores(services: Services): Promise<void> {
   const calibration = { file: settingPath(config.calibrationText, SAMPLE_CALIBRATION_TEXT), nsamples: config.nsamples, seqlen: config.seqlen, seed: 0 };
   services.output.info(`scores of ${model}: ${calibration.nsamples} windows of ${calibration.seqlen} from ${calibration.file}`);
   const scores = await withEngineProgress(`PruneLens: importance scores of ${path.basename(model)}`, [{ stage: 'scores', weight: 1 }], services.output, (control) =>
-    scoreModel({ model, calibration, runtime: runtimeOf(config), ...control }),
+    engineJobs.run('scores', { model, calibration, runtime: runtimeOf(config) }, control),
   );
   services.models.setScores(model, scores);
 }

@@ -12,7 +12,7 @@ export function parseSparsity(text: string): number | undefined {
 }
 
 // Naming is the engine's policy, shared with the CLI.
-export { modelFolderOf, pruneOutputName, removalOutputName, type PruneTarget } from '../../engine/export/output-name';
+export { modelFolderOf, pruneOutputName, removalOutputName, structuredOutputName, type PruneTarget } from '../../engine/export/output-name';
 
 export interface OutputPlace {
   model: string;

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { after, afterEach, before, describe, it } from 'mocha';
+import { after, afterEach, before, beforeEach, describe, it } from 'mocha';
 import * as vscode from 'vscode';
 import { activateExtension, copyModel, MessageSpy, sharedModel } from './helpers';
 
@@ -8,10 +8,9 @@ describe('PruneLens extension', () => {
   before(() => {
     spy = new MessageSpy();
   });
-  afterEach(() => {
-    spy.assertNoErrors();
-    spy.clear();
-  });
+  // Each test reads only the messages shown while it ran.
+  beforeEach(() => spy.clear());
+  afterEach(() => spy.assertNoErrors());
   after(() => spy.dispose());
 
   it('activates in the Node extension host', async () => {
@@ -30,14 +29,16 @@ describe('PruneLens extension', () => {
 
   it('Show Model Info accepts a safetensors file in a copied model', async () => {
     const copy = await copyModel('info-copy');
-    await vscode.commands.executeCommand('prunelens.showModelInfo', vscode.Uri.joinPath(copy, 'model.safetensors'));
+    // As the Explorer calls it: the clicked file and the selection.
+    const file = vscode.Uri.joinPath(copy, 'model.safetensors');
+    await vscode.commands.executeCommand('prunelens.showModelInfo', file, [file]);
     assert.match(await spy.waitFor('info', /parameters/), /^LlamaForCausalLM: 5 layers/);
   });
 
   it('Evaluate Perplexity runs ONNX Runtime on the bundled text', async () => {
     await vscode.commands.executeCommand('prunelens.evaluatePerplexity', sharedModel('config.json'));
-    const text = await spy.waitFor('info', /^Perplexity/);
+    const text = await spy.waitFor('info', /^Perplexity of stories260K/);
     // The CLI measures 4.648 on the same model and text (README, "Two commands").
-    assert.match(text, /^Perplexity 4\.648 \(595 windows of 256 tokens\)$/);
+    assert.equal(text, 'Perplexity of stories260K: 4.648 (595 windows of 256 tokens)');
   });
 });

@@ -32,11 +32,17 @@ export async function copyModel(name: string): Promise<vscode.Uri> {
   return target;
 }
 
+/**
+ * A safety net, not a measure: far above any step's work on a loaded 2-core machine, so a wait ends
+ * when its event comes and this bound only stops a run that would never finish.
+ */
+export const SAFETY_NET_MS = 600_000;
+
 /** Polls until probe returns something other than undefined/false; fails with `what` after timeoutMs. */
 export async function waitFor<T>(
   what: string,
   probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 30_000,
+  timeoutMs = SAFETY_NET_MS,
   intervalMs = 100,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import Mocha from 'mocha';
 
 export async function run(): Promise<void> {
-  const mocha = new Mocha({ ui: 'bdd', color: false, timeout: 120_000 });
+  // Tests wait on events, not on the clock; this only stops one that would never end (see SAFETY_NET_MS).
+  const mocha = new Mocha({ ui: 'bdd', color: false, timeout: 900_000 });
   const grep = process.env.PRUNELENS_E2E_GREP;
   if (grep) mocha.grep(grep);
   for (const f of fs.readdirSync(__dirname).filter((f) => f.endsWith('.e2e.js')).sort()) {

@@ -3,11 +3,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, afterEach, before, describe, it } from 'mocha';
 import * as vscode from 'vscode';
-import { makePlan } from '../../../src/engine/allocate/make-plan';
 import { OWL_DEFAULTS } from '../../../src/engine/allocate/owl';
 import type { PruneRecord } from '../../../src/engine/export/record';
+import { EngineJobs } from '../../../src/extension/worker/engine-jobs';
 import type { FromWebview } from '../../../src/shared/protocol';
-import { activateExtension, copyModel, MessageSpy, waitFor } from './helpers';
+import { activateExtension, copyModel, MessageSpy, SAFETY_NET_MS, waitFor } from './helpers';
 
 interface Api {
   allocationPanel: {
@@ -18,7 +18,7 @@ interface Api {
   lossDiff: { onDidDecorate: vscode.Event<{ uri: vscode.Uri; ranges: number }> };
 }
 
-function next<T>(event: vscode.Event<T>, accept: (value: T) => boolean, timeoutMs = 240_000): Promise<T> {
+function next<T>(event: vscode.Event<T>, accept: (value: T) => boolean, timeoutMs = SAFETY_NET_MS): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no matching event within ${timeoutMs} ms`)), timeoutMs);
     const sub = event((value) => {
@@ -36,12 +36,15 @@ describe('Sparsity allocation panel and inline loss diff', () => {
   let model: vscode.Uri;
   // The bundled text the panel calibrates on by default (this bundle's own paths point elsewhere).
   let calibrationText: string;
+  // The reference plan is made in an engine process, as the extension makes its own: never on the host's thread.
+  let engine: EngineJobs;
   const settings = vscode.workspace.getConfiguration('prunelens');
   before(async () => {
     spy = new MessageSpy();
     const extension = await activateExtension();
     api = extension.exports as Api;
     calibrationText = path.join(extension.extensionPath, 'data', 'tinystories', 'calibration.txt');
+    engine = new EngineJobs(path.join(extension.extensionPath, 'dist', 'engine-worker.js'));
     model = await copyModel('panel-source');
     // Small calibration keeps the three plans (each a full sequential pass) to seconds.
     await settings.update('nsamples', 8, vscode.ConfigurationTarget.Workspace);
@@ -63,7 +66,7 @@ describe('Sparsity allocation panel and inline loss diff', () => {
     await ready;
     await plansShown;
 
-    const owl = await makePlan({
+    const owl = await engine.run('plan', {
       model: model.fsPath,
       spec: { method: 'wanda', sparsity: 0.5, include: [], exclude: [], blocksize: 128, percdamp: 0.01 },
       allocation: { kind: 'owl', ...OWL_DEFAULTS },
@@ -73,7 +76,8 @@ describe('Sparsity allocation panel and inline loss diff', () => {
     const blocks = owl.blocks.map((b) => b.sparsity);
     assert.ok(new Set(blocks.map((b) => b.toFixed(3))).size > 1, 'OWL should give the blocks different ratios');
 
-    const pruned = next(panel.onDidPrune, () => true);
+    // Only a run of this test's model counts.
+    const pruned = next(panel.onDidPrune, (r) => path.basename(r.output).startsWith('panel-source-'));
     const decorated = next(api.lossDiff.onDidDecorate, (d) => d.ranges > 0);
     panel.deliver({ type: 'apply', allocation: 'owl', blocks });
     const record = await pruned;
@@ -93,7 +97,7 @@ describe('Sparsity allocation panel and inline loss diff', () => {
     const original = win.showSaveDialog;
     win.showSaveDialog = async () => vscode.Uri.file(out);
     try {
-      const pruned = next(api.allocationPanel.onDidPrune, () => true);
+      const pruned = next(api.allocationPanel.onDidPrune, (r) => r.output === out);
       api.allocationPanel.deliver({ type: 'export', allocation: 'uniform', blocks: [0.4, 0.6, 0.5, 0.5, 0.5] });
       const record = await pruned;
       assert.equal(record.output, out);

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, afterEach, before, describe, it } from 'mocha';
+import { after, afterEach, before, beforeEach, describe, it } from 'mocha';
 import * as vscode from 'vscode';
 import { activateExtension, copyModel, MessageSpy, waitFor } from './helpers';
 
@@ -37,12 +37,20 @@ describe('Prune and the Model view', () => {
     api = (await activateExtension()).exports as Api;
     model = await copyModel('prune-source');
   });
+  beforeEach(() => spy.clear());
   afterEach(() => spy.assertNoErrors());
   after(() => spy.dispose());
 
   it('prunes with Wanda 50% from the command and reports the run', async () => {
     const out = path.join(path.dirname(model.fsPath), 'prune-source-wanda-50');
-    const finished = new Promise<vscode.Uri>((resolve) => api.onDidFinishRun(({ folder }) => resolve(folder)));
+    // Only this run's event: another test's late run must not satisfy this one.
+    const finished = new Promise<vscode.Uri>((resolve) => {
+      const sub = api.onDidFinishRun(({ folder }) => {
+        if (folder.fsPath !== out) return;
+        sub.dispose();
+        resolve(folder);
+      });
+    });
     await vscode.commands.executeCommand('prunelens.prune', model, {
       method: 'wanda',
       sparsity: 0.5,
@@ -54,7 +62,7 @@ describe('Prune and the Model view', () => {
     const record = JSON.parse(fs.readFileSync(path.join(out, 'prunelens.json'), 'utf8')) as { measured: { sparsity: number }; perplexity: { dense: number; pruned: number } };
     assert.equal(record.measured.sparsity, 0.5);
     assert.ok(record.perplexity.pruned > record.perplexity.dense);
-    assert.match(await spy.waitFor('info', /pruned with/), /perplexity \d+\.\d{3} → \d+\.\d{3}/);
+    assert.match(await spy.waitFor('info', /prune-source pruned with/), /perplexity \d+\.\d{3} → \d+\.\d{3}/);
     assert.ok(fs.existsSync(path.join(out, 'prunelens-tokens.safetensors')));
   });
 

@@ -1,0 +1,40 @@
+import type { Plan } from '../../engine/allocate/plan';
+import type { MakePlanOptions } from '../../engine/allocate/make-plan';
+import type { ErrorKind } from '../../engine/errors';
+import type { EvaluateModelOptions, EvaluateModelResult } from '../../engine/evaluate/evaluate-model';
+import type { PruneRecord } from '../../engine/export/record';
+import type { PruneModelOptions } from '../../engine/prune/prune-model';
+import type { EngineEvent, RunControl } from '../../engine/progress';
+import type { StructuredScores } from '../../engine/structured/scores';
+import type { scoreModel, StructuredPruneOptions, StructuredRecord } from '../../engine/structured/structured-prune';
+
+/** An engine call's options without what the host keeps for itself (signal, progress callback, logger). */
+type Data<T> = Omit<T, keyof RunControl>;
+
+/** Every job the engine process runs: its options and its result, both plain data that crosses the process boundary. */
+export interface EngineJobTypes {
+  prune: { options: Data<PruneModelOptions>; result: PruneRecord };
+  structured: { options: Data<StructuredPruneOptions>; result: StructuredRecord };
+  evaluate: { options: Data<EvaluateModelOptions>; result: EvaluateModelResult };
+  scores: { options: Data<Parameters<typeof scoreModel>[0]>; result: StructuredScores };
+  plan: { options: Data<MakePlanOptions>; result: Plan };
+}
+
+export type EngineJobKind = keyof EngineJobTypes;
+export type JobOptions<K extends EngineJobKind> = EngineJobTypes[K]['options'];
+export type JobResult<K extends EngineJobKind> = EngineJobTypes[K]['result'];
+
+/** A PruneLensError as it crosses the boundary; `message` is the text without the `where: ` prefix. */
+export interface WireError {
+  kind: ErrorKind | 'internal';
+  message: string;
+  where?: string;
+}
+
+export type ToEngine = { type: 'run'; kind: EngineJobKind; options: unknown } | { type: 'cancel' };
+
+export type FromEngine =
+  | { type: 'progress'; event: EngineEvent }
+  | { type: 'log'; level: 'info' | 'warn'; message: string }
+  | { type: 'result'; value: unknown }
+  | { type: 'error'; error: WireError };
