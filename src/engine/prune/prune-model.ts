@@ -34,6 +34,11 @@ export interface PruneModelOptions extends RunControl {
   /** Required by Wanda, SparseGPT, OWL and the BESA-style search; magnitude alone needs no data. */
   calibration?: CalibrationRequest;
   evaluation?: EvaluationRequest;
+  /**
+   * The dense model's evaluation of this same text and seqlen, made earlier (the extension keeps it):
+   * used instead of evaluating the dense model again. Refused if it does not fit the text.
+   */
+  dense?: PerplexityResult;
   runtime: RuntimeSettings;
 }
 
@@ -73,7 +78,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
       const allocationStart = performance.now();
       const allocator = await prepareAllocation({ ...session, spec, calibration }, allocation, false, options);
       const allocationSeconds = (performance.now() - allocationStart) / 1000;
-      const dense = evalIds ? await evaluate(checkpoint, 'evaluate dense') : undefined;
+      const dense = evalIds ? (options.dense ? checkedDense(options.dense, evalIds, options.evaluation!) : await evaluate(checkpoint, 'evaluate dense')) : undefined;
       const pruneStart = performance.now();
       const blockTensors = new Set(blockTensorNames(checkpoint.config));
       for (const name of checkpoint.tensorNames()) if (!blockTensors.has(name)) await output.copy(name);
@@ -122,4 +127,17 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
       }
     });
   });
+}
+
+/** A dense evaluation made earlier, if it is one of this text at this seqlen (the windows it would cut). */
+function checkedDense(dense: PerplexityResult, ids: Int32Array, evaluation: EvaluationRequest): PerplexityResult {
+  const windows = Math.min(Math.floor(ids.length / evaluation.seqlen), evaluation.maxWindows ?? Infinity);
+  if (dense.seqlen !== evaluation.seqlen || dense.textTokens !== ids.length || dense.windows !== windows || dense.tokenNll.length !== windows * (evaluation.seqlen - 1)) {
+    throw new PruneLensError(
+      'usage',
+      `the given dense evaluation (${dense.windows} windows of ${dense.seqlen}, ${dense.textTokens} text tokens) is not one of this text (${windows} windows of ${evaluation.seqlen}, ${ids.length} tokens)`,
+      evaluation.file,
+    );
+  }
+  return dense;
 }
