@@ -38,6 +38,7 @@ import {
 import { readConfig, runtimeOf, settingPath, workspaceHome } from '../config';
 import { openReport } from '../decorations/open-report';
 import { reportErrors, requireTrust } from '../errors';
+import type { FileHashes } from '../file-hashes';
 import { checkOutput, outputParent, pruneOutputName } from '../prune/prune-options';
 import { confirmReplace } from '../prune/prune-wizard';
 import { withEngineProgress } from '../progress';
@@ -80,14 +81,14 @@ interface Dependencies {
 }
 
 /** One panel at a time; it is restored after a reload from the state its webview saved. */
-export function registerAllocationPanel(context: vscode.ExtensionContext, output: vscode.LogOutputChannel): AllocationPanelRegistration {
+export function registerAllocationPanel(context: vscode.ExtensionContext, output: vscode.LogOutputChannel, hashes: FileHashes): AllocationPanelRegistration {
   const pruned = new vscode.EventEmitter<PruneRecord>();
   const received = new vscode.EventEmitter<FromWebview>();
   const deps: Dependencies = {
     extensionUri: context.extensionUri,
     output,
     cache: new PlanCache(vscode.Uri.joinPath(context.globalStorageUri, 'plans').fsPath),
-    dense: new DenseCache(vscode.Uri.joinPath(context.globalStorageUri, 'dense').fsPath),
+    dense: new DenseCache(vscode.Uri.joinPath(context.globalStorageUri, 'dense').fsPath, hashes),
     storage: context.globalStorageUri.fsPath,
     pruned: (record) => pruned.fire(record),
     received: (message) => received.fire(message),

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { PerplexityResult } from '../../engine/evaluate/perplexity';
+import type { FileHashes } from '../file-hashes';
 
 /** Dense evaluations kept; each is one float per evaluated token (about 600 KB for the bundled text). */
 const KEEP = 16;
@@ -10,16 +11,17 @@ const KEEP = 16;
  * The dense model's perplexity and per-token losses for a (model, text, seqlen), kept in the extension's
  * storage (never in the checkpoint) so that every Apply and Export of the same model after the first
  * evaluates only the pruned model. Keyed by the sha256 of every file the evaluation reads, so an edited
- * checkpoint or text is evaluated again; a file's hash is remembered per size and modification time.
+ * checkpoint or text is evaluated again.
  */
 export class DenseCache {
-  private readonly hashes = new Map<string, Promise<string>>();
+  constructor(
+    private readonly dir: string,
+    private readonly hashes: FileHashes,
+  ) {}
 
-  constructor(private readonly dir: string) {}
-
-  async key(files: readonly string[], textFile: string, seqlen: number, maxWindows?: number): Promise<string> {
-    const hashes = await Promise.all([...files, textFile].map((f) => this.hash(f)));
-    return createHash('sha256').update(JSON.stringify({ version: 1, hashes, seqlen, maxWindows: maxWindows ?? null })).digest('hex').slice(0, 32);
+  async key(files: readonly string[], textFile: string, seqlen: number): Promise<string> {
+    const [model, text] = await Promise.all([this.hashes.of(files), this.hashes.of([textFile])]);
+    return createHash('sha256').update(JSON.stringify({ version: 1, model, text, seqlen })).digest('hex').slice(0, 32);
   }
 
   async read(key: string): Promise<PerplexityResult | undefined> {
@@ -46,26 +48,6 @@ export class DenseCache {
     await fs.writeFile(`${json}.partial-${process.pid}`, JSON.stringify(header));
     await fs.rename(`${json}.partial-${process.pid}`, json);
     await this.trim();
-  }
-
-  private hash(file: string): Promise<string> {
-    const compute = async (): Promise<string> => {
-      const s = await fs.stat(file);
-      const memo = `${file}\0${s.size}\0${s.mtimeMs}`;
-      let known = this.hashes.get(memo);
-      if (!known) {
-        known = new Promise<string>((resolve, reject) => {
-          const h = createHash('sha256');
-          createReadStream(file)
-            .on('data', (chunk) => h.update(chunk))
-            .on('error', reject)
-            .on('end', () => resolve(h.digest('hex')));
-        });
-        this.hashes.set(memo, known);
-      }
-      return known;
-    };
-    return compute();
   }
 
   private file(key: string, ext: 'json' | 'bin'): string {

@@ -20,6 +20,11 @@ export interface OutlineNode {
   /** Layer and query head in this model's numbering, for the actions on a layer or a head. */
   layer?: number;
   head?: number;
+  /**
+   * 1..HEAT_LEVELS: where the node's score ranks among its siblings (1 lowest, the first to prune),
+   * for the view's colour scale; absent without scores.
+   */
+  heat?: number;
   parent?: OutlineNode;
   children: OutlineNode[];
 }
@@ -60,6 +65,28 @@ const LINEAR_LABEL: Record<LinearName, string> = {
 };
 const ATTENTION = LINEARS.filter((l) => l.startsWith('self_attn.'));
 const MLP = LINEARS.filter((l) => l.startsWith('mlp.'));
+
+export const HEAT_LEVELS = 5;
+
+export interface OutlineOptions {
+  /** Layers, key/value groups and heads in order of their score, lowest (the first to prune) first. */
+  sortByScore?: boolean;
+}
+
+/** Each value's level 1..HEAT_LEVELS by its rank among `values` (ties share the lower rank). */
+export function heatLevels(values: readonly number[]): number[] {
+  const sorted = [...values].sort((a, b) => a - b);
+  return values.map((v) => 1 + Math.min(HEAT_LEVELS - 1, Math.floor((HEAT_LEVELS * sorted.indexOf(v)) / values.length)));
+}
+
+/** Nodes with their heat, sorted by it (stable) when asked. */
+function ordered(nodes: OutlineNode[], scores: number[] | undefined, options: OutlineOptions): OutlineNode[] {
+  if (!scores) return nodes;
+  const heat = heatLevels(scores);
+  nodes.forEach((n, i) => (n.heat = heat[i]));
+  if (!options.sortByScore) return nodes;
+  return nodes.map((n, i) => ({ n, v: scores[i]! })).sort((a, b) => a.v - b.v).map(({ n }) => n);
+}
 
 const count = (n: number): string => n.toLocaleString('en-US');
 const score = (v: number): string => v.toExponential(2);
@@ -121,7 +148,7 @@ function summarize(values: number[]): { min: number; median: number; max: number
   return { min: sorted[0]!, median, max: sorted[sorted.length - 1]! };
 }
 
-export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
+export function buildModelOutline(input: ModelOutlineInput, options: OutlineOptions = {}): OutlineNode {
   const { summary, record } = input;
   const pruned = record && !isStructuredRecord(record) ? record : undefined;
   const structured = record && isStructuredRecord(record) ? record : undefined;
@@ -193,7 +220,11 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
 
   const groupNode = (layer: number, group: number, s: LayerScores | undefined): OutlineNode => {
     const first = group * perGroup;
-    const heads = range(perGroup).map((r) => headNode(layer, first + r, s));
+    const heads = ordered(
+      range(perGroup).map((r) => headNode(layer, first + r, s)),
+      s && range(perGroup).map((r) => s.heads.output[first + r]!),
+      options,
+    );
     return node(
       {
         id: id(`L${layer}/g${group}`),
@@ -242,7 +273,11 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
             tooltip: 'Query heads grouped by the key/value head they read (grouped-query attention)',
             layer,
           },
-          range(summary.kvHeads).map((g) => groupNode(layer, g, s)),
+          ordered(
+            range(summary.kvHeads).map((g) => groupNode(layer, g, s)),
+            s && range(summary.kvHeads).map((g) => s.groups.output[g]!),
+            options,
+          ),
         ),
       ],
     );
@@ -309,6 +344,6 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
           `Scores from ${calibration.nsamples} windows of ${calibration.seqlen} tokens of ${calibration.file} (seed ${calibration.seed})${scores.measuredOn === 'source' ? ', measured on the source model' : ''}`,
       ].filter(Boolean).join('\n'),
     },
-    range(summary.layers).map(layerNode),
+    ordered(range(summary.layers).map(layerNode), scores?.layers.map((l) => l.block.influence), options),
   );
 }
