@@ -10,6 +10,8 @@ import * as path from 'node:path';
 export class FileHashes {
   private readonly memo = new Map<string, Promise<string>>();
   private index?: Promise<Record<string, string>>;
+  /** Index writes in turn: files hashed together finish together, and each write replaces the last. */
+  private writing: Promise<void> = Promise.resolve();
 
   constructor(private readonly dir: string) {}
 
@@ -42,11 +44,19 @@ export class FileHashes {
         .on('end', () => resolve(h.digest('hex')));
     });
     index[stamp] = hash;
+    this.writing = this.writing.then(() => this.writeIndex(index)).catch(() => {
+      // The index only saves hashing again; a failed write costs that, nothing else.
+    });
+    await this.writing;
+    return hash;
+  }
+
+  private async writeIndex(index: Record<string, string>): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true });
     const target = path.join(this.dir, 'hashes.json');
-    await fs.writeFile(`${target}.partial-${process.pid}`, JSON.stringify(index));
-    await fs.rename(`${target}.partial-${process.pid}`, target);
-    return hash;
+    const partial = `${target}.partial-${process.pid}`;
+    await fs.writeFile(partial, JSON.stringify(index));
+    await fs.rename(partial, target);
   }
 
   private readIndex(): Promise<Record<string, string>> {

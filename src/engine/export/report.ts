@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { estimatePlan } from '../allocate/estimate';
-import { ALLOCATION_NAMES, formatPercent, formatPerplexity, formatSeconds, METHOD_NAMES } from '../display';
+import { ALLOCATION_NAMES, formatMiB, formatPercent, formatPerplexity, formatSeconds, METHOD_NAMES } from '../display';
+import type { StructuredRecord } from '../structured/structured-prune';
 import type { PruneRecord } from './record';
 
 export const REPORT_FILE = 'prunelens-report.md';
@@ -25,6 +26,54 @@ export function reportFiles(r: PruneRecord, losses?: TokenLossPair): [name: stri
   if (errors) figures.push([ERROR_FIGURE, blockErrorSvg(r, errors)]);
   if (losses && losses.dense.length > 0) figures.push([LOSS_HISTOGRAM_FIGURE, lossHistogramSvg(losses)]);
   return [[REPORT_FILE, renderReport(r, figures.map(([name]) => name))], ...figures];
+}
+
+/** The report of a structured run (heads, channels or blocks removed): what was cut, perplexity, size and time. */
+export function structuredReportFiles(r: StructuredRecord, losses?: TokenLossPair): [name: string, content: string][] {
+  const figures: [string, string][] = losses && losses.dense.length > 0 ? [[LOSS_HISTOGRAM_FIGURE, lossHistogramSvg(losses)]] : [];
+  return [[REPORT_FILE, renderStructuredReport(r, figures.map(([name]) => name))], ...figures];
+}
+
+export function renderStructuredReport(r: StructuredRecord, figures: readonly string[] = []): string {
+  const where = { output: r.output } as PruneRecord;
+  const explicit = r.explicit && [...r.explicit.heads.map(([l, h]) => `head ${l}.${h} (zeroed)`), ...r.explicit.layers.map((l) => `layer ${l}`)].join(', ');
+  const target = r.target && `${[r.target.heads && 'heads', r.target.channels && 'channels', r.target.layers && 'layers'].filter(Boolean).join(', ')}, ${formatPercent(r.target.ratio)} of the parameters`;
+  const kv = Object.entries(r.removed.kvHeads).filter(([, g]) => g.length > 0);
+  const lines = [
+    `# PruneLens report: removed ${explicit ?? target}`,
+    '',
+    `Source \`${relative(where, r.source.path)}\` (${r.source.dtype}), pruned into this folder on ${r.created}. Paths are relative to this folder.`,
+    '',
+    '## What was removed',
+    '',
+    '| part | removed |',
+    '|---|---|',
+    `| decoder blocks | ${r.removed.layers.length ? r.removed.layers.join(', ') : 'none'} |`,
+    `| key/value heads (with their query heads) | ${kv.length ? kv.map(([l, g]) => `layer ${l}: ${g.join(', ')}`).join('; ') : 'none'} |`,
+    `| MLP channels per layer | ${r.removed.channelsPerLayer} |`,
+    `| heads zeroed in place | ${r.removed.maskedHeads.length ? r.removed.maskedHeads.map(([l, h]) => `${l}.${h}`).join(', ') : 'none'} |`,
+    `| parameters | ${r.parameters.before.toLocaleString('en-US')} → ${r.parameters.after.toLocaleString('en-US')} (${formatPercent(r.parameters.removedFraction)} removed) |`,
+    `| size on disk | ${formatMiB(r.bytes.before)} → ${formatMiB(r.bytes.after)} |`,
+    '',
+    '## Perplexity',
+    '',
+  ];
+  if (r.evaluation) {
+    const ratio = r.perplexity.dense && r.perplexity.pruned ? ` (x${(r.perplexity.pruned / r.perplexity.dense).toFixed(3)})` : '';
+    lines.push(
+      `\`${relative(where, r.evaluation.file)}\`, WikiText protocol: ${r.evaluation.windows} windows of ${r.evaluation.seqlen} tokens.`,
+      '',
+      '| model | perplexity |',
+      '|---|---|',
+      `| dense | ${formatPerplexity(r.perplexity.dense)} |`,
+      `| pruned | ${formatPerplexity(r.perplexity.pruned)}${ratio} |`,
+    );
+    if (figures.includes(LOSS_HISTOGRAM_FIGURE)) lines.push('', `![Histogram of the change in loss per predicted token, pruned minus dense, in nats](${LOSS_HISTOGRAM_FIGURE})`);
+  } else {
+    lines.push('Not evaluated.');
+  }
+  lines.push('', '## Cost', '', `Whole run ${formatSeconds(r.seconds.total)}, peak resident memory ${r.peakRssMb.toFixed(0)} MiB.`, '');
+  return lines.join('\n');
 }
 
 const LINEAR_COLUMNS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];

@@ -1,3 +1,4 @@
+import { formatPercent, formatPerplexity } from '../../engine/display';
 import { LINEARS, linearShapes, type LinearName } from '../../engine/model/config';
 import type { ModelSummary } from '../../engine/model/describe';
 import type { LayerScores, StructuredScores } from '../../engine/structured/scores';
@@ -91,7 +92,7 @@ function ordered(nodes: OutlineNode[], scores: number[] | undefined, options: Ou
 const count = (n: number): string => n.toLocaleString('en-US');
 const score = (v: number): string => v.toExponential(2);
 const influence = (v: number): string => v.toFixed(4);
-const zeroShare = (v: number): string => `${(100 * v).toFixed(1)}% zero`;
+const zeroShare = (v: number): string => `${formatPercent(v)} zero`;
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 const join = (parts: (string | false | undefined)[]): string => parts.filter(Boolean).join(' · ');
 
@@ -194,7 +195,7 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
       tooltip: [
         tensorName(layer, linear),
         `shape [${rows}, ${columns}], ${count(rows * columns)} weights`,
-        t && `${count(t.zeros)} zeros (${(100 * t.sparsity).toFixed(2)}%)${t.targeted ? '' : ', not targeted by the run'}`,
+        t && `${count(t.zeros)} zeros (${formatPercent(t.sparsity)})${t.targeted ? '' : ', not targeted by the run'}`,
       ].filter(Boolean).join('\n'),
       layer,
     });
@@ -304,12 +305,12 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
         id: id(`L${layer}`),
         kind: 'layer',
         label: `Layer ${layer}`,
-        description: join([`${count(blockParameters)} params`, layerSparsity !== undefined && zeroShare(layerSparsity), s && `BI ${influence(s.block.influence)}`, s && `ppl without ${s.block.pplWithout.toFixed(2)}`]),
+        description: join([`${count(blockParameters)} params`, layerSparsity !== undefined && zeroShare(layerSparsity), s && `BI ${influence(s.block.influence)}`, s && `ppl without ${formatPerplexity(s.block.pplWithout)}`]),
         tooltip: [
           `Decoder block ${layer}: ${count(blockParameters)} parameters`,
-          layerSparsity !== undefined && `${(100 * layerSparsity).toFixed(2)}% of its linear weights are zero`,
+          layerSparsity !== undefined && `${formatPercent(layerSparsity)} of its linear weights are zero`,
           s && `Block influence: ${influence(s.block.influence)} (ShortGPT: 1 - mean cos(block input, block output); low is redundant)`,
-          s && `Perplexity without this block: ${s.block.pplWithout.toFixed(3)} (dense ${scores.values.densePpl.toFixed(3)} on ${scores.values.pplWindows} calibration windows)`,
+          s && `Perplexity without this block: ${formatPerplexity(s.block.pplWithout)} (dense ${formatPerplexity(scores.values.densePpl)} on ${scores.values.pplWindows} calibration windows)`,
           measured,
         ].filter(Boolean).join('\n'),
         layer,
@@ -320,8 +321,8 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
 
   const recordLine =
     pruned
-      ? `${runLabel(pruned)}: ${(100 * pruned.measured.sparsity).toFixed(2)}% of the pruned linears zero, ${runPerplexity(pruned)}`
-      : structured && `${runLabel(structured)}: ${(100 * structured.parameters.removedFraction).toFixed(2)}% of the parameters removed, ${runPerplexity(structured)}`;
+      ? `${runLabel(pruned)}: ${formatPercent(pruned.measured.sparsity)} of the pruned linears zero, ${runPerplexity(pruned)}`
+      : structured && `${runLabel(structured)}: ${formatPercent(structured.parameters.removedFraction)} of the parameters removed, ${runPerplexity(structured)}`;
   const calibration = scores?.values.calibration;
   return node(
     {
@@ -332,8 +333,8 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
         summary.architecture,
         `${count(summary.parameters)} params`,
         summary.dtype,
-        pruned && `${(100 * pruned.measured.sparsity).toFixed(1)}% sparse`,
-        structured && `${(100 * structured.parameters.removedFraction).toFixed(1)}% removed`,
+        pruned && `${formatPercent(pruned.measured.sparsity)} sparse`,
+        structured && `${formatPercent(structured.parameters.removedFraction)} removed`,
       ]),
       tooltip: [
         summary.path,
