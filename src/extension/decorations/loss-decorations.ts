@@ -198,6 +198,9 @@ export function registerLossDecorations(output: vscode.LogOutputChannel): LossDe
     setVisible(true);
   };
 
+  // Colours are on until toggled; the editor title offers Hide or Show by this.
+  void vscode.commands.executeCommand('setContext', VISIBLE_CONTEXT, true);
+
   const uriFor = (textFile: string, query: Record<string, string>): vscode.Uri =>
     vscode.Uri.from({ scheme: LOSS_TEXT_SCHEME, path: vscode.Uri.file(textFile).path, query: new URLSearchParams(query).toString() });
 
@@ -272,7 +275,8 @@ export function registerLossDecorations(output: vscode.LogOutputChannel): LossDe
       const target = editor && runOf(editor.document) === run ? editor : await vscode.window.showTextDocument(run.uri, { preview: false });
       const { document } = target;
       const range = new vscode.Range(document.positionAt(run.offset + run.segments.starts[i]!), document.positionAt(run.offset + run.segments.ends[i]!));
-      target.selection = new vscode.Selection(range.start, range.end);
+      // The cursor at the token's start, where the hover below is shown for it.
+      target.selection = new vscode.Selection(range.end, range.start);
       target.revealRange(range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
       if (!visible) setVisible(true);
       const diff = run.segments.pruned[i]! - run.segments.dense[i]!;
