@@ -69,6 +69,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
     if (targets.length === 0) throw new PruneLensError('usage', `no linear weight matches --include ${spec.include.join(',')} / --exclude ${spec.exclude.join(',')}`);
     const evalText = options.evaluation ? await readTextFile(options.evaluation.file) : undefined;
     const evalIds = evalText !== undefined ? tokenizer.encode(evalText) : undefined;
+    const givenDense = options.dense && evalIds ? checkedDense(options.dense, evalIds, options.evaluation!) : undefined;
     const calibrated = needsCalibration(spec.method) || allocationNeedsCalibration(allocation);
     const calibration = calibrated ? await drawCalibration(tokenizer, options.calibration!) : undefined;
     const evaluate = (weights: Checkpoint, stage: string): Promise<PerplexityResult> => evaluateStage(stage, runner, weights, evalIds!, options.evaluation!, options);
@@ -78,7 +79,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
       const allocationStart = performance.now();
       const allocator = await prepareAllocation({ ...session, spec, calibration }, allocation, false, options);
       const allocationSeconds = (performance.now() - allocationStart) / 1000;
-      const dense = evalIds ? (options.dense ? checkedDense(options.dense, evalIds, options.evaluation!) : await evaluate(checkpoint, 'evaluate dense')) : undefined;
+      const dense = evalIds ? (givenDense ?? (await evaluate(checkpoint, 'evaluate dense'))) : undefined;
       const pruneStart = performance.now();
       const blockTensors = new Set(blockTensorNames(checkpoint.config));
       for (const name of checkpoint.tensorNames()) if (!blockTensors.has(name)) await output.copy(name);
