@@ -52,6 +52,12 @@ const steps = {
     await ui.page.keyboard.press('Control+J');
     await ui.expect(ui.page.locator('.part.panel'), 'the panel is closed', 60_000, 'hidden');
     await ui.contextMenu(ui.treeItem('stories260K'), 'Open in Model View');
+    // A wider side bar, so the tree's scores are not cut off: drag the sash at its right edge.
+    const bar = await ui.page.locator('.part.sidebar').boundingBox();
+    await ui.page.mouse.move(bar.x + bar.width + 2, bar.y + bar.height / 2);
+    await ui.page.mouse.down();
+    await ui.page.mouse.move(bar.x + 620, bar.y + bar.height / 2, { steps: 10 });
+    await ui.page.mouse.up();
     for (const label of ['Layer 3', 'Attention', 'Heads', 'KV group 1']) await ui.expandRow(label);
     await ui.expect(ui.row('Head 3.3'), 'the Model view shows layer 3 with its KV groups and heads');
   },
@@ -262,8 +268,10 @@ async function main() {
         if ((await row.getAttribute('aria-expanded')) === 'false') await page.keyboard.press('ArrowRight');
         await page.waitForFunction((el) => el.getAttribute('aria-expanded') === 'true', await row.elementHandle(), { timeout: 60_000 });
       },
+      /** Toasts cover the lower right of every later screenshot; the clear buttons show only on hover, so through the palette. */
       async dismissToasts() {
-        for (const close of await page.locator('.notifications-toasts .codicon-notifications-clear').all()) await close.click().catch(() => {});
+        await ui.command('Notifications: Clear All Notifications');
+        await ui.expect(page.locator('.notifications-toasts .notification-toast'), 'the notifications are cleared', 60_000, 'hidden');
       },
       async command(title) {
         await page.keyboard.press('F1');
