@@ -26,7 +26,7 @@ const views = {
   },
   async diff(ui) {
     await ui.tab('eval.txt').first().click();
-    await ui.expect(ui.page.locator('.monaco-editor .view-overlays [class*="ced-"]'), 'the loss diff is drawn');
+    await ui.waitCount(ui.page.locator('.monaco-editor .view-overlays [class*="ced-"]'), (n) => n > 20, 'the loss diff is drawn');
   },
   async comparison(ui) {
     await ui.tab('Runs compared').click();
@@ -109,7 +109,7 @@ const steps = {
   },
   '07-inline-diff-hover': async (ui) => {
     const overlays = ui.page.locator('.monaco-editor .view-overlays [class*="ced-"]');
-    await ui.expect(overlays, 'tokens are coloured');
+    await ui.waitCount(overlays, (n) => n > 20, 'tokens are coloured');
     const lines = ui.page.locator('.monaco-editor .view-lines .view-line');
     await ui.expect(lines.filter({ hasText: 'PruneLens loss diff' }), 'the legend heads the text');
     // A token well below the legend line.

@@ -13,6 +13,8 @@ import { DENSE_PRUNED, hoverText, legend, LEVELS, lossBuckets, lossSegments, seg
 export const OPEN_REPORT_COMMAND = 'prunelens.openReport';
 /** The evaluation text is shown read-only under this scheme: `prunelens-text:/path/to/eval.txt?run=<folder>[&compare=<folder>]`. */
 export const LOSS_TEXT_SCHEME = 'prunelens-text';
+/** The virtual document's language: no grammar, only its own editor defaults (word wrap, so no token is off to the side). */
+export const LOSS_TEXT_LANGUAGE = 'prunelens-loss-diff';
 /** True while the loss colours are drawn; the editor title shows Hide or Show by it. */
 const VISIBLE_CONTEXT = 'prunelens.lossDiffVisible';
 
@@ -96,8 +98,11 @@ export function registerLossDecorations(output: vscode.LogOutputChannel): LossDe
   const allTypes = [...worse, ...better];
   const status = vscode.window.createStatusBarItem('prunelens.perplexity', vscode.StatusBarAlignment.Right, 100);
   status.name = 'PruneLens Perplexity';
-  /** Shown runs by document URI; the latest is the one commands act on. */
+  /** Shown runs by document URI (the last few: a document reopened in another language must find its run); the latest is the one commands act on. */
   const shown = new Map<string, ShownRun>();
+  const KEEP_RUNS = 4;
+  /** Documents open() is opening, which it puts in the loss diff's language itself. */
+  const opening = new Set<string>();
   let latest: ShownRun | undefined;
   let visible = true;
   const decorated = new vscode.EventEmitter<{ uri: vscode.Uri; ranges: number }>();
@@ -184,7 +189,9 @@ export function registerLossDecorations(output: vscode.LogOutputChannel): LossDe
       worst: worstFirst(segments),
       cursor: -1,
     };
+    shown.delete(uri.toString());
     shown.set(uri.toString(), run);
+    for (const key of [...shown.keys()].slice(0, Math.max(0, shown.size - KEEP_RUNS))) shown.delete(key);
     latest = run;
     showStatus(run, ppl, compare ?? a.folder);
     output.info(`loss diff ${compare ? `of ${compare} against ${a.folder}` : `of ${a.folder}`}: ${segments.starts.length} tokens on ${a.textFile}`);
@@ -194,7 +201,14 @@ export function registerLossDecorations(output: vscode.LogOutputChannel): LossDe
   const open = async (uri: vscode.Uri): Promise<void> => {
     await load(uri);
     changedContent.fire(uri);
-    await vscode.window.showTextDocument(uri, { preview: false });
+    opening.add(uri.toString());
+    try {
+      const document = await vscode.workspace.openTextDocument(uri);
+      const inLanguage = document.languageId === LOSS_TEXT_LANGUAGE ? document : await vscode.languages.setTextDocumentLanguage(document, LOSS_TEXT_LANGUAGE);
+      await vscode.window.showTextDocument(inLanguage, { preview: false });
+    } finally {
+      opening.delete(uri.toString());
+    }
     setVisible(true);
   };
 
@@ -240,8 +254,11 @@ export function registerLossDecorations(output: vscode.LogOutputChannel): LossDe
       vscode.window.onDidChangeTextEditorVisibleRanges((e) => {
         if (runOf(e.textEditor.document)) redraw.trigger();
       }),
-      vscode.workspace.onDidCloseTextDocument((document) => {
-        if (document.uri.scheme === LOSS_TEXT_SCHEME) shown.delete(document.uri.toString());
+      // A document VS Code reopens itself (window reload) gets the loss diff's language too.
+      vscode.workspace.onDidOpenTextDocument((document) => {
+        if (document.uri.scheme === LOSS_TEXT_SCHEME && document.languageId !== LOSS_TEXT_LANGUAGE && !opening.has(document.uri.toString())) {
+          void vscode.languages.setTextDocumentLanguage(document, LOSS_TEXT_LANGUAGE);
+        }
       }),
     ],
 

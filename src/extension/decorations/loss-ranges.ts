@@ -164,23 +164,28 @@ export function worstFirst(segments: LossSegments): Int32Array {
 
 /**
  * The legend the evaluation text's virtual document starts with: every level's label, each to be
- * coloured with its level's decoration, so the key is drawn in the theme's own colours.
+ * coloured with its level's decoration, so the key is drawn in the theme's own colours; short enough to
+ * fit an editor's width, with what the colours mean on the line below.
  */
 export function legend(labels: LossLabels = DENSE_PRUNED): { text: string; swatches: { start: number; end: number; level: number }[] } {
   const swatches: { start: number; end: number; level: number }[] = [];
-  let text = `PruneLens loss diff, ${labels.after} minus ${labels.before} (nats per token):  less sure `;
+  let text = 'Loss change per token (nats): ';
   for (let level = LEVELS; level >= 1; level--) {
     const label = ` +${THRESHOLDS[level - 1]} `;
     swatches.push({ start: text.length, end: text.length + label.length, level });
     text += `${label} `;
   }
-  text += ' …  more sure ';
+  text += ' ';
   for (let level = 1; level <= LEVELS; level++) {
     const label = ` −${THRESHOLDS[level - 1]} `;
     swatches.push({ start: text.length, end: text.length + label.length, level: -level });
     text += `${label} `;
   }
-  return { text: `${text.trimEnd()}\n\n`, swatches };
+  const meaning =
+    labels === DENSE_PRUNED
+      ? 'Red: the pruned model is less sure of the token than the dense one; blue: more sure. Hover a token for both losses.'
+      : `${labels.after} minus ${labels.before}. Red: the second run is less sure of the token; blue: more sure. Hover a token for both losses.`;
+  return { text: `${text.trimEnd()}\n${meaning}\n\n`, swatches };
 }
 
 function probability(p: number): string {

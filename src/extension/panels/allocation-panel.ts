@@ -398,7 +398,8 @@ class AllocationPanel {
   private async exportEdit(edit: Edit & { what?: 'model' | 'plan' }): Promise<void> {
     const plan = this.editedPlan(edit);
     if (!plan) return;
-    const suggested = this.suggestedOutput(plan);
+    // Export asks where; the suggestion is one no folder has yet (Apply's output usually holds the plain name).
+    const suggested = await unusedName(this.suggestedOutput(plan));
     if (edit.what === 'plan') {
       const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(`${suggested}.plan.json`), filters: { 'PruneLens plan': ['json'] }, title: 'Export the plan', saveLabel: 'Export' });
       if (!target) return;
@@ -563,6 +564,13 @@ class AllocationPanel {
 }
 
 const exists = (file: string): Promise<boolean> => fs.stat(file).then(() => true, () => false);
+
+/** `folder`, or `folder-2`, `folder-3`… when taken. */
+async function unusedName(folder: string): Promise<string> {
+  let candidate = folder;
+  for (let n = 2; await exists(candidate); n++) candidate = `${folder}-${n}`;
+  return candidate;
+}
 const sameCalibration = (a: PlanRequest['calibration'], b: PlanRequest['calibration']): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 function errorMessage(err: unknown): string {

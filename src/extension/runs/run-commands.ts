@@ -47,7 +47,7 @@ export function registerRunCommands(services: Services): vscode.Disposable[] {
       picked: fromView.some((r) => r.folder === run.folder),
       run,
     }));
-    if (items.length < (exactly ?? 2)) throw new PruneLensError('usage', `${title} needs at least ${exactly ?? 2} PruneLens runs; this workspace has ${items.length}`);
+    if (items.length < (exactly ?? 2)) throw new PruneLensError('usage', `${title.replace(/^PruneLens: /, '')} needs at least ${exactly ?? 2} PruneLens runs; this workspace has ${items.length}`);
     const picked = await vscode.window.showQuickPick(items, { title, canPickMany: true, placeHolder: exactly ? `Pick ${exactly} runs (the first is the baseline)` : 'Pick the runs to compare' });
     if (!picked) return undefined;
     if (exactly !== undefined && picked.length !== exactly) throw new PruneLensError('usage', `pick exactly ${exactly} runs, not ${picked.length}`);

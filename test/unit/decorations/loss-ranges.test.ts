@@ -184,6 +184,8 @@ describe('inline loss diff: the token, the legend and the worst tokens', () => {
       assert.equal(label, `${w.level > 0 ? '+' : '−'}${THRESHOLDS[Math.abs(w.level) - 1]}`);
     }
     assert.ok(text.endsWith('\n\n'), 'a blank line separates the legend from the text');
-    assert.match(text, /pruned minus dense/);
+    assert.ok(text.indexOf('\n') < 100, 'the swatches fit an editor line');
+    assert.match(text, /Red: the pruned model is less sure/);
+    assert.match(legend({ before: 'A', after: 'B' }).text, /B minus A\. Red: the second run is less sure/);
   });
 });
