@@ -313,8 +313,13 @@ async function main() {
     for (const [name, step] of Object.entries(steps)) await attempt(name, () => step(ui));
     for (const [theme, label] of Object.entries(THEMES)) {
       if (theme !== 'dark') {
-        setTheme(tmp, label);
-        await page.waitForFunction((light) => document.querySelector('.monaco-workbench')?.classList.contains(light), 'vs', { timeout: 120_000 });
+        // As a person switches: the palette's Color Theme picker.
+        await ui.command('Preferences: Color Theme');
+        await page.locator('.quick-input-widget input').fill(label);
+        await page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first().waitFor();
+        await page.keyboard.press('Enter');
+        await page.waitForFunction(() => document.querySelector('.monaco-workbench')?.classList.contains('vs'));
+        console.log(`PASS the workbench is in ${label}`);
       }
       for (const [name, show] of Object.entries(views)) await attempt(`${theme}-${name}`, () => show(ui));
     }
