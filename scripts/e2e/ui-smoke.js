@@ -315,8 +315,10 @@ async function main() {
       if (theme !== 'dark') {
         // As a person switches: the palette's Color Theme picker.
         await ui.command('Preferences: Color Theme');
-        await page.locator('.quick-input-widget input').fill(label);
-        await page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first().waitFor();
+        // The picker lists "Light Modern" (the setting's value is "Default Light Modern").
+        const shown = label.replace(/^Default /, '');
+        await page.locator('.quick-input-widget input').fill(shown);
+        await page.locator('.quick-input-list .monaco-list-row', { hasText: shown }).first().waitFor();
         await page.keyboard.press('Enter');
         await page.waitForFunction(() => document.querySelector('.monaco-workbench')?.classList.contains('vs'));
         console.log(`PASS the workbench is in ${label}`);
