@@ -1,11 +1,38 @@
 // UI smoke test: packages the extension with vsce, installs the VSIX into a fresh code-server, opens the
-// workbench on a copy of the embedded model and drives it as a person would, one screenshot per step.
+// workbench on a copy of the embedded model and drives it as a person would (clicks, drags, keys, hovers),
+// one screenshot per step; then photographs the allocation panel, the Model view, the loss diff and the runs
+// comparison again in Light Modern (the steps run in Dark Modern).
 // node ui-smoke.js [SCREENSHOT_DIR]   (default out/e2e/screenshots); env KEEP=1 keeps the temp folder.
-// Add a step to `steps`: it gets the `ui` helpers below and is photographed when it returns.
+// Add a step to `steps`: it gets the `ui` helpers below and is photographed when it returns. No step waits
+// a fixed time for work to finish: each waits for what the UI shows when the work is done.
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { REPO, log, makeTemp, makeWorkspace, startCodeServer, workbenchUrl, launchBrowser, cleanup } = require('./lib');
+
+const THEMES = { dark: 'Default Dark Modern', light: 'Default Light Modern' };
+/** Long enough for planning or pruning the embedded model on a loaded 2-core machine; each wait ends as soon as the UI shows the result. */
+const WORK_TIMEOUT = 300_000;
+
+/** Brings each view the light-theme pass photographs back to the front. */
+const views = {
+  async panel(ui) {
+    await ui.tab('PruneLens: Sparsity Allocation').click();
+    await ui.expect(ui.panelText('Sparsity per decoder block'), 'the allocation panel is shown');
+  },
+  async tree(ui) {
+    await ui.page.locator('.activitybar').getByRole('tab', { name: /PruneLens/ }).first().click();
+    await ui.expect(ui.row('Head 3.3'), 'the Model view is shown');
+  },
+  async diff(ui) {
+    await ui.tab('eval.txt').first().click();
+    await ui.waitCount(ui.page.locator('.monaco-editor .view-overlays [class*="ced-"]'), (n) => n > 20, 'the loss diff is drawn');
+  },
+  async comparison(ui) {
+    await ui.tab('Runs compared').click();
+    await ui.expect(ui.previewText('runs compared'), 'the runs comparison is shown');
+  },
+};
 
 const steps = {
   '01-explorer': async (ui) => {
@@ -20,33 +47,111 @@ const steps = {
     await ui.expect(ui.page.locator('.part.panel .view-lines', { hasText: '"architecture": "LlamaForCausalLM"' }), 'the PruneLens output channel shows the summary');
   },
   '03-model-tree': async (ui) => {
-    // Put the panel away so the side bar and editors get the room back.
     // The panel is still maximised from the step before; closing it gives the side bar its room back.
     await ui.page.keyboard.press('Escape');
     await ui.page.keyboard.press('Control+J');
+    await ui.expect(ui.page.locator('.part.panel'), 'the panel is closed', 60_000, 'hidden');
     await ui.contextMenu(ui.treeItem('stories260K'), 'Open in Model View');
-    const row = (label) => ui.page.locator('.monaco-list-row', { hasText: label }).first();
-    // A click can land while the tree re-renders and only select the row; the keyboard then expands it.
-    const expand = async (label) => {
-      await row(label).click();
-      if ((await row(label).getAttribute('aria-expanded')) === 'false') await ui.page.keyboard.press('ArrowRight');
-    };
-    for (const label of ['Layer 3', 'Attention', 'Heads', 'KV group 1']) await expand(label);
-    await ui.expect(row('Head 3.3'), 'the Model view shows layer 3 with its KV groups and heads');
+    // A wider side bar, so the tree's scores are not cut off: drag the sash at its right edge.
+    const bar = await ui.page.locator('.part.sidebar').boundingBox();
+    await ui.page.mouse.move(bar.x + bar.width + 2, bar.y + bar.height / 2);
+    await ui.page.mouse.down();
+    await ui.page.mouse.move(bar.x + 620, bar.y + bar.height / 2, { steps: 10 });
+    await ui.page.mouse.up();
+    for (const label of ['Layer 3', 'Attention', 'Heads', 'KV group 1']) await ui.expandRow(label);
+    await ui.expect(ui.row('Head 3.3'), 'the Model view shows layer 3 with its KV groups and heads');
   },
-  '04-allocation-panel': async (ui) => {
-    // Small calibration keeps the panel's three plans to seconds.
-    fs.mkdirSync(path.join(ui.folder, '.vscode'), { recursive: true });
-    fs.writeFileSync(path.join(ui.folder, '.vscode', 'settings.json'), JSON.stringify({ 'prunelens.nsamples': 8, 'prunelens.seqlen': 64 }));
-    await ui.page.getByRole('tab', { name: /Explorer/ }).first().click();
-    await ui.page.waitForTimeout(2000);
+  '04-model-scores': async (ui) => {
+    await ui.page.locator('.pane-header', { hasText: 'Model' }).hover();
+    await ui.page.getByRole('button', { name: 'Compute Importance Scores' }).click();
+    await ui.expect(ui.toast('importance scores of stories260K are in the Model view'), 'Compute Importance Scores says when it is done', WORK_TIMEOUT);
+    await ui.expect(ui.page.locator('.monaco-list-row', { hasText: 'output Δ' }), 'heads show their scores');
+    await ui.page.locator('.pane-header', { hasText: 'Model' }).hover();
+    await ui.page.getByRole('button', { name: 'Sort by Score (lowest first)' }).click();
+    await ui.expect(ui.page.getByRole('button', { name: 'Sort by Position' }), 'the view is sorted by score and offers the position order back');
+    await ui.dismissToasts();
+  },
+  '05-allocation-panel': async (ui) => {
+    await ui.page.locator('.activitybar').getByRole('tab', { name: /Explorer/ }).first().click();
     await ui.contextMenu(ui.treeItem('stories260K'), 'Open Sparsity Allocation Panel');
-    await ui.expect(ui.webview().getByText('Plans ready.'), 'the allocation panel computed its plans', 180_000);
+    await ui.expect(ui.panelText('Plans ready.'), 'the allocation panel computed its plans', WORK_TIMEOUT);
+    const frame = await ui.panel();
+    // Arrow keys on block 0: four steps of half a percent.
+    const block0 = frame.locator('#block-0');
+    const before0 = Number(await block0.inputValue());
+    await block0.focus();
+    for (let i = 0; i < 4; i++) await ui.page.keyboard.press('ArrowRight');
+    await ui.expectValue(block0, (v) => Math.abs(v - (before0 + 0.02)) < 1e-6, 'ArrowRight x4 raises block 0 by 2%');
+    // Drag block 1's thumb to the right along its bar.
+    const block1 = frame.locator('#block-1');
+    const before1 = Number(await block1.inputValue());
+    const box = await block1.boundingBox();
+    const thumb = 12;
+    const x = box.x + thumb / 2 + (box.width - thumb) * (before1 / 0.95);
+    const y = box.y + box.height / 2;
+    await ui.page.mouse.move(x, y);
+    await ui.page.mouse.down();
+    await ui.page.mouse.move(x + box.width * 0.1, y, { steps: 8 });
+    await ui.page.mouse.up();
+    await ui.expectValue(block1, (v) => v > before1 + 0.05, 'dragging raises block 1');
+    await ui.expect(frame.locator('.estimate', { hasText: 'higher than uniform' }), 'the estimate prices the edit');
+    // Expand block 2 to show its per-linear ratios.
+    await frame.getByRole('button', { name: 'Block 2' }).click();
+    await ui.expect(frame.locator('#block-2-linears #block-2-down_proj'), 'block 2 shows a slider per linear');
+    await ui.expect(frame.locator('.axis .header', { hasText: 'Est. error' }), 'the error column has a header');
   },
-  '05-inline-diff': async (ui) => {
-    await ui.webview().getByRole('button', { name: 'Apply' }).first().click();
-    await ui.expect(ui.page.locator('.statusbar-item', { hasText: 'PPL' }), 'the status bar shows dense and pruned perplexity', 180_000);
-    await ui.page.waitForTimeout(1500);
+  '06-apply': async (ui) => {
+    const frame = await ui.panel();
+    await frame.getByRole('button', { name: 'Apply' }).click();
+    await ui.expect(ui.page.locator('.statusbar-item', { hasText: 'PPL' }), 'the status bar shows dense and pruned perplexity', WORK_TIMEOUT);
+    await ui.expect(ui.tab('eval.txt'), 'the evaluation text opens as a read-only virtual document');
+    await ui.dismissToasts();
+  },
+  '07-inline-diff-hover': async (ui) => {
+    const overlays = ui.page.locator('.monaco-editor .view-overlays [class*="ced-"]');
+    await ui.waitCount(overlays, (n) => n > 20, 'tokens are coloured');
+    const lines = ui.page.locator('.monaco-editor .view-lines .view-line');
+    await ui.expect(lines.filter({ hasText: 'PruneLens loss diff' }), 'the legend heads the text');
+    // A token well below the legend line.
+    const boxes = await overlays.evaluateAll((els) => els.map((e) => e.getBoundingClientRect()).map((r) => ({ x: r.x, y: r.y, w: r.width, h: r.height })));
+    const legendY = (await lines.filter({ hasText: 'PruneLens loss diff' }).first().boundingBox()).y;
+    const target = boxes.find((b) => b.y > legendY + 40 && b.w > 8);
+    if (!target) throw new Error('no coloured token below the legend');
+    await ui.page.mouse.move(target.x + target.w / 2, target.y + target.h / 2);
+    const hover = ui.page.locator('.monaco-hover', { hasText: 'PruneLens token loss' });
+    await ui.expect(hover, 'hovering a coloured token shows its losses');
+    const text = await hover.first().innerText();
+    if (!/dense: \d+\.\d{3} nats/.test(text) || !/pruned: \d+\.\d{3} nats/.test(text) || !/"[^"]*"/.test(text)) throw new Error(`the hover lacks the token or a loss: ${text}`);
+    console.log(`PASS the hover names the token and both losses: ${text.split('\n')[0]}`);
+  },
+  '08-toggle': async (ui) => {
+    const overlays = ui.page.locator('.monaco-editor .view-overlays [class*="ced-"]');
+    await ui.page.mouse.move(5, 5);
+    await ui.page.locator('.editor-actions').getByRole('button', { name: 'Hide Loss Diff Colours' }).click();
+    await ui.expect(ui.page.locator('.editor-actions').getByRole('button', { name: 'Show Loss Diff Colours' }), 'the toggle turns into Show');
+    await ui.waitCount(overlays, (n) => n === 0, 'the colours are gone');
+    await ui.page.locator('.editor-actions').getByRole('button', { name: 'Show Loss Diff Colours' }).click();
+    await ui.waitCount(overlays, (n) => n > 20, 'the colours are back');
+    await ui.page.locator('.editor-actions').getByRole('button', { name: 'Next Worst Token' }).click();
+    await ui.expect(ui.page.locator('.statusbar-item', { hasText: 'token 1 of' }), 'Next Worst Token goes to the largest rise in loss');
+  },
+  '09-export': async (ui) => {
+    await views.panel(ui);
+    // The panel's page was discarded while hidden; the last result comes back from its saved state.
+    await ui.expect(ui.panelText('Applied to'), 'the last result survives hide and show');
+    const frame = await ui.panel();
+    await frame.getByRole('button', { name: 'Export model…' }).click();
+    // code-server's save dialog is a quick input holding the suggested path; Enter accepts it.
+    await ui.expect(ui.page.locator('.quick-input-widget'), 'the save dialog asks where');
+    await ui.page.keyboard.press('Enter');
+    await ui.expect(ui.panelText('Exported (a copy of the applied model)'), 'exporting the applied plan copies the applied model', WORK_TIMEOUT);
+    await ui.dismissToasts();
+  },
+  '10-runs-comparison': async (ui) => {
+    await ui.command('PruneLens: Compare Runs');
+    await ui.page.locator('.quick-input-widget .quick-input-check-all').click();
+    await ui.page.keyboard.press('Enter');
+    await ui.expect(ui.previewText('sparsity per decoder block'), 'the runs comparison table opens');
   },
 };
 
@@ -55,11 +160,19 @@ function run(cmd, args, env) {
   if (r.status !== 0) throw new Error(`${path.basename(args[0])} failed (${r.status}):\n${r.stdout}${r.stderr}`);
 }
 
+/** Sets the colour theme in the user settings the workbench watches. */
+function setTheme(tmp, theme) {
+  const file = path.join(tmp, 'ud/User/settings.json');
+  const settings = JSON.parse(fs.readFileSync(file, 'utf8'));
+  fs.writeFileSync(file, JSON.stringify({ ...settings, 'workbench.colorTheme': theme }, null, 2));
+}
+
 async function main() {
   const shots = path.resolve(process.argv[2] || path.join(REPO, 'out/e2e/screenshots'));
   fs.rmSync(shots, { recursive: true, force: true });
   fs.mkdirSync(shots, { recursive: true });
   const tmp = makeTemp();
+  setTheme(tmp, THEMES.dark);
   let server;
   let browser;
   try {
@@ -72,21 +185,99 @@ async function main() {
       '--user-data-dir', path.join(tmp, 'ud'), '--install-extension', vsix], { XDG_CONFIG_HOME: tmp, XDG_DATA_HOME: tmp, XDG_CACHE_HOME: tmp });
     log('installed the VSIX');
     const folder = makeWorkspace(tmp);
+    // Small calibration and evaluation keep scores, plans and pruning short; 16 windows make the panel's quick plan (8) differ from the full one.
+    fs.mkdirSync(path.join(folder, '.vscode'), { recursive: true });
+    fs.writeFileSync(path.join(folder, '.vscode', 'settings.json'), JSON.stringify({ 'prunelens.nsamples': 16, 'prunelens.seqlen': 64 }));
     // Without a test payload the extension host takes its environment from the server's.
     server = await startCodeServer(tmp, { env: { ORT_DISABLE_TELEMETRY: '1' } });
     let page;
     ({ browser, page } = await launchBrowser(tmp));
     page.on('pageerror', (e) => log(`page error: ${e.message}`));
+    // The machine may be shared and loaded: every wait is for something the UI shows, bounded only to end a hung run.
+    page.setDefaultTimeout(120_000);
 
     let failures = 0;
     const ui = {
       page,
       folder,
-      webview: () => page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame'),
       treeItem: (name) => page.getByRole('treeitem', { name, exact: true }),
-      async expect(locator, what, timeout = 30_000) {
-        await locator.first().waitFor({ timeout });
+      /** A tree row whose label is exactly `label` (its description may say more: "Attention 8 heads…" is not "Heads"). */
+      row: (label) => page.locator('.monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) }).first(),
+      tab: (label) => page.locator('.tabs-container .tab', { hasText: label }),
+      toast: (text) => page.locator('.notifications-toasts', { hasText: text }),
+      /** The allocation panel's page: found by its content, since the Markdown preview is a webview too. */
+      async panel() {
+        for (let i = 0; i < 100; i++) {
+          for (const frame of page.frames()) {
+            if (await frame.locator('#apply').count().catch(() => 0)) return frame;
+          }
+          await page.waitForTimeout(300);
+        }
+        throw new Error('the allocation panel page is not there');
+      },
+      panelText: (text) => ({ first: () => ({ waitFor: async ({ timeout }) => {
+        const end = Date.now() + timeout;
+        while (Date.now() < end) {
+          for (const frame of page.frames()) {
+            if (await frame.locator('#app', { hasText: text }).count().catch(() => 0)) return;
+          }
+          await page.waitForTimeout(300);
+        }
+        throw new Error(`the allocation panel never said "${text}"`);
+      } }) }),
+      previewText: (text) => ({ first: () => ({ waitFor: async ({ timeout }) => {
+        const end = Date.now() + timeout;
+        const pattern = new RegExp(text, 'i');
+        while (Date.now() < end) {
+          for (const frame of page.frames()) {
+            if (await frame.locator('body', { hasText: pattern }).count().catch(() => 0)) return;
+          }
+          await page.waitForTimeout(300);
+        }
+        throw new Error(`no Markdown preview says "${text}"`);
+      } }) }),
+      async expect(locator, what, timeout = 120_000, state = 'visible') {
+        await locator.first().waitFor({ timeout, state });
         console.log(`PASS ${what}`);
+      },
+      async expectValue(locator, ok, what) {
+        const end = Date.now() + 60_000;
+        let value;
+        while (Date.now() < end) {
+          value = Number(await locator.inputValue());
+          if (ok(value)) return console.log(`PASS ${what} (${value})`);
+          await page.waitForTimeout(100);
+        }
+        throw new Error(`${what}: value ${value}`);
+      },
+      async waitCount(locator, ok, what) {
+        const end = Date.now() + 60_000;
+        let n;
+        while (Date.now() < end) {
+          n = await locator.count();
+          if (ok(n)) return console.log(`PASS ${what} (${n})`);
+          await page.waitForTimeout(200);
+        }
+        throw new Error(`${what}: ${n}`);
+      },
+      /** A click can land while the tree re-renders and only select the row; the keyboard then expands it. */
+      async expandRow(label) {
+        const row = ui.row(label);
+        await row.waitFor();
+        await row.click();
+        if ((await row.getAttribute('aria-expanded')) === 'false') await page.keyboard.press('ArrowRight');
+        await page.waitForFunction((el) => el.getAttribute('aria-expanded') === 'true', await row.elementHandle(), { timeout: 60_000 });
+      },
+      /** Toasts cover the lower right of every later screenshot; the clear buttons show only on hover, so through the palette. */
+      async dismissToasts() {
+        await ui.command('Notifications: Clear All Notifications');
+        await ui.expect(page.locator('.notifications-toasts .notification-toast'), 'the notifications are cleared', 60_000, 'hidden');
+      },
+      async command(title) {
+        await page.keyboard.press('F1');
+        await page.locator('.quick-input-widget input').fill(`>${title}`);
+        await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+        await page.keyboard.press('Enter');
       },
       async contextMenu(target, item) {
         await target.click({ button: 'right' });
@@ -101,23 +292,42 @@ async function main() {
         await page.keyboard.press('Enter');
       },
     };
-    await page.goto(workbenchUrl(server.base, folder));
-    await ui.expect(page.locator('.explorer-folders-view'), 'the workbench shows the Explorer', 60_000);
-    for (const [name, step] of Object.entries(steps)) {
+    const shoot = async (name) => {
+      // Notifications and panels animate in; a shot taken at once catches them half drawn.
+      await page.waitForTimeout(700);
+      await page.screenshot({ path: path.join(shots, `${name}.png`) });
+    };
+    const attempt = async (name, work) => {
       try {
-        await step(ui);
-        // Notifications and panels animate in; a shot taken at once catches them half drawn.
-        await page.waitForTimeout(700);
-        await page.screenshot({ path: path.join(shots, `${name}.png`) });
+        await work();
+        await shoot(name);
       } catch (e) {
         failures++;
         console.log(`FAIL ${name}: ${e.message.split('\n')[0]}`);
         await page.screenshot({ path: path.join(shots, `${name}-FAILED.png`) });
       }
       log(`step ${name} done`);
+    };
+    await page.goto(workbenchUrl(server.base, folder), { timeout: 300_000 });
+    await ui.expect(page.locator('.explorer-folders-view'), 'the workbench shows the Explorer', 300_000);
+    for (const [name, step] of Object.entries(steps)) await attempt(name, () => step(ui));
+    for (const [theme, label] of Object.entries(THEMES)) {
+      if (theme !== 'dark') {
+        // As a person switches: the palette's Color Theme picker.
+        await ui.command('Preferences: Color Theme');
+        // The picker lists "Light Modern" (the setting's value is "Default Light Modern").
+        const shown = label.replace(/^Default /, '');
+        await page.locator('.quick-input-widget input').fill(shown);
+        await page.locator('.quick-input-list .monaco-list-row', { hasText: shown }).first().waitFor();
+        await page.keyboard.press('Enter');
+        await page.waitForFunction(() => document.querySelector('.monaco-workbench')?.classList.contains('vs'));
+        console.log(`PASS the workbench is in ${label}`);
+      }
+      for (const [name, show] of Object.entries(views)) await attempt(`${theme}-${name}`, () => show(ui));
     }
+    const total = Object.keys(steps).length + Object.keys(views).length * Object.keys(THEMES).length;
     console.log(`screenshots in ${shots}`);
-    console.log(failures ? `UI SMOKE FAILED (${failures} of ${Object.keys(steps).length} steps)` : 'UI SMOKE OK');
+    console.log(failures ? `UI SMOKE FAILED (${failures} of ${total} steps)` : 'UI SMOKE OK');
     return failures ? 1 : 0;
   } finally {
     await browser?.close().catch(() => {});

@@ -7,6 +7,8 @@ import { registerAllocationPanel, type AllocationPanelRegistration } from './pan
 import { CheckpointFolders } from './checkpoint-folders';
 import { registerCommands } from './commands';
 import { reportErrors } from './errors';
+import { FileHashes } from './file-hashes';
+import { registerRunCommands } from './runs/run-commands';
 import { RunRegistry, type FinishedRun } from './runs/run-registry';
 import { ModelTree } from './trees/model-tree';
 import type { TreeNode } from './trees/tree-node';
@@ -26,9 +28,10 @@ export function activate(context: vscode.ExtensionContext): PruneLensApi {
   const output = vscode.window.createOutputChannel('PruneLens', { log: true });
   const runs = new RunRegistry(output);
   const checkpoints = new CheckpointFolders(output);
-  const models = new ModelTree(output);
+  const hashes = new FileHashes(context.globalStorageUri.fsPath);
+  const models = new ModelTree(output, { dir: (context.storageUri ?? context.globalStorageUri).fsPath, hashes });
   const scores = new ScoresDocuments(models);
-  const allocation = registerAllocationPanel(context, output);
+  const allocation = registerAllocationPanel(context, output, hashes);
   const loss = registerLossDecorations(output);
   const services = { output, runs, checkpoints, models, scores, storage: context.globalStorageUri, allocation, loss };
   context.subscriptions.push(
@@ -50,6 +53,7 @@ export function activate(context: vscode.ExtensionContext): PruneLensApi {
       if (fs.existsSync(path.join(folder.fsPath, TOKEN_LOSSES_FILE))) void reportErrors(output, () => loss.showRun(folder.fsPath));
     }),
     ...registerCommands(services),
+    ...registerRunCommands(services),
   );
   void checkpoints.refresh();
   void runs.refresh();

@@ -7,11 +7,12 @@
  * carries the whole edit, so the host never has to keep a copy in step.
  */
 import type { Allocation } from '../engine/allocate/plan';
+import { ALLOCATION_NAMES, METHOD_NAMES } from '../engine/display';
 import type { Method } from '../engine/prune/spec';
 
-/** Exhaustive maps, so a method or allocation added to the engine fails to compile until labelled here. */
-export const METHOD_LABELS: Record<Method, string> = { magnitude: 'Magnitude', wanda: 'Wanda', sparsegpt: 'SparseGPT' };
-export const ALLOCATION_LABELS: Record<Allocation, string> = { uniform: 'Uniform', owl: 'OWL', besa: 'BESA-style' };
+/** The engine's one spelling of each name; exhaustive maps, so a new method or allocation fails to compile until named. */
+export const METHOD_LABELS: Record<Method, string> = METHOD_NAMES;
+export const ALLOCATION_LABELS: Record<Allocation, string> = { uniform: ALLOCATION_NAMES.uniform, owl: ALLOCATION_NAMES.owl, besa: ALLOCATION_NAMES.besa };
 export const ALLOCATION_KINDS = Object.keys(ALLOCATION_LABELS) as Allocation[];
 export const PLAN_METHODS = Object.keys(METHOD_LABELS) as Method[];
 
@@ -22,6 +23,8 @@ export const PLAN_METHODS = Object.keys(METHOD_LABELS) as Method[];
 export const MAX_SPARSITY = 0.95;
 /** More decoder blocks than any model PruneLens can load; bounds what an inbound message may carry. */
 export const MAX_BLOCKS = 4096;
+/** More linears than a decoder block has; bounds a block's per-linear array. */
+export const MAX_LINEARS = 64;
 
 export interface ModelInfo {
   path: string;
@@ -31,9 +34,22 @@ export interface ModelInfo {
   parameters: number;
 }
 
+/** A targeted linear of a decoder block, in the order every per-linear array of these messages follows. */
+export interface LinearInfo {
+  /** Block-relative name, as plan files write it (`self_attn.q_proj`). */
+  name: string;
+  label: string;
+  /** Weights in the linear: per-linear ratios average into the block's sparsity by these. */
+  size: number;
+}
+
+/** Per block: the ratio of each linear (LinearInfo order), or null where the block prunes every linear alike. */
+export type BlockLinears = (number[] | null)[];
+
 /** One allocation's plan as the webview draws it; the error table stays in the host. */
 export interface PlanSummary {
   blocks: number[];
+  linears: BlockLinears;
   /** estimatePlan's score of the unedited plan and its blocks' shares: the baseline an edit is compared with. */
   score: number;
   perBlock: number[];
@@ -41,24 +57,56 @@ export interface PlanSummary {
 
 export type Job = 'plans' | 'apply' | 'export';
 
+/** The edit the page sends: where it started, each block's sparsity and, where set, each linear's. */
+export interface Edit {
+  allocation: Allocation;
+  blocks: number[];
+  /** Absent where no block has per-linear ratios. */
+  linears?: BlockLinears;
+}
+
+/** The plans' calibration: a quick set (few windows) first, then the full one the settings ask for. */
+export interface PlanWindows {
+  windows: number;
+  quick: boolean;
+  seconds: number;
+  /** Windows of the full set, and its expected time from the quick one's (null once the full set is shown). */
+  fullWindows: number;
+  fullSeconds: number | null;
+}
+
+/** What the last Apply or Export left; kept by the page so it survives hide, show and reload. */
+export interface JobResult {
+  job: 'apply' | 'export';
+  output: string;
+  pplDense: number | null;
+  ppl: number | null;
+  sparsity: number;
+  /** An export of the model just applied: the folder was copied, not pruned again. */
+  copied: boolean;
+  /** An export of the plan file only: no model, no perplexity. */
+  planOnly: boolean;
+}
+
 export type ToWebview =
-  | { type: 'init'; model: ModelInfo; method: Method; target: number; calibration: string; evaluation: string }
-  | { type: 'plans'; method: Method; target: number; plans: Record<Allocation, PlanSummary> }
+  | { type: 'init'; model: ModelInfo; method: Method; target: number; calibration: string; evaluation: string; linears: LinearInfo[] }
+  | { type: 'plans'; method: Method; target: number; calibration: PlanWindows; plans: Record<Allocation, PlanSummary> }
   | { type: 'estimate'; requestId: number; score: number; perBlock: number[]; target: number }
   | { type: 'progress'; job: Job; stage: string; done: number; total: number; detail?: string }
-  | { type: 'done'; job: 'apply' | 'export'; output: string; pplDense: number | null; ppl: number | null; sparsity: number }
+  | ({ type: 'done' } & JobResult)
   | { type: 'cancelled'; job: Job }
   /** `job` is set when the failure ended that job; otherwise a request was refused and nothing stopped. */
   | { type: 'error'; message: string; job?: Job };
 
 export type FromWebview =
   | { type: 'ready' }
-  | { type: 'computePlans'; method: Method; target: number }
-  | { type: 'requestEstimate'; requestId: number; allocation: Allocation; blocks: number[] }
-  | { type: 'apply'; allocation: Allocation; blocks: number[] }
-  | { type: 'export'; allocation: Allocation; blocks: number[] }
+  | { type: 'computePlans'; method: Method; target: number; quick: boolean }
+  | ({ type: 'requestEstimate'; requestId: number } & Edit)
+  | ({ type: 'apply' } & Edit)
+  /** `what` defaults to the model; a plan file is written without pruning. */
+  | ({ type: 'export'; what?: 'model' | 'plan' } & Edit)
   | { type: 'cancel' }
-  | { type: 'openReport' };
+  | { type: 'openReport'; output: string };
 
 /** What the webview keeps with setState; the host reads `model`, `method` and `target` back on revive. */
 export interface PanelState {
@@ -66,9 +114,14 @@ export interface PanelState {
   method: Method;
   target: number;
   info?: ModelInfo;
-  plans?: { method: Method; target: number; plans: Record<Allocation, PlanSummary> };
+  linearInfo?: LinearInfo[];
+  plans?: { method: Method; target: number; calibration: PlanWindows; plans: Record<Allocation, PlanSummary> };
   allocation?: Allocation;
   blocks?: number[];
+  linears?: BlockLinears;
+  /** Blocks whose per-linear ratios are shown. */
+  expanded?: number[];
+  result?: JobResult;
 }
 
 export function assertNever(value: never): never {
@@ -84,6 +137,10 @@ const isMethod = (x: unknown): x is Method => typeof x === 'string' && Object.ha
 const isAllocation = (x: unknown): x is Allocation => typeof x === 'string' && Object.hasOwn(ALLOCATION_LABELS, x);
 const isBlocks = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.length <= MAX_BLOCKS && x.every(isSparsity);
 const isRequestId = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+/** Block linears: one entry per block, each null or a short array of ratios (the host checks the exact count). */
+const isLinears = (x: unknown, blocks: number): x is BlockLinears =>
+  Array.isArray(x) && x.length === blocks && x.every((l) => l === null || (Array.isArray(l) && l.length > 0 && l.length <= MAX_LINEARS && l.every(isSparsity)));
+const isEdit = (x: Fields): boolean => isAllocation(x.allocation) && isBlocks(x.blocks) && (x.linears === undefined || isLinears(x.linears, x.blocks.length));
 
 /** The host's gate: every inbound message is checked field by field before it is acted on. */
 export function isFromWebview(x: unknown): x is FromWebview {
@@ -92,15 +149,17 @@ export function isFromWebview(x: unknown): x is FromWebview {
   switch (type) {
     case 'ready':
     case 'cancel':
-    case 'openReport':
       return true;
+    case 'openReport':
+      return typeof x.output === 'string' && x.output.length > 0 && x.output.length <= 4096;
     case 'computePlans':
-      return isMethod(x.method) && isTarget(x.target);
+      return isMethod(x.method) && isTarget(x.target) && typeof x.quick === 'boolean';
     case 'requestEstimate':
-      return isRequestId(x.requestId) && isAllocation(x.allocation) && isBlocks(x.blocks);
+      return isRequestId(x.requestId) && isEdit(x);
     case 'apply':
+      return isEdit(x);
     case 'export':
-      return isAllocation(x.allocation) && isBlocks(x.blocks);
+      return isEdit(x) && (x.what === undefined || x.what === 'model' || x.what === 'plan');
     default:
       return false;
   }

@@ -1,9 +1,14 @@
+import * as path from 'node:path';
+import { estimatePlan } from '../allocate/estimate';
+import { ALLOCATION_NAMES, formatMiB, formatPercent, formatPerplexity, formatSeconds, METHOD_NAMES } from '../display';
+import type { StructuredRecord } from '../structured/structured-prune';
 import type { PruneRecord } from './record';
 
 export const REPORT_FILE = 'prunelens-report.md';
 /** Figures written beside the report and linked from it by relative path (the Markdown preview and GitHub show them). */
 export const SPARSITY_FIGURE = 'prunelens-sparsity.svg';
 export const LOSS_HISTOGRAM_FIGURE = 'prunelens-loss-histogram.svg';
+export const ERROR_FIGURE = 'prunelens-block-error.svg';
 
 /** Per-token losses in nats of the same evaluation windows, before and after pruning. */
 export interface TokenLossPair {
@@ -17,31 +22,104 @@ export interface TokenLossPair {
  */
 export function reportFiles(r: PruneRecord, losses?: TokenLossPair): [name: string, content: string][] {
   const figures: [string, string][] = [[SPARSITY_FIGURE, sparsitySvg(r)]];
+  const errors = blockErrors(r);
+  if (errors) figures.push([ERROR_FIGURE, blockErrorSvg(r, errors)]);
   if (losses && losses.dense.length > 0) figures.push([LOSS_HISTOGRAM_FIGURE, lossHistogramSvg(losses)]);
   return [[REPORT_FILE, renderReport(r, figures.map(([name]) => name))], ...figures];
 }
 
+/** The report of a structured run (heads, channels or blocks removed): what was cut, perplexity, size and time. */
+export function structuredReportFiles(r: StructuredRecord, losses?: TokenLossPair): [name: string, content: string][] {
+  const figures: [string, string][] = losses && losses.dense.length > 0 ? [[LOSS_HISTOGRAM_FIGURE, lossHistogramSvg(losses)]] : [];
+  return [[REPORT_FILE, renderStructuredReport(r, figures.map(([name]) => name))], ...figures];
+}
+
+export function renderStructuredReport(r: StructuredRecord, figures: readonly string[] = []): string {
+  const where = { output: r.output } as PruneRecord;
+  const explicit = r.explicit && [...r.explicit.heads.map(([l, h]) => `head ${l}.${h} (zeroed)`), ...r.explicit.layers.map((l) => `layer ${l}`)].join(', ');
+  const target = r.target && `${[r.target.heads && 'heads', r.target.channels && 'channels', r.target.layers && 'layers'].filter(Boolean).join(', ')}, ${formatPercent(r.target.ratio)} of the parameters`;
+  const kv = Object.entries(r.removed.kvHeads).filter(([, g]) => g.length > 0);
+  const lines = [
+    `# PruneLens report: removed ${explicit ?? target}`,
+    '',
+    `Source \`${relative(where, r.source.path)}\` (${r.source.dtype}), pruned into this folder on ${r.created}. Paths are relative to this folder.`,
+    '',
+    '## What was removed',
+    '',
+    '| part | removed |',
+    '|---|---|',
+    `| decoder blocks | ${r.removed.layers.length ? r.removed.layers.join(', ') : 'none'} |`,
+    `| key/value heads (with their query heads) | ${kv.length ? kv.map(([l, g]) => `layer ${l}: ${g.join(', ')}`).join('; ') : 'none'} |`,
+    `| MLP channels per layer | ${r.removed.channelsPerLayer} |`,
+    `| heads zeroed in place | ${r.removed.maskedHeads.length ? r.removed.maskedHeads.map(([l, h]) => `${l}.${h}`).join(', ') : 'none'} |`,
+    `| parameters | ${r.parameters.before.toLocaleString('en-US')} → ${r.parameters.after.toLocaleString('en-US')} (${formatPercent(r.parameters.removedFraction)} removed) |`,
+    `| size on disk | ${formatMiB(r.bytes.before)} → ${formatMiB(r.bytes.after)} |`,
+    '',
+    '## Perplexity',
+    '',
+  ];
+  if (r.evaluation) {
+    const ratio = r.perplexity.dense && r.perplexity.pruned ? ` (x${(r.perplexity.pruned / r.perplexity.dense).toFixed(3)})` : '';
+    lines.push(
+      `\`${relative(where, r.evaluation.file)}\`, WikiText protocol: ${r.evaluation.windows} windows of ${r.evaluation.seqlen} tokens.`,
+      '',
+      '| model | perplexity |',
+      '|---|---|',
+      `| dense | ${formatPerplexity(r.perplexity.dense)} |`,
+      `| pruned | ${formatPerplexity(r.perplexity.pruned)}${ratio} |`,
+    );
+    if (figures.includes(LOSS_HISTOGRAM_FIGURE)) lines.push('', `![Histogram of the change in loss per predicted token, pruned minus dense, in nats](${LOSS_HISTOGRAM_FIGURE})`);
+  } else {
+    lines.push('Not evaluated.');
+  }
+  lines.push('', '## Cost', '', `Whole run ${formatSeconds(r.seconds.total)}, peak resident memory ${r.peakRssMb.toFixed(0)} MiB.`, '');
+  return lines.join('\n');
+}
+
 const LINEAR_COLUMNS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+/**
+ * Per block, the relative output error the plan's error table gives for the ratios the run pruned at:
+ * the only per-layer error a record holds (measured on calibration windows when the plan was made),
+ * so only a run whose plan has an error table gets the chart.
+ */
+function blockErrors(r: PruneRecord): number[] | undefined {
+  if (!r.plan?.statistics?.errors) return undefined;
+  try {
+    return estimatePlan(r.plan).perBlock;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A path as the report shows it: relative to the output folder, so the report reads the same wherever the folder goes. */
+function relative(r: PruneRecord, file: string): string {
+  const rel = path.relative(r.output, path.resolve(r.output, file));
+  return rel === '' ? '.' : rel.split(path.sep).join('/');
+}
 
 /** The Markdown report written beside the pruned weights: the same numbers as prunelens.json, and links to `figures` written beside it. */
 export function renderReport(r: PruneRecord, figures: readonly string[] = []): string {
-  const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
-  const ppl = (v: number | null): string => (v === null ? 'not evaluated' : v.toFixed(4));
+  const pct = formatPercent;
+  const ppl = (v: number | null): string => (v === null ? 'not evaluated' : formatPerplexity(v));
+  const method = METHOD_NAMES[r.method];
+  const allocation = ALLOCATION_NAMES[r.plan?.allocation ?? 'uniform'];
   const lines = [
-    `# PruneLens report: ${r.method}${r.nm ? ` ${r.nm}` : ` ${pct(r.sparsity)}`}`,
+    `# PruneLens report: ${method}${r.nm ? ` ${r.nm}` : ` ${pct(r.sparsity)}, ${allocation}`}`,
     '',
-    `Source \`${r.source.path}\` (${r.source.parameters.toLocaleString('en-US')} parameters, ${r.source.dtype}), written to \`${r.output}\` on ${r.created}.`,
+    `Source \`${relative(r, r.source.path)}\` (${r.source.parameters.toLocaleString('en-US')} parameters, ${r.source.dtype}), pruned into this folder on ${r.created}. Paths are relative to this folder.`,
     '',
     '## Settings',
     '',
     '| setting | value |',
     '|---|---|',
-    `| method | ${r.method} |`,
+    `| method | ${method} |`,
     `| target | ${r.nm ? `${r.nm} (N:M)` : `${pct(r.sparsity)} unstructured`} |`,
+    ...(r.nm ? [] : [`| allocation | ${allocation} |`]),
     `| linears | include ${r.settings.include.join(', ') || 'all'}; exclude ${r.settings.exclude.join(', ') || 'none'} |`,
     ...(r.method === 'sparsegpt' ? [`| SparseGPT | blocksize ${r.settings.blocksize}, dampening ${r.settings.percdamp} x mean diag(H) |`] : []),
     r.calibration
-      ? `| calibration | \`${r.calibration.file}\` (${r.calibration.format}, sha256 ${r.calibration.sha256.slice(0, 12)}…), ${r.calibration.nsamples} windows of ${r.calibration.seqlen}, seed ${r.calibration.seed} |`
+      ? `| calibration | \`${relative(r, r.calibration.file)}\` (${r.calibration.format}, sha256 ${r.calibration.sha256.slice(0, 12)}…), ${r.calibration.nsamples} windows of ${r.calibration.seqlen}, seed ${r.calibration.seed} |`
       : '| calibration | none (magnitude needs no data) |',
     '',
     '## Perplexity',
@@ -50,7 +128,7 @@ export function renderReport(r: PruneRecord, figures: readonly string[] = []): s
   if (r.evaluation) {
     const ratio = r.perplexity.dense && r.perplexity.pruned ? ` (x${(r.perplexity.pruned / r.perplexity.dense).toFixed(3)})` : '';
     lines.push(
-      `\`${r.evaluation.file}\`, WikiText protocol: ${r.evaluation.windows} windows of ${r.evaluation.seqlen} tokens.`,
+      `\`${relative(r, r.evaluation.file)}\`, WikiText protocol: ${r.evaluation.windows} windows of ${r.evaluation.seqlen} tokens.`,
       '',
       '| model | perplexity |',
       '|---|---|',
@@ -70,6 +148,9 @@ export function renderReport(r: PruneRecord, figures: readonly string[] = []): s
     `Targeted linears: ${pct(r.measured.sparsity)} zeros (${r.measured.zeros.toLocaleString('en-US')} of ${r.measured.targetedParameters.toLocaleString('en-US')}); whole model: ${pct(r.measured.modelSparsity)}.`,
     '',
     ...(figures.includes(SPARSITY_FIGURE) ? [`![Measured sparsity per decoder block, with the plan's ratio marked](${SPARSITY_FIGURE})`, ''] : []),
+    ...(figures.includes(ERROR_FIGURE)
+      ? [`![Estimated relative output error per decoder block, from the plan's error table](${ERROR_FIGURE})`, '']
+      : []),
     `| layer | ${LINEAR_COLUMNS.join(' | ')} | block | seconds |`,
     `|---|${LINEAR_COLUMNS.map(() => '---|').join('')}---|---|`,
   );
@@ -78,24 +159,35 @@ export function renderReport(r: PruneRecord, figures: readonly string[] = []): s
       const entry = Object.entries(r.tensors).find(([name]) => name.startsWith(`model.layers.${layer.layer}.`) && name.endsWith(`.${linear}.weight`));
       return entry ? pct(entry[1].sparsity) : '';
     });
-    lines.push(`| ${layer.layer} | ${cells.join(' | ')} | ${pct(layer.sparsity)} | ${layer.seconds.toFixed(2)} |`);
+    lines.push(`| ${layer.layer} | ${cells.join(' | ')} | ${pct(layer.sparsity)} | ${formatSeconds(layer.seconds)} |`);
   }
   lines.push(
     '',
     '## Cost',
     '',
-    `Pruning ${r.seconds.prune.toFixed(1)} s, whole run ${r.seconds.total.toFixed(1)} s, peak resident memory ${r.peakRssMb.toFixed(0)} MiB.`,
+    `Pruning ${formatSeconds(r.seconds.prune)}, whole run ${formatSeconds(r.seconds.total)}, peak resident memory ${r.peakRssMb.toFixed(0)} MiB.`,
     '',
   );
   return lines.join('\n');
 }
 
-// Figures: mid-tone colours read on both light and dark Markdown previews, which an SVG in <img> cannot query.
-const INK = '#888888';
-const GRID = '#88888855';
-const BAR = '#3794ff';
-const WORSE = '#e05252';
-const BETTER = '#3794ff';
+/*
+ * Figures: colours by class, from the viewer's theme where it can be read. Inline in a VS Code webview the
+ * --vscode-* variables apply; as an <img> (the Markdown preview, GitHub) they are not visible, so each
+ * falls back to a colour for the page's light or dark scheme (prefers-color-scheme), and mid-tones that
+ * read on either scheme as the last resort.
+ */
+const STYLE = [
+  '<style>',
+  '.ink{fill:var(--vscode-foreground,#6b6b6b)}.axis{stroke:var(--vscode-foreground,#6b6b6b)}',
+  '.grid{stroke:var(--vscode-editorWidget-border,#8888884d)}',
+  '.bar{fill:var(--vscode-charts-blue,#1a73d9)}.worse{fill:var(--vscode-charts-red,#c72e2e)}.better{fill:var(--vscode-charts-blue,#1a73d9)}',
+  '.target{stroke:var(--vscode-charts-red,#c72e2e)}.target-text{fill:var(--vscode-charts-red,#c72e2e)}.err{fill:var(--vscode-charts-orange,#b35c00)}',
+  '@media (prefers-color-scheme:dark){.ink{fill:var(--vscode-foreground,#cccccc)}.axis{stroke:var(--vscode-foreground,#cccccc)}',
+  '.bar,.better{fill:var(--vscode-charts-blue,#3794ff)}.worse{fill:var(--vscode-charts-red,#f14c4c)}.target{stroke:var(--vscode-charts-red,#f14c4c)}',
+  '.target-text{fill:var(--vscode-charts-red,#f14c4c)}.err{fill:var(--vscode-charts-orange,#d18616)}}',
+  '</style>',
+].join('');
 const FONT = 'font-family="sans-serif" font-size="11"';
 const TITLE_FONT = 'font-family="sans-serif" font-size="12"';
 
@@ -105,6 +197,7 @@ function svg(width: number, height: number, title: string, desc: string, body: s
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img">`,
     `<title>${escape(title)}</title>`,
     `<desc>${escape(desc)}</desc>`,
+    STYLE,
     ...body,
     '</svg>',
     '',
@@ -124,25 +217,25 @@ export function sparsitySvg(r: PruneRecord): string {
   const slot = (width - left - right) / n;
   const y = (v: number): number => top + plotH * (1 - v);
   const body: string[] = [
-    `<text x="${left}" y="16" fill="${INK}" ${TITLE_FONT}>Sparsity per decoder block (${r.method}${r.nm ? ` ${r.nm}` : ''}, ${r.plan.allocation} allocation)</text>`,
+    `<text x="${left}" y="16" class="ink" ${TITLE_FONT}>Sparsity per decoder block (${METHOD_NAMES[r.method]}${r.nm ? ` ${r.nm}` : ''}, ${ALLOCATION_NAMES[r.plan.allocation]} allocation)</text>`,
   ];
   for (const t of [0, 0.25, 0.5, 0.75, 1]) {
-    body.push(`<line x1="${left}" x2="${width - right}" y1="${num(y(t))}" y2="${num(y(t))}" stroke="${GRID}"/>`);
-    body.push(`<text x="${left - 6}" y="${num(y(t) + 4)}" fill="${INK}" ${FONT} text-anchor="end">${Math.round(t * 100)}%</text>`);
+    body.push(`<line x1="${left}" x2="${width - right}" y1="${num(y(t))}" y2="${num(y(t))}" class="grid"/>`);
+    body.push(`<text x="${left - 6}" y="${num(y(t) + 4)}" class="ink" ${FONT} text-anchor="end">${Math.round(t * 100)}%</text>`);
   }
   r.layers.forEach((layer, i) => {
     const x = left + i * slot;
     const w = Math.max(1, slot * 0.7);
     const planned = r.plan.blocks[layer.layer]?.sparsity;
-    body.push(`<rect x="${num(x + (slot - w) / 2)}" y="${num(y(layer.sparsity))}" width="${num(w)}" height="${num(plotH * layer.sparsity)}" fill="${BAR}"><title>block ${layer.layer}: ${(100 * layer.sparsity).toFixed(2)}%</title></rect>`);
+    body.push(`<rect x="${num(x + (slot - w) / 2)}" y="${num(y(layer.sparsity))}" width="${num(w)}" height="${num(plotH * layer.sparsity)}" class="bar"><title>block ${layer.layer}: ${(100 * layer.sparsity).toFixed(2)}%</title></rect>`);
     if (planned !== undefined && !r.nm) {
-      body.push(`<line x1="${num(x + (slot - w) / 2 - 2)}" x2="${num(x + (slot + w) / 2 + 2)}" y1="${num(y(planned))}" y2="${num(y(planned))}" stroke="${INK}" stroke-width="2"/>`);
+      body.push(`<line x1="${num(x + (slot - w) / 2 - 2)}" x2="${num(x + (slot + w) / 2 + 2)}" y1="${num(y(planned))}" y2="${num(y(planned))}" class="axis" stroke-width="2"/>`);
     }
-    if (n <= 40 || i % Math.ceil(n / 40) === 0) body.push(`<text x="${num(x + slot / 2)}" y="${height - bottom + 14}" fill="${INK}" ${FONT} text-anchor="middle">${layer.layer}</text>`);
+    if (n <= 40 || i % Math.ceil(n / 40) === 0) body.push(`<text x="${num(x + slot / 2)}" y="${height - bottom + 14}" class="ink" ${FONT} text-anchor="middle">${layer.layer}</text>`);
   });
-  body.push(`<line x1="${left}" x2="${width - right}" y1="${num(y(r.sparsity))}" y2="${num(y(r.sparsity))}" stroke="${WORSE}" stroke-dasharray="5 3"/>`);
-  body.push(`<text x="${width - right}" y="${num(y(r.sparsity) - 4)}" fill="${WORSE}" ${FONT} text-anchor="end">target ${(100 * r.sparsity).toFixed(1)}%</text>`);
-  body.push(`<text x="${left + (width - left - right) / 2}" y="${height - 4}" fill="${INK}" ${FONT} text-anchor="middle">decoder block (bar: measured; tick: planned)</text>`);
+  body.push(`<line x1="${left}" x2="${width - right}" y1="${num(y(r.sparsity))}" y2="${num(y(r.sparsity))}" class="target" stroke-dasharray="5 3"/>`);
+  body.push(`<text x="${width - right}" y="${num(y(r.sparsity) - 4)}" class="target-text" ${FONT} text-anchor="end">target ${(100 * r.sparsity).toFixed(1)}%</text>`);
+  body.push(`<text x="${left + (width - left - right) / 2}" y="${height - 4}" class="ink" ${FONT} text-anchor="middle">decoder block (bar: measured; tick: planned)</text>`);
   const desc = `Measured sparsity per block: ${r.layers.map((l) => `${l.layer}: ${(100 * l.sparsity).toFixed(1)}%`).join(', ')}.`;
   return svg(width, height, 'Sparsity per decoder block', desc, body);
 }
@@ -168,28 +261,54 @@ export function lossHistogramSvg(losses: TokenLossPair): string {
   const x = (v: number): number => left + ((v - lo) / (hi - lo)) * plotW;
   const y = (share: number): number => top + plotH * (1 - share / peak);
   const body: string[] = [
-    `<text x="${left}" y="16" fill="${INK}" ${TITLE_FONT}>Change in loss per predicted token (pruned - dense), ${diffs.length.toLocaleString('en-US')} tokens</text>`,
+    `<text x="${left}" y="16" class="ink" ${TITLE_FONT}>Change in loss per predicted token (pruned - dense), ${diffs.length.toLocaleString('en-US')} tokens</text>`,
   ];
   for (const f of [0, 0.5, 1]) {
-    body.push(`<line x1="${left}" x2="${width - right}" y1="${num(y(peak * f))}" y2="${num(y(peak * f))}" stroke="${GRID}"/>`);
-    body.push(`<text x="${left - 6}" y="${num(y(peak * f) + 4)}" fill="${INK}" ${FONT} text-anchor="end">${(100 * peak * f).toFixed(1)}%</text>`);
+    body.push(`<line x1="${left}" x2="${width - right}" y1="${num(y(peak * f))}" y2="${num(y(peak * f))}" class="grid"/>`);
+    body.push(`<text x="${left - 6}" y="${num(y(peak * f) + 4)}" class="ink" ${FONT} text-anchor="end">${(100 * peak * f).toFixed(1)}%</text>`);
   }
   counts.forEach((c, i) => {
     const from = lo + i * binWidth;
     const share = c / total;
     body.push(
-      `<rect x="${num(x(from) + 0.5)}" y="${num(y(share))}" width="${num(Math.max(0.5, x(from + binWidth) - x(from) - 1))}" height="${num(plotH * (share / peak))}" fill="${from + binWidth / 2 < 0 ? BETTER : WORSE}"/>`,
+      `<rect x="${num(x(from) + 0.5)}" y="${num(y(share))}" width="${num(Math.max(0.5, x(from + binWidth) - x(from) - 1))}" height="${num(plotH * (share / peak))}" class="${from + binWidth / 2 < 0 ? 'better' : 'worse'}"/>`,
     );
   });
   const step = hi - lo > 8 ? 2 : 1;
   for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-9; t += step) {
-    body.push(`<text x="${num(x(t))}" y="${height - bottom + 14}" fill="${INK}" ${FONT} text-anchor="middle">${t > 0 ? '+' : ''}${t}</text>`);
+    body.push(`<text x="${num(x(t))}" y="${height - bottom + 14}" class="ink" ${FONT} text-anchor="middle">${t > 0 ? '+' : ''}${t}</text>`);
   }
-  body.push(`<line x1="${num(x(0))}" x2="${num(x(0))}" y1="${top}" y2="${top + plotH}" stroke="${INK}"/>`);
-  body.push(`<line x1="${num(x(mean))}" x2="${num(x(mean))}" y1="${top}" y2="${top + plotH}" stroke="${INK}" stroke-dasharray="4 3"/>`);
-  body.push(`<text x="${num(x(mean) + 4)}" y="${top + 10}" fill="${INK}" ${FONT}>mean ${mean >= 0 ? '+' : ''}${mean.toFixed(2)} (perplexity x${Math.exp(mean).toFixed(2)})</text>`);
-  body.push(`<text x="${left + plotW / 2}" y="${height - 4}" fill="${INK}" ${FONT} text-anchor="middle">nats (blue: more likely after pruning, red: less)</text>`);
+  body.push(`<line x1="${num(x(0))}" x2="${num(x(0))}" y1="${top}" y2="${top + plotH}" class="axis"/>`);
+  body.push(`<line x1="${num(x(mean))}" x2="${num(x(mean))}" y1="${top}" y2="${top + plotH}" class="axis" stroke-dasharray="4 3"/>`);
+  body.push(`<text x="${num(x(mean) + 4)}" y="${top + 10}" class="ink" ${FONT}>mean ${mean >= 0 ? '+' : ''}${mean.toFixed(2)} (perplexity x${Math.exp(mean).toFixed(2)})</text>`);
+  body.push(`<text x="${left + plotW / 2}" y="${height - 4}" class="ink" ${FONT} text-anchor="middle">nats (blue: more likely after pruning, red: less)</text>`);
   const worse = diffs.filter((d) => d > 0).length / total;
   const desc = `Mean change ${mean.toFixed(3)} nats; ${(100 * worse).toFixed(1)}% of tokens lost probability, ${(100 * (1 - worse)).toFixed(1)}% kept or gained it.`;
   return svg(width, height, 'Change in loss per token', desc, body);
+}
+
+/** Each block's estimated relative output error at the ratios it was pruned at (from the plan's error table). */
+export function blockErrorSvg(r: PruneRecord, errors: readonly number[]): string {
+  const { width, height, left, right, top, bottom } = FRAME;
+  const plotH = height - top - bottom;
+  const n = Math.max(1, errors.length);
+  const slot = (width - left - right) / n;
+  const peak = Math.max(...errors, 1e-12);
+  const y = (v: number): number => top + plotH * (1 - v / peak);
+  const body: string[] = [
+    `<text x="${left}" y="16" class="ink" ${TITLE_FONT}>Estimated output error per decoder block (error table of the ${ALLOCATION_NAMES[r.plan.allocation]} plan)</text>`,
+  ];
+  for (const f of [0, 0.5, 1]) {
+    body.push(`<line x1="${left}" x2="${width - right}" y1="${num(y(peak * f))}" y2="${num(y(peak * f))}" class="grid"/>`);
+    body.push(`<text x="${left - 6}" y="${num(y(peak * f) + 4)}" class="ink" ${FONT} text-anchor="end">${(peak * f).toFixed(3)}</text>`);
+  }
+  errors.forEach((e, i) => {
+    const x = left + i * slot;
+    const w = Math.max(1, slot * 0.7);
+    body.push(`<rect x="${num(x + (slot - w) / 2)}" y="${num(y(e))}" width="${num(w)}" height="${num(plotH * (e / peak))}" class="err"><title>block ${i}: ${e.toFixed(3)}</title></rect>`);
+    if (n <= 40 || i % Math.ceil(n / 40) === 0) body.push(`<text x="${num(x + slot / 2)}" y="${height - bottom + 14}" class="ink" ${FONT} text-anchor="middle">${i}</text>`);
+  });
+  body.push(`<text x="${left + (width - left - right) / 2}" y="${height - 4}" class="ink" ${FONT} text-anchor="middle">decoder block (squared output error over the dense output's, measured on calibration windows)</text>`);
+  const desc = `Estimated relative output error per block: ${errors.map((e, i) => `${i}: ${e.toFixed(3)}`).join(', ')}.`;
+  return svg(width, height, 'Estimated output error per block', desc, body);
 }

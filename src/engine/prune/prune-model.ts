@@ -46,6 +46,11 @@ export interface PruneModelOptions extends RunControl {
   /** Required by Wanda, SparseGPT, OWL and the BESA-style search; magnitude alone needs no data. */
   calibration?: CalibrationRequest;
   evaluation?: EvaluationRequest;
+  /**
+   * The dense model's evaluation of this same text and seqlen, made earlier (the extension keeps it):
+   * used instead of evaluating the dense model again. Refused if it does not fit the text.
+   */
+  dense?: PerplexityResult;
   runtime: RuntimeSettings;
 }
 
@@ -166,7 +171,8 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
         if (done.dense && nll) {
           dense = { ...done.dense, tokenNll: nll };
         } else {
-          dense = await evaluate(checkpoint, 'evaluate dense');
+          // A dense evaluation the caller made earlier (the extension keeps one per model, text and seqlen) is not repeated.
+          dense = options.dense ? checkedDense(options.dense, evalIds, options.evaluation!) : await evaluate(checkpoint, 'evaluate dense');
           warnIfDegenerate(dense, cfg, 'the dense model', options);
           const { tokenNll, ...rest } = dense;
           await journal.saveArray('dense-nll', tokenNll);
@@ -323,4 +329,17 @@ function warnIfDegenerate(result: PerplexityResult, cfg: ModelConfig, what: stri
   if (!Number.isFinite(result.ppl) || result.ppl >= 0.9 * cfg.vocabSize) {
     control.log?.warn(`${what} has perplexity ${result.ppl}, as bad as guessing among all ${cfg.vocabSize} tokens: its weights may be damaged (overflowed or scaled)`);
   }
+}
+
+/** A dense evaluation made earlier, if it is one of this text at this seqlen (the windows it would cut). */
+function checkedDense(dense: PerplexityResult, ids: Int32Array, evaluation: EvaluationRequest): PerplexityResult {
+  const windows = Math.min(Math.floor(ids.length / evaluation.seqlen), evaluation.maxWindows ?? Infinity);
+  if (dense.seqlen !== evaluation.seqlen || dense.textTokens !== ids.length || dense.windows !== windows || dense.tokenNll.length !== windows * (evaluation.seqlen - 1)) {
+    throw new PruneLensError(
+      'usage',
+      `the given dense evaluation (${dense.windows} windows of ${dense.seqlen}, ${dense.textTokens} text tokens) is not one of this text (${windows} windows of ${evaluation.seqlen}, ${ids.length} tokens)`,
+      evaluation.file,
+    );
+  }
+  return dense;
 }

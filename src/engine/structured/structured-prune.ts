@@ -2,6 +2,8 @@ import { drawCalibration, type CalibrationRequest } from '../calibrate/calibrati
 import { PruneLensError } from '../errors';
 import { evaluateStage, type PerplexityResult } from '../evaluate/perplexity';
 import { OutputFolder, RECORD_FILE } from '../export/output-folder';
+import { structuredReportFiles } from '../export/report';
+import { TOKEN_LOSSES_FILE, tokenLossesFor, writeTokenLosses, type TokenLosses } from '../export/token-losses';
 import type { RuntimeSettings } from '../graph/session';
 import { Checkpoint } from '../io/checkpoint';
 import { peakRssMb } from '../memory';
@@ -11,6 +13,7 @@ import type { RunControl } from '../progress';
 import { throwIfCancelled } from '../progress';
 import { withModelSession } from '../model/model-session';
 import type { EvaluationRequest } from '../prune/prune-model';
+import * as path from 'node:path';
 import { encodeText } from '../text/encode-text';
 import { readTextFile } from '../text/text-file';
 import { computeScores, type StructuredScores } from './scores';
@@ -84,8 +87,9 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
   return withModelSession(options.model, options.runtime, async (session) => {
     const { checkpoint, tokenizer, runner } = session;
     const cfg = checkpoint.config;
-    const evalIds = options.evaluation ? await encodeText(tokenizer, await readTextFile(options.evaluation.file), { ...options, source: options.evaluation.file }) : undefined;
-    const calibration = needsScores ? await drawCalibration(tokenizer, options.calibration!, options) : undefined;
+    const evalText = options.evaluation ? await readTextFile(options.evaluation.file) : undefined;
+    const evalIds = evalText !== undefined ? await encodeText(tokenizer, evalText, { ...options, source: options.evaluation!.file }) : undefined;
+    const calibration = needsScores ? await drawCalibration(tokenizer, options.calibration!, options, cfg) : undefined;
     const selection = options.target ? undefined : explicitSelection(checkpoint, options.explicit!);
     const masked = options.explicit?.heads ?? [];
     const evaluate = (r: DecoderRunner, weights: Checkpoint, stage: string): Promise<PerplexityResult> => evaluateStage(stage, r, weights, evalIds!, options.evaluation!, options);
@@ -149,6 +153,21 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
           peakRssMb: peakRssMb(),
         };
         await output.writeFile(RECORD_FILE, `${JSON.stringify(record, null, 2)}\n`);
+        // The same report and per-token losses as an unstructured run, so the Runs view and the inline loss view treat both alike.
+        for (const [name, content] of structuredReportFiles(record, dense && pruned ? { dense: dense.tokenNll, pruned: pruned.tokenNll } : undefined)) {
+          await output.writeFile(name, content);
+        }
+        if (dense && pruned) {
+          const { file, seqlen } = options.evaluation!;
+          let losses: TokenLosses | undefined;
+          try {
+            losses = tokenLossesFor(tokenizer, evalText!, file, evalIds!, seqlen, dense.windows, dense.tokenNll, pruned.tokenNll);
+          } catch (err) {
+            if (!(err instanceof PruneLensError && err.kind === 'text')) throw err;
+            options.onProgress?.({ type: 'warning', message: `no ${TOKEN_LOSSES_FILE}: ${err.message}` });
+          }
+          if (losses) await writeTokenLosses(path.join(output.partial, TOKEN_LOSSES_FILE), losses);
+        }
         await written.close();
         await output.commit();
         return record;

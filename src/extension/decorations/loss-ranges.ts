@@ -114,8 +114,19 @@ export function segmentAt(segments: LossSegments, offset: number): number | unde
   return i < segments.starts.length && segments.starts[i]! <= offset ? i : undefined;
 }
 
-/** Markdown for a segment's hover: both losses, the change, and what they mean as probabilities. */
-export function hoverText(segments: LossSegments, i: number): string {
+/** What the two loss columns are: the dense and the pruned model, or two runs being compared. */
+export interface LossLabels {
+  before: string;
+  after: string;
+}
+
+export const DENSE_PRUNED: LossLabels = { before: 'dense', after: 'pruned' };
+
+/**
+ * Markdown for a segment's hover: the token's text, both losses, the change, and what they mean as
+ * probabilities. `token` is the segment's text, shown quoted with escapes so spaces and newlines read.
+ */
+export function hoverText(segments: LossSegments, i: number, token?: string, labels: LossLabels = DENSE_PRUNED): string {
   const dense = segments.dense[i]!;
   const pruned = segments.pruned[i]!;
   const diff = pruned - dense;
@@ -123,19 +134,58 @@ export function hoverText(segments: LossSegments, i: number): string {
   // "1 in N" reads well for unlikely tokens; for likely ones the probability says it better.
   const loss = (nats: number): string => `${nats.toFixed(3)} nats (p = ${probability(Math.exp(-nats))}${nats >= Math.LN2 ? `, 1 in ${oneIn(Math.exp(nats))}` : ''})`;
   const ratio = Math.exp(diff);
+  const after = labels === DENSE_PRUNED ? 'after pruning' : `in ${labels.after}`;
   const effect =
     levelOf(diff) === 0
       ? 'about the same'
       : diff > 0
-        ? `${ratio.toFixed(ratio < 10 ? 2 : 0)}× less likely after pruning`
-        : `${(1 / ratio).toFixed(1 / ratio < 10 ? 2 : 0)}× more likely after pruning`;
+        ? `${ratio.toFixed(ratio < 10 ? 2 : 0)}× less likely ${after}`
+        : `${(1 / ratio).toFixed(1 / ratio < 10 ? 2 : 0)}× more likely ${after}`;
   return [
-    `**PruneLens token loss**${tokens > 1 ? ` (${tokens} tokens together)` : ''}`,
+    `**PruneLens token loss**${token !== undefined ? ` \`${quoted(token)}\`` : ''}${tokens > 1 ? ` (${tokens} tokens together)` : ''}`,
     '',
-    `dense: ${loss(dense)}  `,
-    `pruned: ${loss(pruned)}  `,
+    `${labels.before}: ${loss(dense)}  `,
+    `${labels.after}: ${loss(pruned)}  `,
     `change: ${diff >= 0 ? '+' : '−'}${Math.abs(diff).toFixed(3)} nats, ${effect} (level ${levelOf(diff)} of ±${LEVELS})`,
   ].join('\n');
+}
+
+/** A token's text for an inline code span: escapes shown, backticks (which would end the span) replaced. */
+function quoted(text: string): string {
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text).replace(/`/g, "'");
+}
+
+/** Segment indices from the largest rise in loss to the largest fall: the order "next worst token" walks. */
+export function worstFirst(segments: LossSegments): Int32Array {
+  const order = Int32Array.from({ length: segments.starts.length }, (_, i) => i);
+  const diff = (i: number): number => segments.pruned[i]! - segments.dense[i]!;
+  return order.sort((a, b) => diff(b) - diff(a) || a - b);
+}
+
+/**
+ * The legend the evaluation text's virtual document starts with: every level's label, each to be
+ * coloured with its level's decoration, so the key is drawn in the theme's own colours; short enough to
+ * fit an editor's width, with what the colours mean on the line below.
+ */
+export function legend(labels: LossLabels = DENSE_PRUNED): { text: string; swatches: { start: number; end: number; level: number }[] } {
+  const swatches: { start: number; end: number; level: number }[] = [];
+  let text = 'Loss change per token (nats): ';
+  for (let level = LEVELS; level >= 1; level--) {
+    const label = ` +${THRESHOLDS[level - 1]} `;
+    swatches.push({ start: text.length, end: text.length + label.length, level });
+    text += `${label} `;
+  }
+  text += ' ';
+  for (let level = 1; level <= LEVELS; level++) {
+    const label = ` −${THRESHOLDS[level - 1]} `;
+    swatches.push({ start: text.length, end: text.length + label.length, level: -level });
+    text += `${label} `;
+  }
+  const meaning =
+    labels === DENSE_PRUNED
+      ? 'Red: the pruned model is less sure of the token than the dense one; blue: more sure. Hover a token for both losses.'
+      : `${labels.after} minus ${labels.before}. Red: the second run is less sure of the token; blue: more sure. Hover a token for both losses.`;
+  return { text: `${text.trimEnd()}\n${meaning}\n\n`, swatches };
 }
 
 function probability(p: number): string {

@@ -35,26 +35,27 @@ export class PlanCache {
         return [file, s?.size ?? null, s?.mtimeMs ?? null];
       }),
     );
-    return createHash('sha256').update(JSON.stringify({ version: 1, request, stamps })).digest('hex').slice(0, 32);
+    return createHash('sha256').update(JSON.stringify({ version: 2, request, stamps })).digest('hex').slice(0, 32);
   }
 
-  /** A cached set, or undefined when missing or not usable for this model. */
-  async read(key: string, cfg: ModelConfig): Promise<PlanSet | undefined> {
+  /** A cached set and the seconds it took to make, or undefined when missing or not usable for this model. */
+  async read(key: string, cfg: ModelConfig): Promise<{ plans: PlanSet; seconds: number } | undefined> {
     const file = this.file(key);
     try {
       const raw = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
       const plans = Object.fromEntries(ALLOCATION_KINDS.map((kind) => [kind, parsePlan(raw[kind], cfg, file)])) as PlanSet;
-      return ALLOCATION_KINDS.every((kind) => plans[kind].statistics.errors) ? plans : undefined;
+      const seconds = typeof raw.seconds === 'number' ? raw.seconds : 0;
+      return ALLOCATION_KINDS.every((kind) => plans[kind].statistics.errors) ? { plans, seconds } : undefined;
     } catch {
       return undefined;
     }
   }
 
-  async write(key: string, plans: PlanSet): Promise<void> {
+  async write(key: string, plans: PlanSet, seconds: number): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true });
     const file = this.file(key);
     const partial = `${file}.partial-${process.pid}`;
-    await fs.writeFile(partial, JSON.stringify(plans));
+    await fs.writeFile(partial, JSON.stringify({ ...plans, seconds }));
     await fs.rename(partial, file);
     await this.trim();
   }

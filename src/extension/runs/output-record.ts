@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import { readOptionalJson } from '../read-json';
 import { PruneLensError } from '../../engine/errors';
 import { RECORD_FILE } from '../../engine/export/output-folder';
+import { ALLOCATION_NAMES, formatPercent, formatPerplexity, METHOD_NAMES } from '../../engine/display';
 import type { PruneRecord } from '../../engine/export/record';
 import type { StructuredRecord } from '../../engine/structured/structured-prune';
 
@@ -24,10 +25,10 @@ export async function readOutputRecord(folder: string): Promise<OutputRecord | u
   return raw as OutputRecord;
 }
 
-const percent = (v: number): string => `${+(100 * v).toFixed(1)}%`;
-const perplexity = (v: number | null): string => (v === null ? '-' : v.toPrecision(4));
+const percent = formatPercent;
+const perplexity = formatPerplexity;
 
-/** "wanda 50%", "wanda 70% owl", "sparsegpt 2:4", "heads, channels 20%", "removed 3.h2, L4". */
+/** "Wanda 50.0% uniform", "Wanda 70.0% OWL", "SparseGPT 2:4", "heads, channels 20.0%", "removed 3.h2, L4": method, amount, allocation. */
 export function runLabel(record: OutputRecord): string {
   if (isStructuredRecord(record)) {
     if (record.target) {
@@ -39,7 +40,16 @@ export function runLabel(record: OutputRecord): string {
   }
   // Records written before sparsity allocation existed carry no plan; they were uniform.
   const allocation = record.plan?.allocation ?? 'uniform';
-  return `${record.method} ${record.nm ?? percent(record.sparsity)}${allocation === 'uniform' ? '' : ` ${allocation}`}`;
+  return `${METHOD_NAMES[record.method]} ${record.nm ?? percent(record.sparsity)}${record.nm ? '' : ` ${ALLOCATION_NAMES[allocation]}`}`;
+}
+
+/** "27 Nov 08:12": when a run was made, in the user's time zone, short enough for a tree row. */
+export function runDate(record: OutputRecord): string {
+  const d = new Date(record.created);
+  if (Number.isNaN(d.getTime())) return record.created;
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  const month = d.toLocaleString('en-US', { month: 'short' });
+  return `${d.getDate()} ${month} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
 /** "ppl 4.648 → 18.84", what the Runs view and the finish message show. */

@@ -1,3 +1,4 @@
+import { formatPercent, formatPerplexity } from '../../engine/display';
 import { LINEARS, linearShapes, type LinearName } from '../../engine/model/config';
 import type { ModelSummary } from '../../engine/model/describe';
 import type { LayerScores, StructuredScores } from '../../engine/structured/scores';
@@ -20,6 +21,11 @@ export interface OutlineNode {
   /** Layer and query head in this model's numbering, for the actions on a layer or a head. */
   layer?: number;
   head?: number;
+  /**
+   * 1..HEAT_LEVELS: where the node's score ranks among its siblings (1 lowest, the first to prune),
+   * for the view's colour scale; absent without scores.
+   */
+  heat?: number;
   parent?: OutlineNode;
   children: OutlineNode[];
 }
@@ -61,10 +67,32 @@ const LINEAR_LABEL: Record<LinearName, string> = {
 const ATTENTION = LINEARS.filter((l) => l.startsWith('self_attn.'));
 const MLP = LINEARS.filter((l) => l.startsWith('mlp.'));
 
+export const HEAT_LEVELS = 5;
+
+export interface OutlineOptions {
+  /** Layers, key/value groups and heads in order of their score, lowest (the first to prune) first. */
+  sortByScore?: boolean;
+}
+
+/** Each value's level 1..HEAT_LEVELS by its rank among `values` (ties share the lower rank). */
+export function heatLevels(values: readonly number[]): number[] {
+  const sorted = [...values].sort((a, b) => a - b);
+  return values.map((v) => 1 + Math.min(HEAT_LEVELS - 1, Math.floor((HEAT_LEVELS * sorted.indexOf(v)) / values.length)));
+}
+
+/** Nodes with their heat, sorted by it (stable) when asked. */
+function ordered(nodes: OutlineNode[], scores: number[] | undefined, options: OutlineOptions): OutlineNode[] {
+  if (!scores) return nodes;
+  const heat = heatLevels(scores);
+  nodes.forEach((n, i) => (n.heat = heat[i]));
+  if (!options.sortByScore) return nodes;
+  return nodes.map((n, i) => ({ n, v: scores[i]! })).sort((a, b) => a.v - b.v).map(({ n }) => n);
+}
+
 const count = (n: number): string => n.toLocaleString('en-US');
 const score = (v: number): string => v.toExponential(2);
 const influence = (v: number): string => v.toFixed(4);
-const zeroShare = (v: number): string => `${(100 * v).toFixed(1)}% zero`;
+const zeroShare = (v: number): string => `${formatPercent(v)} zero`;
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 const join = (parts: (string | false | undefined)[]): string => parts.filter(Boolean).join(' · ');
 
@@ -121,7 +149,7 @@ function summarize(values: number[]): { min: number; median: number; max: number
   return { min: sorted[0]!, median, max: sorted[sorted.length - 1]! };
 }
 
-export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
+export function buildModelOutline(input: ModelOutlineInput, options: OutlineOptions = {}): OutlineNode {
   const { summary, record } = input;
   const pruned = record && !isStructuredRecord(record) ? record : undefined;
   const structured = record && isStructuredRecord(record) ? record : undefined;
@@ -171,7 +199,7 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
         tensorName(layer, linear),
         fused && `rows ${from}–${to - 1} of the fused ${fused}, stored as one tensor; pruned as a matrix of its own`,
         `shape [${rows}, ${columns}], ${count(rows * columns)} weights`,
-        t && `${count(t.zeros)} zeros (${(100 * t.sparsity).toFixed(2)}%${fused ? ` of ${fused}` : ''})${t.targeted ? '' : ', not targeted by the run'}`,
+        t && `${count(t.zeros)} zeros (${formatPercent(t.sparsity)}${fused ? ` of ${fused}` : ''})${t.targeted ? '' : ', not targeted by the run'}`,
       ].filter(Boolean).join('\n'),
       layer,
     });
@@ -197,7 +225,11 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
 
   const groupNode = (layer: number, group: number, s: LayerScores | undefined): OutlineNode => {
     const first = group * perGroup;
-    const heads = range(perGroup).map((r) => headNode(layer, first + r, s));
+    const heads = ordered(
+      range(perGroup).map((r) => headNode(layer, first + r, s)),
+      s && range(perGroup).map((r) => s.heads.output[first + r]!),
+      options,
+    );
     return node(
       {
         id: id(`L${layer}/g${group}`),
@@ -253,7 +285,11 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
             tooltip: 'Query heads grouped by the key/value head they read (grouped-query attention)',
             layer,
           },
-          range(summary.kvHeads).map((g) => groupNode(layer, g, s)),
+          ordered(
+            range(summary.kvHeads).map((g) => groupNode(layer, g, s)),
+            s && range(summary.kvHeads).map((g) => s.groups.output[g]!),
+            options,
+          ),
         ),
       ],
     );
@@ -280,13 +316,13 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
         id: id(`L${layer}`),
         kind: 'layer',
         label: `Layer ${layer}`,
-        description: join([`${count(blockParameters)} params`, layerSparsity !== undefined && zeroShare(layerSparsity), s && `BI ${influence(s.block.influence)}`, s && `ppl without ${s.block.pplWithout.toFixed(2)}`]),
+        description: join([`${count(blockParameters)} params`, layerSparsity !== undefined && zeroShare(layerSparsity), s && `BI ${influence(s.block.influence)}`, s && `ppl without ${formatPerplexity(s.block.pplWithout)}`]),
         tooltip: [
           `Decoder block ${layer}: ${count(blockParameters)} parameters`,
           normsLine(false),
-          layerSparsity !== undefined && `${(100 * layerSparsity).toFixed(2)}% of its linear weights are zero`,
+          layerSparsity !== undefined && `${formatPercent(layerSparsity)} of its linear weights are zero`,
           s && `Block influence: ${influence(s.block.influence)} (ShortGPT: 1 - mean cos(block input, block output); low is redundant)`,
-          s && `Perplexity without this block: ${s.block.pplWithout.toFixed(3)} (dense ${scores.values.densePpl.toFixed(3)} on ${scores.values.pplWindows} calibration windows)`,
+          s && `Perplexity without this block: ${formatPerplexity(s.block.pplWithout)} (dense ${formatPerplexity(scores.values.densePpl)} on ${scores.values.pplWindows} calibration windows)`,
           measured,
         ].filter(Boolean).join('\n'),
         layer,
@@ -297,8 +333,8 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
 
   const recordLine =
     pruned
-      ? `${runLabel(pruned)}: ${(100 * pruned.measured.sparsity).toFixed(2)}% of the pruned linears zero, ${runPerplexity(pruned)}`
-      : structured && `${runLabel(structured)}: ${(100 * structured.parameters.removedFraction).toFixed(2)}% of the parameters removed, ${runPerplexity(structured)}`;
+      ? `${runLabel(pruned)}: ${formatPercent(pruned.measured.sparsity)} of the pruned linears zero, ${runPerplexity(pruned)}`
+      : structured && `${runLabel(structured)}: ${formatPercent(structured.parameters.removedFraction)} of the parameters removed, ${runPerplexity(structured)}`;
   const calibration = scores?.values.calibration;
   return node(
     {
@@ -309,8 +345,8 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
         summary.architecture,
         `${count(summary.parameters)} params`,
         summary.dtype,
-        pruned && `${(100 * pruned.measured.sparsity).toFixed(1)}% sparse`,
-        structured && `${(100 * structured.parameters.removedFraction).toFixed(1)}% removed`,
+        pruned && `${formatPercent(pruned.measured.sparsity)} sparse`,
+        structured && `${formatPercent(structured.parameters.removedFraction)} removed`,
       ]),
       tooltip: [
         summary.path,
@@ -322,6 +358,6 @@ export function buildModelOutline(input: ModelOutlineInput): OutlineNode {
           `Scores from ${calibration.nsamples} windows of ${calibration.seqlen} tokens of ${calibration.file} (seed ${calibration.seed})${scores.measuredOn === 'source' ? ', measured on the source model' : ''}`,
       ].filter(Boolean).join('\n'),
     },
-    range(summary.layers).map(layerNode),
+    ordered(range(summary.layers).map(layerNode), scores?.layers.map((l) => l.block.influence), options),
   );
 }

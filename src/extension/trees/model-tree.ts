@@ -1,5 +1,8 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EMBEDDED_MODEL } from '../../engine/embedded';
+import type { FileHashes } from '../file-hashes';
 import type { StructuredScores } from '../../engine/structured/scores';
 import { loadModel } from './model-loader';
 import { alignScores, buildModelOutline, type AlignedScores, type ModelOutlineInput } from './model-outline';
@@ -9,11 +12,23 @@ import type { TreeNode } from './tree-node';
 export const MODEL_VIEW = 'prunelens.model';
 /** Lets the view's menus offer "Show Scores" only when there are scores to show. */
 const HAS_SCORES = 'prunelens.hasScores';
+/** The view's title shows "Sort by Position" while sorted by score, and the other way round. */
+const SORTED_BY_SCORE = 'prunelens.sortedByScore';
+
+/** Where computed scores are kept: the workspace's storage, one file per checkpoint content hash. */
+export interface ScoreStore {
+  dir: string;
+  hashes: FileHashes;
+}
 
 /** The Model view: one checkpoint at a time, the embedded model until another is opened. */
 export class ModelTree implements vscode.TreeDataProvider<TreeNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
+  private readonly scoresSet = new vscode.EventEmitter<{ folder: string }>();
+  /** Scores just computed for the shown model are in the tree. */
+  readonly onDidSetScores = this.scoresSet.event;
+  private sortByScore = false;
   readonly view: vscode.TreeView<TreeNode>;
   private model: ModelOutlineInput | undefined;
   private root: OutlineTreeNode | undefined;
@@ -21,7 +36,10 @@ export class ModelTree implements vscode.TreeDataProvider<TreeNode>, vscode.Disp
   /** Only the latest open() may show its model: an earlier, slower one must not replace it. */
   private generation = 0;
 
-  constructor(private readonly output: vscode.LogOutputChannel) {
+  constructor(
+    private readonly output: vscode.LogOutputChannel,
+    private readonly store: ScoreStore,
+  ) {
     this.view = vscode.window.createTreeView(MODEL_VIEW, { treeDataProvider: this, showCollapseAll: true });
   }
 
@@ -38,12 +56,46 @@ export class ModelTree implements vscode.TreeDataProvider<TreeNode>, vscode.Disp
   async open(location: string): Promise<void> {
     const generation = ++this.generation;
     const model = await loadModel(location);
-    if (generation === this.generation) this.show(model);
+    if (generation !== this.generation) return;
+    this.show(model);
+    if (model.scores) return;
+    // Scores computed in an earlier session come back from the workspace's storage (hashing a large checkpoint takes a moment, so after the first draw).
+    const stored = await this.readStored(model).catch((err: Error) => void this.output.warn(`cannot read stored scores: ${err.message}`));
+    if (stored && generation === this.generation) this.show({ ...model, scores: { values: stored, measuredOn: 'this model' } });
   }
 
-  /** Scores just computed for the shown model replace the ones it had. */
+  /** Scores just computed for the shown model replace the ones it had, and are kept for the next session. */
   setScores(folder: string, scores: StructuredScores): void {
-    if (this.model?.summary.path === folder) this.show({ ...this.model, scores: { values: scores, measuredOn: 'this model' } });
+    if (this.model?.summary.path !== folder) return;
+    const model = this.model;
+    this.show({ ...model, scores: { values: scores, measuredOn: 'this model' } });
+    this.scoresSet.fire({ folder });
+    void this.writeStored(model, scores).catch((err: Error) => this.output.warn(`cannot keep the scores: ${err.message}`));
+  }
+
+  setSortByScore(sorted: boolean): void {
+    this.sortByScore = sorted;
+    void vscode.commands.executeCommand('setContext', SORTED_BY_SCORE, sorted);
+    if (this.model) this.show(this.model);
+  }
+
+  private async storedFile(model: ModelOutlineInput): Promise<string> {
+    const files = [path.join(model.summary.path, 'config.json'), ...model.summary.files.map((f) => path.resolve(model.summary.path, f))];
+    return path.join(this.store.dir, 'scores', `${(await this.store.hashes.of(files)).slice(0, 32)}.json`);
+  }
+
+  private async readStored(model: ModelOutlineInput): Promise<StructuredScores | undefined> {
+    const raw = await fs.readFile(await this.storedFile(model), 'utf8').catch(() => undefined);
+    if (raw === undefined) return undefined;
+    const scores = JSON.parse(raw) as Partial<StructuredScores>;
+    return Array.isArray(scores.layers) && scores.layers.length === model.summary.layers ? (scores as StructuredScores) : undefined;
+  }
+
+  private async writeStored(model: ModelOutlineInput, scores: StructuredScores): Promise<void> {
+    const file = await this.storedFile(model);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.writeFile(`${file}.partial-${process.pid}`, JSON.stringify(scores));
+    await fs.rename(`${file}.partial-${process.pid}`, file);
   }
 
   getTreeItem(node: TreeNode): vscode.TreeItem {
@@ -68,7 +120,7 @@ export class ModelTree implements vscode.TreeDataProvider<TreeNode>, vscode.Disp
 
   private show(model: ModelOutlineInput): void {
     this.model = model;
-    this.root = new OutlineTreeNode(buildModelOutline(model), model.summary.path);
+    this.root = new OutlineTreeNode(buildModelOutline(model, { sortByScore: this.sortByScore }), model.summary.path);
     this.view.message = undefined;
     void vscode.commands.executeCommand('setContext', HAS_SCORES, alignScores(model) !== undefined);
     this.changed.fire();
@@ -77,5 +129,6 @@ export class ModelTree implements vscode.TreeDataProvider<TreeNode>, vscode.Disp
   dispose(): void {
     this.view.dispose();
     this.changed.dispose();
+    this.scoresSet.dispose();
   }
 }

@@ -14,7 +14,8 @@ export class RunsTree implements vscode.TreeDataProvider<TreeNode>, vscode.Dispo
   private readonly subscription: vscode.Disposable;
 
   constructor(private readonly runs: RunRegistry) {
-    this.view = vscode.window.createTreeView(RUNS_VIEW, { treeDataProvider: this });
+    // Several runs can be selected, to compare or delete them together.
+    this.view = vscode.window.createTreeView(RUNS_VIEW, { treeDataProvider: this, canSelectMany: true });
     this.subscription = runs.onDidChange(() => {
       this.nodes = undefined;
       this.changed.fire();

@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   hoverText,
+  legend,
   LEVELS,
   levelOf,
   lossBuckets,
   lossSegments,
   segmentAt,
   THRESHOLDS,
+  worstFirst,
   type LossBuckets,
   type Span,
   type TokenLossColumns,
@@ -154,5 +156,36 @@ describe('inline loss diff: hover', () => {
     assert.match(text, /change: \+1\.386 nats, 4\.00× less likely after pruning \(level 3 of ±5\)/);
     assert.match(hoverText(s, 1), /about the same \(level 0/);
     assert.match(hoverText(lossSegments(columns([[0, 1, 0.05, 0.1]])), 0), /dense: 0\.050 nats \(p = 0\.951\)/);
+  });
+});
+
+describe('inline loss diff: the token, the legend and the worst tokens', () => {
+  const s = lossSegments(columns([[0, 4, 1, 3], [4, 8, 1, 0.5], [8, 9, 1, 5], [9, 12, 2, 2]]));
+
+  it('names the hovered token with its escapes shown, and the two runs compared', () => {
+    assert.match(hoverText(s, 0, ' the\n'), /\*\*PruneLens token loss\*\* `" the\\n"`/);
+    assert.match(hoverText(s, 0, 'a`b'), /`"a'b"`/, 'a backtick would end the code span');
+    const text = hoverText(s, 0, 'x', { before: 'run A', after: 'run B' });
+    assert.match(text, /run A: 1\.000 nats/);
+    assert.match(text, /run B: 3\.000 nats/);
+    assert.match(text, /less likely in run B/);
+  });
+
+  it('walks tokens from the largest rise in loss to the largest fall', () => {
+    assert.deepEqual(Array.from(worstFirst(s)), [2, 0, 3, 1]);
+  });
+
+  it('draws a swatch for every level, labelled with its threshold, in the text it returns', () => {
+    const { text, swatches } = legend();
+    assert.equal(swatches.length, 2 * LEVELS);
+    assert.deepEqual(swatches.map((w) => w.level).sort((a, b) => a - b), [-5, -4, -3, -2, -1, 1, 2, 3, 4, 5]);
+    for (const w of swatches) {
+      const label = text.slice(w.start, w.end).trim();
+      assert.equal(label, `${w.level > 0 ? '+' : '−'}${THRESHOLDS[Math.abs(w.level) - 1]}`);
+    }
+    assert.ok(text.endsWith('\n\n'), 'a blank line separates the legend from the text');
+    assert.ok(text.indexOf('\n') < 100, 'the swatches fit an editor line');
+    assert.match(text, /Red: the pruned model is less sure/);
+    assert.match(legend({ before: 'A', after: 'B' }).text, /B minus A\. Red: the second run is less sure/);
   });
 });

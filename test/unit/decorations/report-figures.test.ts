@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { PruneRecord } from '../../../src/engine/export/record';
-import { LOSS_HISTOGRAM_FIGURE, lossHistogramSvg, renderReport, REPORT_FILE, reportFiles, SPARSITY_FIGURE, sparsitySvg } from '../../../src/engine/export/report';
+import { ERROR_FIGURE, LOSS_HISTOGRAM_FIGURE, lossHistogramSvg, renderReport, REPORT_FILE, reportFiles, SPARSITY_FIGURE, sparsitySvg } from '../../../src/engine/export/report';
+import { LINEARS } from '../../../src/engine/model/config';
 
 const blocks = [0.5, 0.55, 0.6, 0.65, 0.7];
 const record = {
@@ -41,6 +42,31 @@ function assertWellFormed(svg: string): void {
 }
 
 describe('report figures', () => {
+  it('writes paths relative to the output folder, and names the method and allocation one way', () => {
+    const md = renderReport({ ...record, calibration: { file: '/m/data/calib.txt', format: 'text', sha256: 'ab'.repeat(32), nsamples: 8, seqlen: 64, seed: 0 } } as unknown as PruneRecord);
+    assert.match(md, /^# PruneLens report: Wanda 60\.0%, manual$/m);
+    assert.match(md, /Source `\.\.\/src`/);
+    assert.match(md, /\| calibration \| `\.\.\/data\/calib\.txt`/);
+    assert.doesNotMatch(md, /\/m\/out/, 'the output folder is "this folder"');
+    assert.match(md, /\| pruned \| 18\.84/);
+  });
+
+  it('adds a per-block error chart only when the plan has an error table, with theme colours by class', () => {
+    assert.ok(!reportFiles(record).some(([name]) => name === ERROR_FIGURE), 'no error table, no chart');
+    const ratios = [0.4, 0.5, 0.6, 0.7];
+    const errors = blocks.map((_, b) => Object.fromEntries(LINEARS.map((l) => [l, ratios.map((r) => (b + 1) * r)])));
+    const withTable = { ...record, plan: { ...record.plan, statistics: { errors: { ratios, windows: 32, errors, outputNorms: blocks.map(() => 1) } } } } as PruneRecord;
+    const files = reportFiles(withTable);
+    const chart = files.find(([name]) => name === ERROR_FIGURE)?.[1];
+    assert.ok(chart, 'the chart is written');
+    assertWellFormed(chart);
+    assert.equal([...chart.matchAll(/<rect [^>]*class="err"/g)].length, blocks.length);
+    assert.match(files[0]![1], new RegExp(`!\\[[^\\]]+\\]\\(${ERROR_FIGURE}\\)`));
+    assert.match(chart, /var\(--vscode-charts-orange,/);
+    assert.match(chart, /prefers-color-scheme:dark/);
+    assert.doesNotMatch(sparsitySvg(record), /fill="#/, 'no fixed colours outside the style sheet');
+  });
+
   it('writes the sparsity figure always, the loss histogram when the losses were kept, and links both', () => {
     const without = reportFiles(record);
     assert.deepEqual(without.map(([name]) => name), [REPORT_FILE, SPARSITY_FIGURE]);

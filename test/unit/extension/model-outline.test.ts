@@ -84,7 +84,7 @@ describe('the Model view outline of the embedded model', () => {
     assert.equal(pruned.scores, undefined);
     const root = buildModelOutline(pruned);
     assert.match(root.description, / · 50\.0% sparse$/);
-    assert.match(root.tooltip, /wanda 50%: 50\.00% of the pruned linears zero, ppl [\d.]+ → [\d.]+/);
+    assert.match(root.tooltip, /Wanda 50\.0% uniform: 50\.0% of the pruned linears zero, ppl \d+\.\d\d → \d+\.\d\d/);
     const linears = walk(root).filter((n) => n.kind === 'linear');
     assert.equal(linears.length, 35);
     for (const linear of linears) assert.match(linear.description, / · 50\.0% zero$/, linear.id);

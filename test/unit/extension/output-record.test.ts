@@ -12,14 +12,15 @@ const structured = (fields: Partial<StructuredRecord>): StructuredRecord => ({ k
 
 describe('PruneLens outputs in the Runs view', () => {
   it('labels a run by method and target, and describes it by perplexity', () => {
-    assert.equal(runLabel(unstructured({})), 'wanda 50%');
-    assert.equal(runLabel(unstructured({ method: 'sparsegpt', nm: '2:4', sparsity: 0.5 })), 'sparsegpt 2:4');
-    assert.equal(runLabel(unstructured({ sparsity: 0.7, plan: { allocation: 'owl' } as PruneRecord['plan'] })), 'wanda 70% owl');
-    assert.equal(runLabel(unstructured({ plan: undefined })), 'wanda 50%', 'records from before allocation existed');
+    assert.equal(runLabel(unstructured({})), 'Wanda 50.0% uniform');
+    assert.equal(runLabel(unstructured({ method: 'sparsegpt', nm: '2:4', sparsity: 0.5 })), 'SparseGPT 2:4');
+    assert.equal(runLabel(unstructured({ method: 'magnitude', sparsity: 0.7, plan: { allocation: 'owl' } as PruneRecord['plan'] })), 'magnitude 70.0% OWL');
+    assert.equal(runLabel(unstructured({ sparsity: 0.6, plan: { allocation: 'manual' } as PruneRecord['plan'] })), 'Wanda 60.0% manual');
+    assert.equal(runLabel(unstructured({ plan: undefined })), 'Wanda 50.0% uniform', 'records from before allocation existed');
     const target = { heads: true, channels: true, layers: false, ratio: 0.2, metrics: { heads: 'output', channels: 'flap', layers: 'bi' }, seed: 0 } as const;
-    assert.equal(runLabel(structured({ target })), 'heads, channels 20%');
+    assert.equal(runLabel(structured({ target })), 'heads, channels 20.0%');
     assert.equal(runLabel(structured({ explicit: { heads: [[3, 2], [3, 5]], layers: [4] } })), 'removed 3.h2, 3.h5, L4');
-    assert.equal(runPerplexity(unstructured({})), 'ppl 4.648 → 18.84');
+    assert.equal(runPerplexity(unstructured({})), 'ppl 4.65 → 18.84');
     assert.equal(runPerplexity(unstructured({ perplexity: { dense: null, pruned: null } })), 'not evaluated');
   });
 

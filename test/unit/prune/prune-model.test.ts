@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { PruneLensError } from '../../../src/engine/errors';
+import { evaluateModel } from '../../../src/engine/evaluate/evaluate-model';
 import type { PruneRecord } from '../../../src/engine/export/record';
 import { readTokenLosses, TOKEN_LOSSES_FILE } from '../../../src/engine/export/token-losses';
 import { encodeFromF32 } from '../../../src/engine/io/dtype';
@@ -214,3 +215,24 @@ describe('pruneModel output', () => {
   });
 });
 
+
+describe('pruneModel with a dense evaluation made earlier', () => {
+  it('uses it instead of evaluating the dense model again, and refuses one of another text or seqlen', async () => {
+    const dense = await evaluateModel({ model: FIXTURE_MODEL, textFile: EVAL_TEXT, seqlen: 64, maxWindows: 4, runtime: { provider: 'cpu' } });
+    const stages: string[] = [];
+    const given = await pruneModel(
+      options(path.join(tempDir(), 'given'), spec('magnitude'), false, { calibration: undefined, dense, onProgress: (e) => void (e.type === 'stage' && stages.push(e.stage)) }),
+    );
+    assert.ok(!stages.includes('evaluate dense'), 'the dense model is not evaluated again');
+    assert.equal(given.perplexity.dense, dense.ppl);
+    const evaluated = await pruneModel(options(path.join(tempDir(), 'evaluated'), spec('magnitude'), false, { calibration: undefined }));
+    assert.ok(Math.abs(evaluated.perplexity.dense! - dense.ppl) < 1e-9 * dense.ppl, `${evaluated.perplexity.dense} vs ${dense.ppl}`);
+    assert.equal(given.perplexity.pruned, evaluated.perplexity.pruned);
+    const losses = await readTokenLosses(path.join(given.output, TOKEN_LOSSES_FILE));
+    assert.deepEqual(Array.from(losses.dense), Array.from(dense.tokenNll));
+    const wrong = await evaluateModel({ model: FIXTURE_MODEL, textFile: EVAL_TEXT, seqlen: 32, maxWindows: 8, runtime: { provider: 'cpu' } });
+    const out = path.join(tempDir(), 'refused');
+    await assert.rejects(pruneModel(options(out, spec('magnitude'), false, { calibration: undefined, dense: wrong })), /is not one of this text \(4 windows of 64/);
+    assert.equal(fs.existsSync(out), false, 'nothing is left behind');
+  });
+});

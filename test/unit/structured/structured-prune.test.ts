@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { REPORT_FILE } from '../../../src/engine/export/report';
+import { readTokenLosses, TOKEN_LOSSES_FILE } from '../../../src/engine/export/token-losses';
 import { Checkpoint } from '../../../src/engine/io/checkpoint';
 import { parseRemoval, structuredPrune, type StructuredPruneOptions } from '../../../src/engine/structured/structured-prune';
 import type { StructuredTarget } from '../../../src/engine/structured/select';
@@ -72,6 +74,15 @@ describe('structured pruning of the embedded model', () => {
     }
     assert.equal(record.config.numLayers, 4);
     assert.ok(record.perplexity.pruned! > record.perplexity.dense!);
+    // The same report and per-token losses as any run: the losses read back give both perplexities.
+    const report = fs.readFileSync(path.join(out, REPORT_FILE), 'utf8');
+    assert.match(report, /^# PruneLens report: removed head 3\.2 \(zeroed\), head 3\.5 \(zeroed\), layer 4$/m);
+    assert.match(report, new RegExp(`\\| pruned \\| ${record.perplexity.pruned!.toFixed(2)}`));
+    const losses = await readTokenLosses(path.join(out, TOKEN_LOSSES_FILE));
+    assert.equal(losses.dense.length, record.evaluation!.windows * (record.evaluation!.seqlen - 1));
+    const ppl = (xs: Float32Array): number => Math.exp(xs.reduce((a, b) => a + b, 0) / xs.length);
+    assert.ok(Math.abs(ppl(losses.dense) - record.perplexity.dense!) < 1e-3 * record.perplexity.dense!);
+    assert.ok(Math.abs(ppl(losses.pruned) - record.perplexity.pruned!) < 1e-3 * record.perplexity.pruned!);
     assert.throws(() => parseRemoval('3.h2,layer4'), /"layer4" is neither a head \("3\.h2": head 2 of layer 3\) nor a layer \("L4"\)/);
     await assert.rejects(structuredPrune(options(path.join(tempDir(), 'bad'), { calibration: undefined, explicit: parseRemoval('7.h1') })), /layer 7 does not exist; the model has layers 0-4/);
   });

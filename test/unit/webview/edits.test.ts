@@ -5,9 +5,9 @@ import { describe, it } from 'node:test';
 import { estimatePlan } from '../../../src/engine/allocate/estimate';
 import { linearSizes, parsePlan, planSparsity, type Plan } from '../../../src/engine/allocate/plan';
 import { LINEARS, parseModelConfig, type LinearName } from '../../../src/engine/model/config';
-import { editPlan } from '../../../src/extension/panels/plan-edits';
+import { editPlan, linearInfo, planLinears } from '../../../src/extension/panels/plan-edits';
 import { MAX_SPARSITY, type PanelState } from '../../../src/shared/protocol';
-import { clampSparsity, comparedWith, mean, restoreState, samePlans, shiftToMean } from '../../../webview/edits';
+import { clampSparsity, comparedWith, mean, moveBlock, moveLinear, restoreState, samePlans, shiftEdit, shiftToMean, weightedMean } from '../../../webview/edits';
 import { FIXTURE_MODEL } from '../../helpers/fixtures';
 
 const cfg = parseModelConfig(JSON.parse(fs.readFileSync(path.join(FIXTURE_MODEL, 'config.json'), 'utf8')), 'config.json');
@@ -40,13 +40,14 @@ describe('webview edits', () => {
   it('says how an estimate compares with the plan it started from', () => {
     assert.equal(comparedWith(0.9, 1, 'owl'), '10.0% lower than OWL');
     assert.equal(comparedWith(1.1, 1, 'besa'), '10.0% higher than BESA-style');
-    assert.equal(comparedWith(1.0001, 1, 'uniform'), 'same as Uniform');
+    assert.equal(comparedWith(1.0001, 1, 'uniform'), 'same as uniform');
   });
 
-  const summary = (blocks: number[]) => ({ blocks, score: 1, perBlock: blocks.map(() => 0.2) });
+  const summary = (blocks: number[]) => ({ blocks, linears: blocks.map(() => null), score: 1, perBlock: blocks.map(() => 0.2) });
   const plans = (owl: number[]): NonNullable<PanelState['plans']> => ({
     method: 'wanda',
     target: 0.6,
+    calibration: { windows: 8, quick: true, seconds: 2, fullWindows: 128, fullSeconds: 32 },
     plans: { uniform: summary([0.6, 0.6]), owl: summary(owl), besa: summary([0.55, 0.65]) },
   });
 
@@ -59,14 +60,51 @@ describe('webview edits', () => {
 
   it('restores what fits the saved model and drops what does not', () => {
     const info = { path: '/m', name: 'm', modelType: 'llama', layers: 2, parameters: 10 };
-    const saved = { model: '/m', method: 'wanda', target: 0.6, info, plans: plans([0.58, 0.62]), allocation: 'owl', blocks: [0.5, 0.7] };
+    const result = { job: 'apply', output: '/m-wanda-60', pplDense: 4.6, ppl: 20, sparsity: 0.6, copied: false, planOnly: false };
+    const saved = { model: '/m', method: 'wanda', target: 0.6, info, plans: plans([0.58, 0.62]), allocation: 'owl', blocks: [0.5, 0.7], linears: [null, null], expanded: [1], result };
     assert.deepEqual(restoreState(saved), saved);
-    const without = (key: keyof typeof saved) => Object.fromEntries(Object.entries(saved).filter(([k]) => k !== key));
-    assert.deepEqual(restoreState({ ...saved, blocks: [0.5] }), without('blocks'));
+    const without = (...keys: string[]) => Object.fromEntries(Object.entries(saved).filter(([k]) => !keys.includes(k)));
+    assert.deepEqual(restoreState({ ...saved, blocks: [0.5] }), without('blocks', 'linears'));
+    assert.deepEqual(restoreState({ ...saved, linears: [[0.5], 7] }), { ...saved, linears: [null, null] });
+    assert.deepEqual(restoreState({ ...saved, expanded: [2] }), without('expanded'));
     assert.deepEqual(restoreState({ ...saved, allocation: 'manual' }), without('allocation'));
     assert.deepEqual(restoreState({ ...saved, plans: { method: 'wanda', target: 0.6, plans: {} } }), without('plans'));
     assert.deepEqual(restoreState({ model: '/m', method: 'wanda', target: 0.6 }), { model: '/m', method: 'wanda', target: 0.6 });
     assert.equal(restoreState({ method: 'wanda', target: 0.6 }), undefined);
+  });
+});
+
+describe('webview edits of per-linear ratios', () => {
+  const info = linearInfo(cfg);
+  const spread = [0.7, 0.7, 0.5, 0.55, 0.65, 0.6, 0.5];
+  const edit = { blocks: [0.6, weightedMean(spread, info)], linears: [null, spread] };
+
+  it('averages linears by their sizes into the block', () => {
+    const total = LINEARS.reduce((n, l) => n + sizes[l], 0);
+    assert.ok(close(weightedMean(spread, info), LINEARS.reduce((n, l, k) => n + sizes[l] * spread[k]!, 0) / total));
+    assert.deepEqual(info.map((l) => l.label), ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
+  });
+
+  it('moves a block with linears by moving every linear alike, and a plain block to the value', () => {
+    const moved = moveBlock(edit, 1, edit.blocks[1]! - 0.05, info);
+    moved.linears[1]!.forEach((r, k) => assert.ok(close(r, spread[k]! - 0.05, 1e-6), `linear ${k}`));
+    assert.ok(close(moved.blocks[1]!, edit.blocks[1]! - 0.05, 1e-6));
+    assert.deepEqual(moveBlock(edit, 0, 0.42, info).blocks[0], 0.42);
+    assert.equal(edit.blocks[1], weightedMean(spread, info), 'the edit it started from is not changed');
+  });
+
+  it('sets one linear, giving a plain block linears of its own', () => {
+    const moved = moveLinear(edit, 0, 6, 0.3, info);
+    assert.deepEqual(moved.linears[0], [0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.3]);
+    assert.ok(close(moved.blocks[0]!, weightedMean(moved.linears[0]!, info), 1e-6));
+    assert.ok(moved.blocks[0]! < 0.6);
+  });
+
+  it('shifts the model-wide sparsity with linears moving with their block', () => {
+    const shifted = shiftEdit(edit, 0.5, info);
+    assert.ok(close(mean(shifted.blocks), 0.5, 1e-5));
+    const delta = shifted.blocks[1]! - edit.blocks[1]!;
+    shifted.linears[1]!.forEach((r, k) => assert.ok(close(r, spread[k]! + delta, 1e-5)));
   });
 });
 
@@ -101,15 +139,17 @@ describe('host: pricing an edit on the base plan', () => {
     },
   };
   const unedited = base.blocks.map((b) => b.sparsity);
+  const edit = (blocks: number[], linears = planLinears(base)) => ({ blocks, linears });
 
   it('returns the base plan untouched when nothing moved', () => {
-    assert.equal(editPlan(base, unedited, cfg), base);
+    assert.equal(editPlan(base, edit(unedited), cfg), base);
+    assert.equal(editPlan({ ...base, blocks: base.blocks.filter((b) => !b.linears).concat() }, { blocks: [0.6, 0.6, 0.6, 0.6] }, cfg).allocation, 'besa', 'linears may be left out');
   });
 
   it('moves a plain block to the slider and records the plan as manual', () => {
     const blocks = [...unedited];
     blocks[3] = 0.7;
-    const edited = editPlan(base, blocks, cfg);
+    const edited = editPlan(base, edit(blocks), cfg);
     assert.equal(edited.allocation, 'manual');
     assert.deepEqual(edited.blocks[3], { layer: 3, sparsity: 0.7 });
     assert.ok(close(edited.target, planSparsity(edited, cfg)));
@@ -118,26 +158,29 @@ describe('host: pricing an edit on the base plan', () => {
     assert.equal(estimatePlan(edited).perBlock[0], estimatePlan(base).perBlock[0]);
   });
 
-  it('keeps a BESA block\'s per-linear spread, moving every linear by the block\'s change', () => {
-    const blocks = [...unedited];
-    blocks[1] = unedited[1]! - 0.05;
-    const edited = editPlan(base, blocks, cfg);
+  it('writes a block\'s edited linears, with the block as their size-weighted mean', () => {
+    const linears = planLinears(base);
+    linears[1] = LINEARS.map((l) => besaLinears[l] - 0.05);
+    const edited = editPlan(base, edit([...unedited], linears), cfg);
     const block = edited.blocks[1]!;
     for (const l of LINEARS) assert.ok(close(block.linears![l]!, besaLinears[l] - 0.05), l);
-    assert.ok(close(block.sparsity, blocks[1]!));
+    assert.ok(close(block.sparsity, blockMean(block.linears!)));
     // The file it writes is one parsePlan accepts: the block figure agrees with its linears.
     assert.doesNotThrow(() => parsePlan(JSON.parse(JSON.stringify(edited)), cfg, 'plan.json'));
   });
 
-  it('clamps linears at the slider maximum and reports the block as what its linears prune', () => {
-    const blocks = [...unedited];
-    blocks[1] = 0.94;
-    const block = editPlan(base, blocks, cfg).blocks[1]!;
-    assert.ok(Object.values(block.linears!).every((r) => r <= MAX_SPARSITY));
-    assert.ok(block.sparsity < 0.94 && close(block.sparsity, blockMean(block.linears!)));
+  it('gives a plain block linears when the page sends them', () => {
+    const linears = planLinears(base);
+    linears[3] = [0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.3];
+    const block = editPlan(base, edit([...unedited], linears), cfg).blocks[3]!;
+    assert.equal(block.linears!['mlp.down_proj'], 0.3);
+    assert.ok(block.sparsity < 0.6 && close(block.sparsity, blockMean(block.linears!)));
   });
 
   it('refuses an edit for another layer count', () => {
-    assert.throws(() => editPlan(base, [0.5, 0.5], cfg), /2 block sparsities but the plan has 5 blocks/);
+    assert.throws(() => editPlan(base, { blocks: [0.5, 0.5] }, cfg), /2 block sparsities but the plan has 5 blocks/);
+    const linears = planLinears(base);
+    linears[0] = [0.5, 0.5];
+    assert.throws(() => editPlan(base, edit([...unedited], linears), cfg), /block 0 has 2 linear ratios/);
   });
 });

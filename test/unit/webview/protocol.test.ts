@@ -9,13 +9,15 @@ describe('allocation panel protocol: inbound messages', () => {
     const valid: FromWebview[] = [
       { type: 'ready' },
       { type: 'cancel' },
-      { type: 'openReport' },
-      { type: 'computePlans', method: 'wanda', target: 0.7 },
-      { type: 'computePlans', method: 'sparsegpt', target: 0.95 },
+      { type: 'openReport', output: '/m-wanda-50' },
+      { type: 'computePlans', method: 'wanda', target: 0.7, quick: true },
+      { type: 'computePlans', method: 'sparsegpt', target: 0.95, quick: false },
       { type: 'requestEstimate', requestId: 0, allocation: 'owl', blocks },
       { type: 'requestEstimate', requestId: Number.MAX_SAFE_INTEGER, allocation: 'besa', blocks: [0, 0.999] },
       { type: 'apply', allocation: 'uniform', blocks },
       { type: 'export', allocation: 'besa', blocks },
+      { type: 'export', what: 'plan', allocation: 'besa', blocks, linears: blocks.map((_, i) => (i === 1 ? [0.5, 0.6, 0.7, 0.5, 0.5, 0.5, 0.4] : null)) },
+      { type: 'apply', allocation: 'owl', blocks, linears: blocks.map(() => null) },
     ];
     for (const message of valid) assert.ok(isFromWebview(message), JSON.stringify(message));
   });
@@ -36,7 +38,7 @@ describe('allocation panel protocol: inbound messages', () => {
       { type: 'computePlans', method: 'wanda' },
       { type: 'computePlans', method: 'random', target: 0.5 },
       { type: 'computePlans', method: 'toString', target: 0.5 },
-      { type: 'computePlans', method: 'wanda', target: 0 },
+      { type: 'computePlans', method: 'wanda', target: 0, quick: true },
       { type: 'computePlans', method: 'wanda', target: 0.96 },
       { type: 'computePlans', method: 'wanda', target: Number.NaN },
       { type: 'computePlans', method: 'wanda', target: '0.5' },
@@ -56,6 +58,13 @@ describe('allocation panel protocol: inbound messages', () => {
       { type: 'apply', blocks },
       { type: 'apply', allocation: 'owl' },
       { type: 'export', allocation: 'owl', blocks: '0.5,0.5' },
+      { type: 'export', what: 'weights', allocation: 'owl', blocks },
+      { type: 'apply', allocation: 'owl', blocks, linears: [null] },
+      { type: 'apply', allocation: 'owl', blocks, linears: blocks.map(() => [1]) },
+      { type: 'apply', allocation: 'owl', blocks, linears: blocks.map(() => []) },
+      { type: 'openReport' },
+      { type: 'openReport', output: '' },
+      { type: 'computePlans', method: 'wanda', target: 0.5 },
     ];
     for (const message of malformed) assert.equal(isFromWebview(message), false, JSON.stringify(message));
   });

@@ -39,7 +39,8 @@ export class OutlineTreeNode extends TreeNode {
     item.description = outline.description;
     item.tooltip = outline.tooltip;
     item.contextValue = outline.contextValue;
-    item.iconPath = new vscode.ThemeIcon(ICONS[outline.kind]);
+    // The icon carries the colour scale: the node's score rank among its siblings, themable as prunelens.importance1..5.
+    item.iconPath = new vscode.ThemeIcon(ICONS[outline.kind], outline.heat ? new vscode.ThemeColor(`prunelens.importance${outline.heat}`) : undefined);
     return item;
   }
 

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { RECORD_FILE } from '../../../engine/export/output-folder';
 import { REPORT_FILE } from '../../../engine/export/report';
-import { runLabel, runPerplexity, runTooltip } from '../../runs/output-record';
+import { runDate, runLabel, runPerplexity, runTooltip } from '../../runs/output-record';
 import type { Run } from '../../runs/run-registry';
 import { TreeNode } from '../tree-node';
 import { RunFileNode } from './run-file-node';
@@ -25,7 +25,8 @@ export class RunNode extends TreeNode {
     const { folder, record } = this.run;
     const item = new vscode.TreeItem(runLabel(record), vscode.TreeItemCollapsibleState.Collapsed);
     item.id = `run:${folder}`;
-    item.description = `${runPerplexity(record)} · ${path.basename(folder)}`;
+    // Label and description together tell two runs apart: method, amount and allocation; perplexity, date and folder.
+    item.description = `${runPerplexity(record)} · ${runDate(record)} · ${path.basename(folder)}`;
     item.tooltip = runTooltip(record);
     item.contextValue = 'run';
     item.iconPath = new vscode.ThemeIcon('package');
