@@ -2,13 +2,14 @@ import { PruneLensError } from '../engine/errors';
 import type { CliContext, Command } from './command';
 import { estimate } from './commands/estimate';
 import { evaluate } from './commands/eval';
+import { exportModel } from './commands/export';
 import { generate } from './commands/generate';
 import { info } from './commands/info';
 import { plan } from './commands/plan';
 import { prune } from './commands/prune';
 import { scores } from './commands/scores';
 
-const COMMANDS: Record<string, Command> = { info, eval: evaluate, generate, prune, plan, estimate, scores };
+const COMMANDS: Record<string, Command> = { info, eval: evaluate, generate, prune, plan, estimate, scores, export: exportModel };
 
 const USAGE = `PruneLens: prune language-model checkpoints and measure what it costs.
 
