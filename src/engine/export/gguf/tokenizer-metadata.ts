@@ -55,7 +55,8 @@ export async function tokenizerMetadata(options: TokenizerMetadataOptions): Prom
     const o = asObject(t);
     return { id: Number(o['id']), content: String(o['content']), special: o['special'] === true } satisfies AddedToken;
   });
-  const size = Math.max(options.vocabSize, ...Object.values(vocab).map((id) => Number(id) + 1), ...added.map((t) => t.id + 1));
+  let size = options.vocabSize;
+  for (const id of [...Object.values(vocab).map(Number), ...added.map((t) => t.id)]) size = Math.max(size, id + 1);
   if (size > options.vocabSize) {
     throw new PruneLensError('config', `the tokenizer has ids up to ${size - 1} but the embedding has only ${options.vocabSize} rows`, file);
   }
