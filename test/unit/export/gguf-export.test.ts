@@ -13,6 +13,7 @@ import { f16ToF32 } from '../../../src/engine/io/dtype';
 import { PruneLensError } from '../../../src/engine/errors';
 import { evaluateModel } from '../../../src/engine/evaluate/evaluate-model';
 import { exportGguf } from '../../../src/engine/export/gguf/export-gguf';
+import { preTokenizerName } from '../../../src/engine/export/gguf/tokenizer-metadata';
 import { Checkpoint } from '../../../src/engine/io/checkpoint';
 import { TextTokenizer } from '../../../src/engine/text/tokenizer';
 import { llamaPerplexity, llamaTokenize, loadGguf, loadLlama } from '../../../scripts/gguf-llama';
@@ -223,5 +224,16 @@ describe('GGUF export', () => {
         }
       });
     }
+  });
+});
+
+describe('GGUF tokenizer metadata', () => {
+  it('names the byte-level pre-tokenizers llama.cpp reproduces and refuses others with the list', () => {
+    assert.equal(preTokenizerName({ type: 'ByteLevel', add_prefix_space: false, use_regex: true }, 'tokenizer.json'), 'gpt-2');
+    assert.equal(preTokenizerName({ type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, { type: 'ByteLevel', use_regex: true }] }, 'tokenizer.json'), 'smollm');
+    assert.throws(
+      () => preTokenizerName({ type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\s+' } }, { type: 'ByteLevel', use_regex: false }] }, 'tokenizer.json'),
+      /tokenizer.json: the byte-level pre-tokenizer \(split\?,bytes\) is not one llama.cpp reproduces; supported: GPT-2's ByteLevel/,
+    );
   });
 });
