@@ -14,6 +14,7 @@ import { PruneLensError } from '../../../src/engine/errors';
 import { evaluateModel } from '../../../src/engine/evaluate/evaluate-model';
 import { exportGguf } from '../../../src/engine/export/gguf/export-gguf';
 import { preTokenizerName } from '../../../src/engine/export/gguf/tokenizer-metadata';
+import { llama3RopeFactors } from '../../../src/engine/export/gguf/architectures';
 import { Checkpoint } from '../../../src/engine/io/checkpoint';
 import { TextTokenizer } from '../../../src/engine/text/tokenizer';
 import { llamaPerplexity, llamaTokenize, loadGguf, loadLlama } from '../../../scripts/gguf-llama';
@@ -235,5 +236,17 @@ describe('GGUF tokenizer metadata', () => {
       () => preTokenizerName({ type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\s+' } }, { type: 'ByteLevel', use_regex: false }] }, 'tokenizer.json'),
       /tokenizer.json: the byte-level pre-tokenizer \(split\?,bytes\) is not one llama.cpp reproduces; supported: GPT-2's ByteLevel/,
     );
+  });
+});
+
+describe('Llama 3 rope scaling for llama.cpp', () => {
+  it('gives Llama 3.1 8B\'s rope_freqs: 29 kept, 29 divided by 8, six blended (values from convert_hf_to_gguf.py\'s formula in numpy float32)', () => {
+    const raw = { rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } };
+    const factors = llama3RopeFactors(raw, 128, 500000);
+    assert.equal(factors.length, 64);
+    assert.deepEqual(Array.from(factors.subarray(0, 29)), new Array(29).fill(1));
+    assert.deepEqual(Array.from(factors.subarray(35)), new Array(29).fill(8));
+    const blended = [1.2074840068817139, 1.5534145832061768, 2.026313066482544, 2.6945300102233887, 3.684252977371216, 5.257326602935791];
+    blended.forEach((v, i) => assert.ok(Math.abs(factors[29 + i]! - v) < 1e-5, `factor ${29 + i}: ${factors[29 + i]} vs ${v}`));
   });
 });

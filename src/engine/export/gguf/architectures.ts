@@ -19,6 +19,11 @@ export interface GgufArchitecture {
   interleavedRope: boolean;
   /** Metadata beyond the shared llama-style keys. */
   metadata?(cfg: ModelConfig): [string, GgufValue][];
+  /**
+   * Tensors llama.cpp needs that the checkpoint does not hold, computed from config.json, for the
+   * rope_scaling types this family can carry (keyed by rope_type); any other rope_scaling is refused.
+   */
+  ropeScaling?: Readonly<Record<string, (cfg: ModelConfig) => { name: string; values: Float32Array }>>;
 }
 
 const LLAMA_BLOCK: Record<string, string> = {
@@ -42,7 +47,7 @@ const LLAMA_BLOCK: Record<string, string> = {
 
 /** Keyed by config.json's model_type. Mistral is llama.cpp's llama (as convert_hf_to_gguf.py writes it). */
 export const GGUF_ARCHITECTURES: Readonly<Record<string, GgufArchitecture>> = {
-  llama: { name: 'llama', blockTensors: LLAMA_BLOCK, interleavedRope: true },
+  llama: { name: 'llama', blockTensors: LLAMA_BLOCK, interleavedRope: true, ropeScaling: { llama3: (cfg) => ({ name: 'rope_freqs.weight', values: llama3RopeFactors(cfg.raw, cfg.headDim, cfg.ropeTheta) }) } },
   mistral: { name: 'llama', blockTensors: LLAMA_BLOCK, interleavedRope: true },
   qwen2: { name: 'qwen2', blockTensors: LLAMA_BLOCK, interleavedRope: false },
 };
@@ -107,6 +112,32 @@ export function interleaveRopeRows(values: Float32Array, heads: number, headDim:
         const to = (h * headDim + 2 * j + side) * cols;
         out.set(values.subarray(from, from + cols), to);
       }
+    }
+  }
+  return out;
+}
+
+/**
+ * Llama 3's rope_scaling as llama.cpp takes it: one divisor per rotary frequency in a `rope_freqs`
+ * tensor (convert_hf_to_gguf.py's generate_extra_tensors). Frequencies whose wavelength is shorter than
+ * original_max_position_embeddings / high_freq_factor are kept, longer than ... / low_freq_factor are
+ * divided by `factor`, and those between are blended smoothly.
+ */
+export function llama3RopeFactors(raw: Record<string, unknown>, headDim: number, theta: number): Float32Array {
+  const scaling = (raw.rope_scaling ?? {}) as Record<string, unknown>;
+  const num = (key: string, fallback: number): number => (typeof scaling[key] === 'number' ? (scaling[key] as number) : fallback);
+  const factor = num('factor', 8);
+  const low = num('low_freq_factor', 1);
+  const high = num('high_freq_factor', 4);
+  const context = num('original_max_position_embeddings', 8192);
+  const out = new Float32Array(headDim / 2);
+  for (let i = 0; i < headDim / 2; i++) {
+    const wavelength = (2 * Math.PI) / Math.fround(1 / theta ** ((2 * i) / headDim));
+    if (wavelength < context / high) out[i] = 1;
+    else if (wavelength > context / low) out[i] = factor;
+    else {
+      const smooth = (context / wavelength - low) / (high - low);
+      out[i] = 1 / ((1 - smooth) / factor + smooth);
     }
   }
   return out;

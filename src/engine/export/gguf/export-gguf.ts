@@ -10,10 +10,10 @@ import * as path from 'node:path';
 import { version as PRUNELENS_VERSION } from '../../../../package.json';
 import { PruneLensError } from '../../errors';
 import { Checkpoint } from '../../io/checkpoint';
-import { expectedTensorShapes } from '../../model/config';
+import { expectedTensorShapes, type ModelConfig } from '../../model/config';
 import { throwIfCancelled, type RunControl } from '../../progress';
 import { RECORD_FILE } from '../output-folder';
-import { architectureMetadata, GGUF_ARCHITECTURES, GGUF_MODEL_TYPES, ggufTensorName, interleaveRopeRows } from './architectures';
+import { architectureMetadata, GGUF_ARCHITECTURES, GGUF_MODEL_TYPES, ggufTensorName, interleaveRopeRows, type GgufArchitecture } from './architectures';
 import { encodeGgml, FILE_TYPE_ID, GGUF_TYPES, isGgufType, Q8_0_BLOCK, type GgufType } from './ggml-types';
 import { GgufWriter, type GgufTensorSpec, type GgufValue } from './gguf-writer';
 import { tokenizerMetadata } from './tokenizer-metadata';
@@ -53,6 +53,7 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
     const out = path.resolve(options.out ?? `${checkpoint.dir}-${type}.gguf`);
     await checkDestination(checkpoint.dir, out, options.overwrite === true);
 
+    const extra = ropeScalingTensors(arch, cfg, path.join(checkpoint.dir, 'config.json'));
     const sources = [...expectedTensorShapes(cfg)];
     const fallbackToF16: string[] = [];
     const specs: (GgufTensorSpec & { source: string })[] = sources.map(([source, shape]) => {
@@ -65,6 +66,7 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
       }
       return { name, shape, type: tensorType, source };
     });
+    const tensors: GgufTensorSpec[] = [...specs, ...extra.map((t) => ({ name: t.name, shape: [t.values.length], type: 'f32' as const }))];
 
     const metadata = new Map<string, GgufValue>([
       ...architectureMetadata(arch, cfg),
@@ -76,7 +78,7 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
       ...(await tokenizerMetadata({ dir: checkpoint.dir, config: cfg.raw, vocabSize: cfg.vocabSize })),
     ]);
 
-    const writer = await GgufWriter.create(out, metadata, specs);
+    const writer = await GgufWriter.create(out, metadata, tensors);
     try {
       for (const [i, spec] of specs.entries()) {
         throwIfCancelled(options.signal);
@@ -88,17 +90,30 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
         await writer.writeTensor(spec.name, encodeGgml(spec.type, values));
         options.onProgress?.({ type: 'stage', stage: 'export gguf', done: i + 1, total: specs.length, detail: spec.name });
       }
+      for (const t of extra) await writer.writeTensor(t.name, encodeGgml('f32', t.values));
       throwIfCancelled(options.signal);
-      if (options.overwrite) await fs.rm(out, { force: true });
       await writer.commit();
     } catch (err) {
       await writer.abort();
       throw err;
     }
-    return { out, type, architecture: arch.name, tensors: specs.length, bytes: writer.totalBytes, fallbackToF16, seconds: (performance.now() - started) / 1000 };
+    return { out, type, architecture: arch.name, tensors: tensors.length, bytes: writer.totalBytes, fallbackToF16, seconds: (performance.now() - started) / 1000 };
   } finally {
     await checkpoint.close();
   }
+}
+
+/** The tensors a config's rope_scaling needs in llama.cpp; a rope_scaling this family cannot carry is refused. */
+function ropeScalingTensors(arch: GgufArchitecture, cfg: ModelConfig, where: string): { name: string; values: Float32Array }[] {
+  const scaling = cfg.raw.rope_scaling;
+  if (scaling === undefined || scaling === null) return [];
+  const ropeType = String((scaling as Record<string, unknown>).rope_type ?? (scaling as Record<string, unknown>).type);
+  const make = arch.ropeScaling?.[ropeType];
+  if (!make) {
+    const supported = Object.entries(GGUF_ARCHITECTURES).flatMap(([modelType, a]) => Object.keys(a.ropeScaling ?? {}).map((t) => `${t} (${modelType})`));
+    throw new PruneLensError('architecture', `rope_scaling of type "${ropeType}" cannot be written to GGUF for ${cfg.modelType}; supported: ${supported.join(', ')}`, where);
+  }
+  return [make(cfg)];
 }
 
 async function checkDestination(source: string, out: string, overwrite: boolean): Promise<void> {
