@@ -1,6 +1,6 @@
 import { exportGguf, type ExportGgufResult } from '../../engine/export/gguf/export-gguf';
 import { PruneLensError } from '../../engine/errors';
-import { parse, print, singlePositional, table, withProgress, type Command } from '../command';
+import { parse, print, singlePositional, table, withProgress, type CliContext, type Command } from '../command';
 import { bytes } from '../format';
 
 export const exportModel: Command = {
@@ -26,4 +26,23 @@ function formatExport(r: ExportGgufResult): string {
     ['size', bytes(r.bytes)],
     ['time', `${r.seconds.toFixed(2)} s`],
   ]);
+}
+
+/**
+ * `prune --format hf,gguf`: the formats a prune writes, checked before any work. The Hugging Face
+ * folder is always written (the GGUF file is made from it); gguf adds `<folder>-f16.gguf` beside it,
+ * replacing an earlier GGUF file there only with --overwrite.
+ */
+export function pruneFormats(value: string | undefined, overwrite: boolean | undefined): { gguf: boolean; overwrite: boolean } {
+  const formats = (value ?? 'hf').split(',').map((f) => f.trim());
+  const unknown = formats.filter((f) => f !== 'hf' && f !== 'gguf');
+  if (unknown.length > 0 || !formats.includes('hf')) throw new PruneLensError('usage', `--format takes hf or hf,gguf; got "${value}"`);
+  return { gguf: formats.includes('gguf'), overwrite: overwrite === true };
+}
+
+/** After a prune: the GGUF export of its output when asked for, as extra `--json` fields and a line for people. */
+export async function exportAfterPrune(formats: ReturnType<typeof pruneFormats>, folder: string, ctx: CliContext): Promise<{ json: Record<string, unknown>; human: string }> {
+  if (!formats.gguf) return { json: {}, human: '' };
+  const r = await withProgress(ctx, (control) => exportGguf({ model: folder, type: 'f16', out: `${folder}-f16.gguf`, overwrite: formats.overwrite, ...control }));
+  return { json: { gguf: exportJson(r) }, human: `\n${table([['gguf', `${r.out} (${bytes(r.bytes)}, f16)`]])}` };
 }

@@ -7,12 +7,13 @@ import type { PruneSpec } from '../../engine/prune/spec';
 import { allocationRequest, calibrationRequest, positiveInt, pruneSpec, PRUNING_OPTIONS, runtime, seqlenOf, structuredTarget } from '../args';
 import { parse, print, singlePositional, table, withProgress, type CliContext, type Command } from '../command';
 import { parseRemoval, structuredPrune, type StructuredRecord } from '../../engine/structured/structured-prune';
+import { exportAfterPrune, pruneFormats } from './export';
 
 export const prune: Command = {
   usage: `prunelens prune [MODEL] [--method magnitude|wanda|sparsegpt] [--sparsity S | --nm N:M]
                  [--allocation uniform|owl|besa] [--owl-m 5] [--owl-lambda 0.08] [--plan FILE]
                  [--calib FILE] [--nsamples 128] [--seqlen 256] [--seed 0]
-                 [--eval FILE] [--max-windows K] [--out DIR] [--overwrite]
+                 [--eval FILE] [--max-windows K] [--out DIR] [--overwrite] [--format hf|hf,gguf]
                  [--include GLOB,..] [--exclude GLOB,..] [--blocksize 128] [--percdamp 0.01]
                  [--provider cpu|webgpu|cuda] [--threads N] [--json]
   prunelens prune [MODEL] --structured heads,channels|heads|channels|layers --ratio R
@@ -31,8 +32,10 @@ export const prune: Command = {
       ratio: { type: 'string' },
       metric: { type: 'string' },
       remove: { type: 'string' },
+      format: { type: 'string' },
     });
-    if (values.structured !== undefined || values.remove !== undefined) return runStructured(values, positionals, ctx);
+    const formats = pruneFormats(values.format, values.overwrite);
+    if (values.structured !== undefined || values.remove !== undefined) return runStructured(values, positionals, ctx, formats);
     if (values.plan !== undefined && (values.allocation !== undefined || values.sparsity !== undefined)) {
       throw new PruneLensError('usage', '--plan gives every ratio; it cannot be combined with --allocation or --sparsity');
     }
@@ -50,11 +53,12 @@ export const prune: Command = {
       runtime: runtime(values),
     };
     const record = await withProgress(ctx, (control) => pruneModel({ ...options, ...control }));
-    print(ctx, pruneJson(record), formatPrune(record));
+    const gguf = await exportAfterPrune(formats, record.output, ctx);
+    print(ctx, { ...pruneJson(record), ...gguf.json }, formatPrune(record) + gguf.human);
   },
 };
 
-async function runStructured(values: StructuredValues, positionals: string[], ctx: CliContext): Promise<void> {
+async function runStructured(values: StructuredValues, positionals: string[], ctx: CliContext, formats: ReturnType<typeof pruneFormats>): Promise<void> {
   const model = singlePositional(positionals, 'MODEL');
   const target = values.structured !== undefined ? structuredTarget(values) : undefined;
   if (values.remove !== undefined && target) throw new PruneLensError('usage', '--remove names what to remove; it cannot be combined with --structured');
@@ -71,7 +75,8 @@ async function runStructured(values: StructuredValues, positionals: string[], ct
     runtime: runtime(values),
   };
   const record = await withProgress(ctx, (control) => structuredPrune({ ...options, ...control }));
-  print(ctx, structuredJson(record), formatStructured(record));
+  const gguf = await exportAfterPrune(formats, record.output, ctx);
+  print(ctx, { ...structuredJson(record), ...gguf.json }, formatStructured(record) + gguf.human);
 }
 
 function structuredJson(r: StructuredRecord): Record<string, unknown> {

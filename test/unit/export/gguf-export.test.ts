@@ -5,6 +5,7 @@
  * The slow, full check over pruned models is `npm run test:llama`.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -248,5 +249,35 @@ describe('Llama 3 rope scaling for llama.cpp', () => {
     assert.deepEqual(Array.from(factors.subarray(35)), new Array(29).fill(8));
     const blended = [1.2074840068817139, 1.5534145832061768, 2.026313066482544, 2.6945300102233887, 3.684252977371216, 5.257326602935791];
     blended.forEach((v, i) => assert.ok(Math.abs(factors[29 + i]! - v) < 1e-5, `factor ${29 + i}: ${factors[29 + i]} vs ${v}`));
+  });
+});
+
+describe('GGUF from the command line', () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, [path.resolve('dist', 'cli.js'), ...args], { encoding: 'utf8' });
+
+  it('export refuses an unknown --type or --format before any work, with what is supported', () => {
+    const dir = tempDir();
+    const badType = cli('export', '--format', 'gguf', '--type', 'q4_0', '--out', path.join(dir, 'm.gguf'), '--json');
+    assert.equal(badType.status, 2);
+    assert.match(badType.stdout, /--type must be one of f32, f16, bf16, q8_0; got \\"q4_0\\"/);
+    const badFormat = cli('export', '--format', 'onnx', '--json');
+    assert.equal(badFormat.status, 2);
+    assert.match(badFormat.stdout, /--format must be gguf/);
+    assert.deepEqual(fs.readdirSync(dir), []);
+  });
+
+  it('prune --format hf,gguf writes the pruned folder and its GGUF file beside it', async () => {
+    const out = path.join(tempDir(), 'no-layer-4');
+    const r = cli('prune', FIXTURE_MODEL, '--remove', 'L4', '--max-windows', '1', '--out', out, '--format', 'hf,gguf', '--json');
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const result = JSON.parse(r.stdout) as { out: string; gguf: { out: string; bytes: number } };
+    assert.equal(result.gguf.out, `${out}-f16.gguf`);
+    assert.equal(fs.statSync(result.gguf.out).size, result.gguf.bytes);
+    const info = await readInfo(result.gguf.out);
+    assert.equal((info.metadata as unknown as { llama: { block_count: number } }).llama.block_count, 4);
+    assert.equal((info.metadata as unknown as { general: { prunelens: { method: string } } }).general.prunelens.method, 'structured');
+    const refused = cli('prune', FIXTURE_MODEL, '--remove', 'L4', '--format', 'gguf', '--out', path.join(tempDir(), 'x'), '--json');
+    assert.equal(refused.status, 2);
+    assert.match(refused.stdout, /--format takes hf or hf,gguf/);
   });
 });
