@@ -11,7 +11,7 @@ const common = {
   target: 'node20',
   format: 'cjs',
   sourcemap: 'linked',
-  external: ['onnxruntime-node', 'vscode'],
+  external: ['onnxruntime-node', 'vscode', 'node-llama-cpp'],
   logLevel: 'warning',
 };
 

@@ -3,6 +3,7 @@ import { PruneLensError } from '../engine/errors';
 import { COMMON_OPTIONS, parse, suggest, type CliContext, type Command, type OptionSpec, type OptionTable } from './command';
 import { estimate } from './commands/estimate';
 import { evaluate } from './commands/eval';
+import { exportModel } from './commands/export';
 import { generate } from './commands/generate';
 import { info } from './commands/info';
 import { plan } from './commands/plan';
@@ -12,7 +13,7 @@ import { rangeText } from '../engine/range';
 import { cancelOnSignals } from './signals';
 
 /** Every command, in the order `prunelens --help` lists them; adding a command is one entry here. */
-export const COMMANDS: Record<string, Command> = { info, eval: evaluate, generate, prune, plan, estimate, scores };
+export const COMMANDS: Record<string, Command> = { info, eval: evaluate, generate, prune, plan, estimate, scores, export: exportModel };
 
 const OVERVIEW = `MODEL is a Hugging Face folder (config.json + safetensors + tokenizer.json) or a file in it;
 the embedded stories260K model by default. Texts default to the bundled TinyStories samples.

@@ -9,6 +9,7 @@ import type { PruneSpec } from '../../engine/prune/spec';
 import { allocationRequest, calibrationRequest, evaluationRequest, EVALUATION_OPTIONS, pruneSpec, PRUNING_OPTIONS, runtime, STRUCTURED_OPTIONS, structuredTarget } from '../args';
 import { defineCommand, print, singlePositional, table, withProgress, type CliContext, type Parsed } from '../command';
 import { parseRemoval, structuredPrune, type StructuredRecord } from '../../engine/structured/structured-prune';
+import { exportAfterPrune, pruneFormats } from './export';
 
 const PRUNE_OPTIONS = {
   ...PRUNING_OPTIONS,
@@ -17,6 +18,7 @@ const PRUNE_OPTIONS = {
   out: { type: 'string', arg: 'DIR', defaultText: 'beside the model, named for what was done', help: 'the new model folder' },
   overwrite: { type: 'boolean', help: 'replace an earlier PruneLens output that holds nothing else of yours, never anything else' },
   resume: { type: 'boolean', help: 'continue a killed run of the same command from its last completed decoder block' },
+  format: { type: 'string', arg: 'hf|hf,gguf', default: 'hf', help: 'hf,gguf also writes <out>-f16.gguf beside the folder, for llama.cpp' },
   ...STRUCTURED_OPTIONS,
 } as const;
 
@@ -25,12 +27,12 @@ export const prune = defineCommand({
     `[MODEL] [--method magnitude|wanda|sparsegpt] [--sparsity S | --nm N:M]
                  [--allocation uniform|owl|besa] [--owl-m 5] [--owl-lambda 0.08] [--plan FILE]
                  [--calib FILE] [--nsamples 128] [--seqlen 256] [--seed 0]
-                 [--eval FILE] [--max-windows K] [--out DIR] [--overwrite] [--resume]
+                 [--eval FILE] [--max-windows K] [--out DIR] [--overwrite] [--resume] [--format hf|hf,gguf]
                  [--include GLOB,..] [--exclude GLOB,..] [--blocksize 128] [--percdamp 0.01]
                  [--provider cpu|webgpu|cuda] [--threads N] [--json]`,
     `[MODEL] --structured heads,channels|heads|channels|layers --ratio R
                  [--metric output|similarity|flap|wanda-sp|bi|ppl|random,..] [--calib FILE] [--nsamples N]
-                 [--seqlen N] [--seed 0] [--eval FILE] [--out DIR] [--overwrite] [--json]`,
+                 [--seqlen N] [--seed 0] [--eval FILE] [--out DIR] [--overwrite] [--format hf|hf,gguf] [--json]`,
     `[MODEL] --remove "3.h2,3.h5,L4" [--eval FILE] [--out DIR] [--json]`,
   ],
   summary: 'Prune a checkpoint into a new folder and report dense and pruned perplexity.',
@@ -42,9 +44,10 @@ name and renamed into place when complete. The default output name says what was
   options: PRUNE_OPTIONS,
   async run(parsed, ctx) {
     const { values, positionals, given } = parsed;
+    const formats = pruneFormats(values.format, values.overwrite);
     if (values.structured !== undefined || values.remove !== undefined) {
       if (values.resume) throw new PruneLensError('usage', '--resume continues unstructured pruning only; a structured prune is rerun from the start');
-      return runStructured(values, positionals, ctx);
+      return runStructured(values, positionals, ctx, formats);
     }
     if (values.plan !== undefined && (given.has('allocation') || given.has('sparsity'))) {
       throw new PruneLensError('usage', '--plan gives every ratio; it cannot be combined with --allocation or --sparsity');
@@ -64,11 +67,12 @@ name and renamed into place when complete. The default output name says what was
       runtime: runtime(values),
     };
     const record = await withProgress(ctx, (control) => pruneModel({ ...options, ...control }));
-    print(ctx, pruneJson(record), formatPrune(record));
+    const gguf = await exportAfterPrune(formats, record.output, ctx);
+    print(ctx, { ...pruneJson(record), ...gguf.json }, formatPrune(record) + gguf.human);
   },
 });
 
-async function runStructured(values: Parsed<typeof PRUNE_OPTIONS>['values'], positionals: string[], ctx: CliContext): Promise<void> {
+async function runStructured(values: Parsed<typeof PRUNE_OPTIONS>['values'], positionals: string[], ctx: CliContext, formats: ReturnType<typeof pruneFormats>): Promise<void> {
   const model = singlePositional(positionals, 'MODEL');
   const target = values.structured !== undefined ? structuredTarget(values) : undefined;
   if (values.remove !== undefined && target) throw new PruneLensError('usage', '--remove names what to remove; it cannot be combined with --structured');
@@ -85,7 +89,8 @@ async function runStructured(values: Parsed<typeof PRUNE_OPTIONS>['values'], pos
     runtime: runtime(values),
   };
   const record = await withProgress(ctx, (control) => structuredPrune({ ...options, ...control }));
-  print(ctx, structuredJson(record), formatStructured(record));
+  const gguf = await exportAfterPrune(formats, record.output, ctx);
+  print(ctx, { ...structuredJson(record), ...gguf.json }, formatStructured(record) + gguf.human);
 }
 
 function structuredJson(r: StructuredRecord): Record<string, unknown> {

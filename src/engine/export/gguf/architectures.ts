@@ -1,0 +1,144 @@
+/**
+ * How each model family the engine reads maps onto a llama.cpp architecture: its name (the prefix of
+ * its metadata keys), its tensor names, and the layout changes llama.cpp expects. Adding a family is one
+ * entry in GGUF_ARCHITECTURES; tensors without a name here are refused before anything is written.
+ */
+import type { ModelConfig } from '../../model/config';
+import type { GgufValue } from './gguf-writer';
+
+export interface GgufArchitecture {
+  /** llama.cpp's LLM_ARCH name. */
+  name: string;
+  /** Hugging Face block-relative tensor name -> llama.cpp's name after `blk.N.`. */
+  blockTensors: Readonly<Record<string, string>>;
+  /**
+   * llama.cpp's `llama` architecture rotates adjacent pairs of q/k rows (its NORM rope) where
+   * Hugging Face rotates the two halves of each head, so q and k rows are reordered on the way out;
+   * NEOX-rope architectures (qwen2) take Hugging Face's order unchanged.
+   */
+  interleavedRope: boolean;
+  /** Metadata beyond the shared llama-style keys. */
+  metadata?(cfg: ModelConfig): [string, GgufValue][];
+  /**
+   * Tensors llama.cpp needs that the checkpoint does not hold, computed from config.json, for the
+   * rope_scaling types this family can carry (keyed by rope_type); any other rope_scaling is refused.
+   */
+  ropeScaling?: Readonly<Record<string, (cfg: ModelConfig) => { name: string; values: Float32Array }>>;
+}
+
+const LLAMA_BLOCK: Record<string, string> = {
+  'input_layernorm.weight': 'attn_norm.weight',
+  'self_attn.q_proj.weight': 'attn_q.weight',
+  'self_attn.k_proj.weight': 'attn_k.weight',
+  'self_attn.v_proj.weight': 'attn_v.weight',
+  'self_attn.o_proj.weight': 'attn_output.weight',
+  'self_attn.q_proj.bias': 'attn_q.bias',
+  'self_attn.k_proj.bias': 'attn_k.bias',
+  'self_attn.v_proj.bias': 'attn_v.bias',
+  'self_attn.o_proj.bias': 'attn_output.bias',
+  'post_attention_layernorm.weight': 'ffn_norm.weight',
+  'mlp.gate_proj.weight': 'ffn_gate.weight',
+  'mlp.up_proj.weight': 'ffn_up.weight',
+  'mlp.down_proj.weight': 'ffn_down.weight',
+  'mlp.gate_proj.bias': 'ffn_gate.bias',
+  'mlp.up_proj.bias': 'ffn_up.bias',
+  'mlp.down_proj.bias': 'ffn_down.bias',
+};
+
+/** Keyed by config.json's model_type. Mistral is llama.cpp's llama (as convert_hf_to_gguf.py writes it). */
+export const GGUF_ARCHITECTURES: Readonly<Record<string, GgufArchitecture>> = {
+  llama: { name: 'llama', blockTensors: LLAMA_BLOCK, interleavedRope: true, ropeScaling: { llama3: (cfg) => ({ name: 'rope_freqs.weight', values: llama3RopeFactors(cfg.raw, cfg.headDim, cfg.ropeTheta) }) } },
+  mistral: { name: 'llama', blockTensors: LLAMA_BLOCK, interleavedRope: true },
+  qwen2: { name: 'qwen2', blockTensors: LLAMA_BLOCK, interleavedRope: false },
+};
+
+export const GGUF_MODEL_TYPES = Object.keys(GGUF_ARCHITECTURES);
+
+/** Tensors outside the blocks, shared by every family here. */
+const GLOBAL_TENSORS: Readonly<Record<string, string>> = {
+  'model.embed_tokens.weight': 'token_embd.weight',
+  'model.norm.weight': 'output_norm.weight',
+  'lm_head.weight': 'output.weight',
+};
+
+const LAYER = /^model\.layers\.(\d+)\.(.+)$/;
+
+/** llama.cpp's name for a checkpoint tensor, or undefined when this family has none for it. */
+export function ggufTensorName(arch: GgufArchitecture, hfName: string): string | undefined {
+  const global = GLOBAL_TENSORS[hfName];
+  if (global) return global;
+  const m = LAYER.exec(hfName);
+  const block = m ? arch.blockTensors[m[2]!] : undefined;
+  return block && `blk.${m![1]}.${block}`;
+}
+
+/** The architecture keys llama.cpp's loader reads for a llama-style decoder. */
+export function architectureMetadata(arch: GgufArchitecture, cfg: ModelConfig): [string, GgufValue][] {
+  const a = arch.name;
+  const entries: [string, GgufValue][] = [
+    ['general.architecture', { type: 'string', value: a }],
+    [`${a}.context_length`, { type: 'u32', value: cfg.maxPositionEmbeddings }],
+    [`${a}.embedding_length`, { type: 'u32', value: cfg.hiddenSize }],
+    [`${a}.block_count`, { type: 'u32', value: cfg.numLayers }],
+    [`${a}.feed_forward_length`, { type: 'u32', value: cfg.intermediateSize }],
+    [`${a}.attention.head_count`, { type: 'u32', value: cfg.numHeads }],
+    [`${a}.attention.head_count_kv`, { type: 'u32', value: cfg.numKvHeads }],
+    [`${a}.rope.freq_base`, { type: 'f32', value: cfg.ropeTheta }],
+    [`${a}.rope.dimension_count`, { type: 'u32', value: cfg.headDim }],
+    [`${a}.attention.layer_norm_rms_epsilon`, { type: 'f32', value: cfg.rmsNormEps }],
+    [`${a}.vocab_size`, { type: 'u32', value: cfg.vocabSize }],
+  ];
+  // Without these llama.cpp takes embedding_length / head_count, which a structured prune that
+  // removed heads (head_dim written explicitly) no longer equals.
+  if (cfg.raw.head_dim !== undefined || cfg.headDim * cfg.numHeads !== cfg.hiddenSize) {
+    entries.push([`${a}.attention.key_length`, { type: 'u32', value: cfg.headDim }], [`${a}.attention.value_length`, { type: 'u32', value: cfg.headDim }]);
+  }
+  return [...entries, ...(arch.metadata?.(cfg) ?? [])];
+}
+
+/**
+ * Reorders the rows of a q or k projection (weight [heads * headDim, cols] or bias [heads * headDim])
+ * from Hugging Face's rotate-half layout to llama.cpp's interleaved one: within each head, row
+ * `half * headDim/2 + j` moves to `2j + half` (convert_hf_to_gguf.py's LlamaModel.permute).
+ */
+export function interleaveRopeRows(values: Float32Array, heads: number, headDim: number): Float32Array {
+  const cols = values.length / (heads * headDim);
+  const out = new Float32Array(values.length);
+  const half = headDim / 2;
+  for (let h = 0; h < heads; h++) {
+    for (let side = 0; side < 2; side++) {
+      for (let j = 0; j < half; j++) {
+        const from = (h * headDim + side * half + j) * cols;
+        const to = (h * headDim + 2 * j + side) * cols;
+        out.set(values.subarray(from, from + cols), to);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Llama 3's rope_scaling as llama.cpp takes it: one divisor per rotary frequency in a `rope_freqs`
+ * tensor (convert_hf_to_gguf.py's generate_extra_tensors). Frequencies whose wavelength is shorter than
+ * original_max_position_embeddings / high_freq_factor are kept, longer than ... / low_freq_factor are
+ * divided by `factor`, and those between are blended smoothly.
+ */
+export function llama3RopeFactors(raw: Record<string, unknown>, headDim: number, theta: number): Float32Array {
+  const scaling = (raw.rope_scaling ?? {}) as Record<string, unknown>;
+  const num = (key: string, fallback: number): number => (typeof scaling[key] === 'number' ? (scaling[key] as number) : fallback);
+  const factor = num('factor', 8);
+  const low = num('low_freq_factor', 1);
+  const high = num('high_freq_factor', 4);
+  const context = num('original_max_position_embeddings', 8192);
+  const out = new Float32Array(headDim / 2);
+  for (let i = 0; i < headDim / 2; i++) {
+    const wavelength = (2 * Math.PI) / Math.fround(1 / theta ** ((2 * i) / headDim));
+    if (wavelength < context / high) out[i] = 1;
+    else if (wavelength > context / low) out[i] = factor;
+    else {
+      const smooth = (context / wavelength - low) / (high - low);
+      out[i] = 1 / ((1 - smooth) / factor + smooth);
+    }
+  }
+  return out;
+}

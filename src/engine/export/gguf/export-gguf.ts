@@ -1,0 +1,161 @@
+/**
+ * Writes a checkpoint (dense or pruned, any family in GGUF_ARCHITECTURES) as one GGUF file for
+ * llama.cpp and the tools built on it. Everything that could refuse the job (type, architecture,
+ * tensor names, tokenizer, destination) is checked before the first byte is written; tensors then
+ * stream one at a time from the checkpoint into their slots, and the file appears under its name only
+ * when complete.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { version as PRUNELENS_VERSION } from '../../../../package.json';
+import { PruneLensError } from '../../errors';
+import { Checkpoint } from '../../io/checkpoint';
+import { expectedTensorShapes, type ModelConfig } from '../../model/config';
+import { throwIfCancelled, type RunControl } from '../../progress';
+import { RECORD_FILE } from '../output-folder';
+import { architectureMetadata, GGUF_ARCHITECTURES, GGUF_MODEL_TYPES, ggufTensorName, interleaveRopeRows, type GgufArchitecture } from './architectures';
+import { encodeGgml, FILE_TYPE_ID, GGUF_TYPES, isGgufType, Q8_0_BLOCK, type GgufType } from './ggml-types';
+import { GgufWriter, type GgufTensorSpec, type GgufValue } from './gguf-writer';
+import { tokenizerMetadata } from './tokenizer-metadata';
+
+export interface ExportGgufOptions extends RunControl {
+  model: string;
+  /** f32, f16, bf16 or q8_0 for the matrices; norms and biases stay f32 as llama.cpp expects. */
+  type: string;
+  /** Default: beside the model folder, `<folder>-<type>.gguf`. */
+  out?: string;
+  /** Replace an existing GGUF file at `out` (never any other file). */
+  overwrite?: boolean;
+}
+
+export interface ExportGgufResult {
+  out: string;
+  type: GgufType;
+  architecture: string;
+  tensors: number;
+  bytes: number;
+  /** Matrices kept at f16 because q8_0 needs rows that are a multiple of 32 long (as convert_hf_to_gguf.py does). */
+  fallbackToF16: string[];
+  seconds: number;
+}
+
+export async function exportGguf(options: ExportGgufOptions): Promise<ExportGgufResult> {
+  const started = performance.now();
+  const type = options.type;
+  if (!isGgufType(type)) throw new PruneLensError('usage', `--type must be one of ${GGUF_TYPES.join(', ')}; got "${type}"`);
+  const checkpoint = await Checkpoint.open(options.model);
+  try {
+    const cfg = checkpoint.config;
+    const arch = GGUF_ARCHITECTURES[cfg.modelType];
+    if (!arch) {
+      throw new PruneLensError('architecture', `model_type "${cfg.modelType}" cannot be exported to GGUF yet; supported: ${GGUF_MODEL_TYPES.join(', ')}`, path.join(checkpoint.dir, 'config.json'));
+    }
+    const out = path.resolve(options.out ?? `${checkpoint.dir}-${type}.gguf`);
+    await checkDestination(checkpoint.dir, out, options.overwrite === true);
+
+    const extra = ropeScalingTensors(arch, cfg, path.join(checkpoint.dir, 'config.json'));
+    const sources = [...expectedTensorShapes(cfg)];
+    const fallbackToF16: string[] = [];
+    const specs: (GgufTensorSpec & { source: string })[] = sources.map(([source, shape]) => {
+      const name = ggufTensorName(arch, source);
+      if (!name) throw new PruneLensError('architecture', `tensor "${source}" has no llama.cpp name for architecture ${arch.name}`, checkpoint.dir);
+      let tensorType: GgufType = shape.length === 1 ? 'f32' : type;
+      if (tensorType === 'q8_0' && shape[shape.length - 1]! % Q8_0_BLOCK !== 0) {
+        tensorType = 'f16';
+        fallbackToF16.push(source);
+      }
+      return { name, shape, type: tensorType, source };
+    });
+    const tensors: GgufTensorSpec[] = [...specs, ...extra.map((t) => ({ name: t.name, shape: [t.values.length], type: 'f32' as const }))];
+
+    const metadata = new Map<string, GgufValue>([
+      ...architectureMetadata(arch, cfg),
+      ['general.type', { type: 'string', value: 'model' }],
+      ['general.name', { type: 'string', value: path.basename(checkpoint.dir) }],
+      ['general.file_type', { type: 'u32', value: FILE_TYPE_ID[type] }],
+      ...(type === 'q8_0' ? [['general.quantization_version', { type: 'u32', value: 2 }] as [string, GgufValue]] : []),
+      ...(await provenance(checkpoint.dir)),
+      ...(await tokenizerMetadata({ dir: checkpoint.dir, config: cfg.raw, vocabSize: cfg.vocabSize })),
+    ]);
+
+    const writer = await GgufWriter.create(out, metadata, tensors);
+    try {
+      for (const [i, spec] of specs.entries()) {
+        throwIfCancelled(options.signal);
+        let values = await checkpoint.readF32(spec.source);
+        if (arch.interleavedRope && /\.self_attn\.[qk]_proj\.(weight|bias)$/.test(spec.source)) {
+          const heads = spec.source.includes('.q_proj.') ? cfg.numHeads : cfg.numKvHeads;
+          values = interleaveRopeRows(values, heads, cfg.headDim);
+        }
+        await writer.writeTensor(spec.name, encodeGgml(spec.type, values));
+        options.onProgress?.({ type: 'stage', stage: 'export gguf', done: i + 1, total: specs.length, detail: spec.name });
+      }
+      for (const t of extra) await writer.writeTensor(t.name, encodeGgml('f32', t.values));
+      throwIfCancelled(options.signal);
+      await writer.commit();
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+    return { out, type, architecture: arch.name, tensors: tensors.length, bytes: writer.totalBytes, fallbackToF16, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    await checkpoint.close();
+  }
+}
+
+/** The tensors a config's rope_scaling needs in llama.cpp; a rope_scaling this family cannot carry is refused. */
+function ropeScalingTensors(arch: GgufArchitecture, cfg: ModelConfig, where: string): { name: string; values: Float32Array }[] {
+  const scaling = cfg.raw.rope_scaling;
+  if (scaling === undefined || scaling === null) return [];
+  const ropeType = String((scaling as Record<string, unknown>).rope_type ?? (scaling as Record<string, unknown>).type);
+  const make = arch.ropeScaling?.[ropeType];
+  if (!make) {
+    const supported = Object.entries(GGUF_ARCHITECTURES).flatMap(([modelType, a]) => Object.keys(a.ropeScaling ?? {}).map((t) => `${t} (${modelType})`));
+    throw new PruneLensError('architecture', `rope_scaling of type "${ropeType}" cannot be written to GGUF for ${cfg.modelType}; supported: ${supported.join(', ')}`, where);
+  }
+  return [make(cfg)];
+}
+
+async function checkDestination(source: string, out: string, overwrite: boolean): Promise<void> {
+  const relative = path.relative(source, out);
+  if (!relative.startsWith('..') && !path.isAbsolute(relative)) {
+    throw new PruneLensError('output', 'the GGUF file must not be written inside the source checkpoint; the source is never modified', out);
+  }
+  const existing = await fs.open(out, 'r').catch(() => undefined);
+  if (!existing) return;
+  const magic = Buffer.alloc(4);
+  await existing.read(magic, 0, 4, 0).finally(() => existing.close());
+  const isGguf = magic.toString('latin1') === 'GGUF';
+  if (!overwrite || !isGguf) {
+    throw new PruneLensError('output', isGguf ? 'already exists; pass --overwrite to replace it, or choose another file' : 'already exists and is not a GGUF file; choose another file', out);
+  }
+}
+
+/** general.* keys saying where the weights came from and what PruneLens did to them (from prunelens.json). */
+async function provenance(dir: string): Promise<[string, GgufValue][]> {
+  const entries: [string, GgufValue][] = [['general.prunelens.version', { type: 'string', value: PRUNELENS_VERSION }]];
+  const text = await fs.readFile(path.join(dir, RECORD_FILE), 'utf8').catch(() => undefined);
+  if (text === undefined) return entries;
+  let record: Record<string, unknown>;
+  try {
+    record = JSON.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new PruneLensError('checkpoint', `invalid JSON: ${(err as Error).message}`, path.join(dir, RECORD_FILE));
+  }
+  const source = (record.source as { path?: unknown } | undefined)?.path;
+  if (typeof source === 'string') {
+    entries.push(['general.base_model.count', { type: 'u32', value: 1 }], ['general.base_model.0.name', { type: 'string', value: path.basename(source) }]);
+  }
+  const structured = record.kind === 'structured';
+  const method = structured ? 'structured' : record.method;
+  const sparsity = structured
+    ? (record.parameters as { removedFraction?: unknown } | undefined)?.removedFraction
+    : (record.measured as { sparsity?: unknown } | undefined)?.sparsity;
+  if (typeof method === 'string') entries.push(['general.prunelens.method', { type: 'string', value: method }]);
+  if (typeof sparsity === 'number') entries.push(['general.prunelens.sparsity', { type: 'f32', value: sparsity }]);
+  if (typeof method === 'string' && typeof sparsity === 'number') {
+    const what = structured ? `${(sparsity * 100).toFixed(1)}% of parameters removed (structured)` : `${method}, ${(sparsity * 100).toFixed(1)}% of linear weights zero`;
+    entries.push(['general.description', { type: 'string', value: `Pruned with PruneLens ${PRUNELENS_VERSION}: ${what}` }]);
+  }
+  return entries;
+}
