@@ -49,8 +49,9 @@ name and renamed into place when complete. The default output name says what was
       if (values.resume) throw new PruneLensError('usage', '--resume continues unstructured pruning only; a structured prune is rerun from the start');
       return runStructured(values, positionals, ctx, formats);
     }
-    if (values.plan !== undefined && (given.has('allocation') || given.has('sparsity'))) {
-      throw new PruneLensError('usage', '--plan gives every ratio; it cannot be combined with --allocation or --sparsity');
+    const withPlan = ['allocation', 'sparsity', 'owl-m', 'owl-lambda'].filter((o) => given.has(o));
+    if (values.plan !== undefined && withPlan.length > 0) {
+      throw new PruneLensError('usage', `--plan gives every ratio; it cannot be combined with ${withPlan.map((o) => `--${o}`).join(', ')}`);
     }
     const model = singlePositional(positionals, 'MODEL');
     const spec = pruneSpec(parsed);

@@ -72,6 +72,9 @@ describe('prunelens usage errors', () => {
     assert.equal(json.code, 2);
     assert.deepEqual(JSON.parse(json.stdout), { error: { kind: 'usage', message: 'unknown option --sedd; did you mean --seed?' } });
     assert.match(cli('prnue').stderr, /unknown command "prnue" \(did you mean prune\?\)/);
+    // Options a plan file overrides are refused, not silently ignored.
+    assert.match(cli('prune', '--plan', 'p.json', '--owl-m', '3').stderr, /--plan gives every ratio; it cannot be combined with --owl-m\n/);
+    assert.match(cli('prune', '--plan', 'p.json', '--sparsity', '0.3', '--allocation', 'owl').stderr, /cannot be combined with --allocation, --sparsity\n/);
   });
 
   it('refuses absurd numbers before any work, stating the range', () => {
