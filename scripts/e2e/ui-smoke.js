@@ -155,6 +155,16 @@ const steps = {
   },
 };
 
+/** After the photographs: what must survive a window reload. */
+const last = {
+  '11-reload': async (ui) => {
+    await ui.command('Developer: Reload Window');
+    await ui.expect(ui.page.locator('.explorer-folders-view, .part.sidebar'), 'the window is back', WORK_TIMEOUT);
+    await views.diff(ui);
+    console.log('PASS the loss diff is restored, coloured, after a window reload');
+  },
+};
+
 function run(cmd, args, env) {
   const r = spawnSync(cmd, args, { cwd: REPO, env: { ...process.env, ...env }, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${path.basename(args[0])} failed (${r.status}):\n${r.stdout}${r.stderr}`);
@@ -314,18 +324,25 @@ async function main() {
     for (const [theme, label] of Object.entries(THEMES)) {
       if (theme !== 'dark') {
         // As a person switches: the palette's Color Theme picker.
-        await ui.command('Preferences: Color Theme');
-        // The picker lists "Light Modern" (the setting's value is "Default Light Modern").
-        const shown = label.replace(/^Default /, '');
-        await page.locator('.quick-input-widget input').fill(shown);
-        await page.locator('.quick-input-list .monaco-list-row', { hasText: shown }).first().waitFor();
-        await page.keyboard.press('Enter');
-        await page.waitForFunction(() => document.querySelector('.monaco-workbench')?.classList.contains('vs'));
-        console.log(`PASS the workbench is in ${label}`);
+        try {
+          await ui.command('Preferences: Color Theme');
+          // The picker lists "Light Modern" (the setting's value is "Default Light Modern").
+          const shown = label.replace(/^Default /, '');
+          await page.locator('.quick-input-widget input').fill(shown);
+          await page.locator('.quick-input-list .monaco-list-row', { hasText: shown }).first().waitFor();
+          await page.keyboard.press('Enter');
+          await page.waitForFunction(() => document.querySelector('.monaco-workbench')?.classList.contains('vs'));
+          console.log(`PASS the workbench is in ${label}`);
+        } catch (e) {
+          failures++;
+          console.log(`FAIL switching to ${label}: ${e.message.split('\n')[0]}`);
+          continue;
+        }
       }
       for (const [name, show] of Object.entries(views)) await attempt(`${theme}-${name}`, () => show(ui));
     }
-    const total = Object.keys(steps).length + Object.keys(views).length * Object.keys(THEMES).length;
+    for (const [name, step] of Object.entries(last)) await attempt(name, () => step(ui));
+    const total = Object.keys(steps).length + Object.keys(views).length * Object.keys(THEMES).length + Object.keys(last).length;
     console.log(`screenshots in ${shots}`);
     console.log(failures ? `UI SMOKE FAILED (${failures} of ${total} steps)` : 'UI SMOKE OK');
     return failures ? 1 : 0;
