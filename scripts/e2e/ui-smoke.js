@@ -111,10 +111,10 @@ const steps = {
     const overlays = ui.page.locator('.monaco-editor .view-overlays [class*="ced-"]');
     await ui.waitCount(overlays, (n) => n > 20, 'tokens are coloured');
     const lines = ui.page.locator('.monaco-editor .view-lines .view-line');
-    await ui.expect(lines.filter({ hasText: 'PruneLens loss diff' }), 'the legend heads the text');
+    await ui.expect(lines.filter({ hasText: 'Loss change per token' }), 'the legend heads the text');
     // A token well below the legend line.
     const boxes = await overlays.evaluateAll((els) => els.map((e) => e.getBoundingClientRect()).map((r) => ({ x: r.x, y: r.y, w: r.width, h: r.height })));
-    const legendY = (await lines.filter({ hasText: 'PruneLens loss diff' }).first().boundingBox()).y;
+    const legendY = (await lines.filter({ hasText: 'Loss change per token' }).first().boundingBox()).y;
     const target = boxes.find((b) => b.y > legendY + 40 && b.w > 8);
     if (!target) throw new Error('no coloured token below the legend');
     await ui.page.mouse.move(target.x + target.w / 2, target.y + target.h / 2);
