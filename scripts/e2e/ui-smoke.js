@@ -1,7 +1,7 @@
 // UI smoke test: packages the extension with vsce, installs the VSIX into a fresh code-server, opens the
 // workbench on a copy of the embedded model and drives it as a person would (clicks, drags, keys, hovers),
 // one screenshot per step; then photographs the allocation panel, the Model view, the loss diff and the runs
-// comparison again in Light Modern (the steps run in Dark Modern).
+// comparison in Light Modern (where the steps ran) and again in Dark Modern.
 // node ui-smoke.js [SCREENSHOT_DIR]   (default out/e2e/screenshots); env KEEP=1 keeps the temp folder.
 // Add a step to `steps`: it gets the `ui` helpers below and is photographed when it returns. No step waits
 // a fixed time for work to finish: each waits for what the UI shows when the work is done.
@@ -10,7 +10,9 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { REPO, log, makeTemp, makeWorkspace, startCodeServer, workbenchUrl, launchBrowser, cleanup } = require('./lib');
 
-const THEMES = { dark: 'Default Dark Modern', light: 'Default Light Modern' };
+/** The steps run in the first; every theme's photographs follow. */
+const THEMES = { light: 'Default Light Modern', dark: 'Default Dark Modern' };
+const THEME_CLASS = { light: 'vs', dark: 'vs-dark' };
 /** Long enough for planning or pruning the embedded model on a loaded 2-core machine; each wait ends as soon as the UI shows the result. */
 const WORK_TIMEOUT = 300_000;
 
@@ -182,7 +184,7 @@ async function main() {
   fs.rmSync(shots, { recursive: true, force: true });
   fs.mkdirSync(shots, { recursive: true });
   const tmp = makeTemp();
-  setTheme(tmp, THEMES.dark);
+  setTheme(tmp, Object.values(THEMES)[0]);
   let server;
   let browser;
   try {
@@ -322,16 +324,16 @@ async function main() {
     await ui.expect(page.locator('.explorer-folders-view'), 'the workbench shows the Explorer', 300_000);
     for (const [name, step] of Object.entries(steps)) await attempt(name, () => step(ui));
     for (const [theme, label] of Object.entries(THEMES)) {
-      if (theme !== 'dark') {
+      if (theme !== Object.keys(THEMES)[0]) {
         // As a person switches: the palette's Color Theme picker.
         try {
           await ui.command('Preferences: Color Theme');
-          // The picker lists "Light Modern" (the setting's value is "Default Light Modern").
+          // The picker lists "Dark Modern" (the setting's value is "Default Dark Modern").
           const shown = label.replace(/^Default /, '');
           await page.locator('.quick-input-widget input').fill(shown);
           await page.locator('.quick-input-list .monaco-list-row', { hasText: shown }).first().waitFor();
           await page.keyboard.press('Enter');
-          await page.waitForFunction(() => document.querySelector('.monaco-workbench')?.classList.contains('vs'));
+          await page.waitForFunction((cls) => document.querySelector('.monaco-workbench')?.classList.contains(cls), THEME_CLASS[theme]);
           console.log(`PASS the workbench is in ${label}`);
         } catch (e) {
           failures++;
