@@ -151,7 +151,11 @@ const steps = {
   },
   '10-runs-comparison': async (ui) => {
     await ui.command('PruneLens: Compare Runs');
-    await ui.page.locator('.quick-input-widget .quick-input-check-all').click();
+    // Tick every run: a click on a row of a multi-select pick toggles its checkbox.
+    const rows = ui.page.locator('.quick-input-list .monaco-list-row');
+    await rows.first().waitFor();
+    for (const row of await rows.all()) await row.click();
+    await ui.expect(ui.page.locator('.quick-input-widget', { hasText: '2 Selected' }), 'both runs are ticked');
     await ui.page.keyboard.press('Enter');
     await ui.expect(ui.previewText('sparsity per decoder block'), 'the runs comparison table opens');
   },
