@@ -1,7 +1,7 @@
 // UI smoke test: packages the extension with vsce, installs the VSIX into a fresh code-server, opens the
 // workbench on a copy of the embedded model and drives it as a person would (clicks, drags, keys, hovers),
 // one screenshot per step; then photographs the allocation panel, the Model view, the loss diff and the runs
-// comparison again in Light Modern (the steps run in Dark Modern).
+// comparison in Light Modern (where the steps ran) and again in Dark Modern.
 // node ui-smoke.js [SCREENSHOT_DIR]   (default out/e2e/screenshots); env KEEP=1 keeps the temp folder.
 // Add a step to `steps`: it gets the `ui` helpers below and is photographed when it returns. No step waits
 // a fixed time for work to finish: each waits for what the UI shows when the work is done.
@@ -10,7 +10,9 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { REPO, log, makeTemp, makeWorkspace, startCodeServer, workbenchUrl, launchBrowser, cleanup } = require('./lib');
 
-const THEMES = { dark: 'Default Dark Modern', light: 'Default Light Modern' };
+/** The steps run in the first; every theme's photographs follow. */
+const THEMES = { light: 'Default Light Modern', dark: 'Default Dark Modern' };
+const THEME_CLASS = { light: 'vs', dark: 'vs-dark' };
 /** Long enough for planning or pruning the embedded model on a loaded 2-core machine; each wait ends as soon as the UI shows the result. */
 const WORK_TIMEOUT = 300_000;
 
@@ -111,10 +113,10 @@ const steps = {
     const overlays = ui.page.locator('.monaco-editor .view-overlays [class*="ced-"]');
     await ui.waitCount(overlays, (n) => n > 20, 'tokens are coloured');
     const lines = ui.page.locator('.monaco-editor .view-lines .view-line');
-    await ui.expect(lines.filter({ hasText: 'PruneLens loss diff' }), 'the legend heads the text');
+    await ui.expect(lines.filter({ hasText: 'Loss change per token' }), 'the legend heads the text');
     // A token well below the legend line.
     const boxes = await overlays.evaluateAll((els) => els.map((e) => e.getBoundingClientRect()).map((r) => ({ x: r.x, y: r.y, w: r.width, h: r.height })));
-    const legendY = (await lines.filter({ hasText: 'PruneLens loss diff' }).first().boundingBox()).y;
+    const legendY = (await lines.filter({ hasText: 'Loss change per token' }).first().boundingBox()).y;
     const target = boxes.find((b) => b.y > legendY + 40 && b.w > 8);
     if (!target) throw new Error('no coloured token below the legend');
     await ui.page.mouse.move(target.x + target.w / 2, target.y + target.h / 2);
@@ -149,9 +151,23 @@ const steps = {
   },
   '10-runs-comparison': async (ui) => {
     await ui.command('PruneLens: Compare Runs');
-    await ui.page.locator('.quick-input-widget .quick-input-check-all').click();
+    // Tick every run: a click on a row of a multi-select pick toggles its checkbox.
+    const rows = ui.page.locator('.quick-input-list .monaco-list-row');
+    await rows.first().waitFor();
+    for (const row of await rows.all()) await row.click();
+    await ui.expect(ui.page.locator('.quick-input-widget', { hasText: '2 Selected' }), 'both runs are ticked');
     await ui.page.keyboard.press('Enter');
     await ui.expect(ui.previewText('sparsity per decoder block'), 'the runs comparison table opens');
+  },
+};
+
+/** After the photographs: what must survive a window reload. */
+const last = {
+  '11-reload': async (ui) => {
+    await ui.command('Developer: Reload Window');
+    await ui.expect(ui.page.locator('.explorer-folders-view, .part.sidebar'), 'the window is back', WORK_TIMEOUT);
+    await views.diff(ui);
+    console.log('PASS the loss diff is restored, coloured, after a window reload');
   },
 };
 
@@ -172,7 +188,7 @@ async function main() {
   fs.rmSync(shots, { recursive: true, force: true });
   fs.mkdirSync(shots, { recursive: true });
   const tmp = makeTemp();
-  setTheme(tmp, THEMES.dark);
+  setTheme(tmp, Object.values(THEMES)[0]);
   let server;
   let browser;
   try {
@@ -312,20 +328,27 @@ async function main() {
     await ui.expect(page.locator('.explorer-folders-view'), 'the workbench shows the Explorer', 300_000);
     for (const [name, step] of Object.entries(steps)) await attempt(name, () => step(ui));
     for (const [theme, label] of Object.entries(THEMES)) {
-      if (theme !== 'dark') {
+      if (theme !== Object.keys(THEMES)[0]) {
         // As a person switches: the palette's Color Theme picker.
-        await ui.command('Preferences: Color Theme');
-        // The picker lists "Light Modern" (the setting's value is "Default Light Modern").
-        const shown = label.replace(/^Default /, '');
-        await page.locator('.quick-input-widget input').fill(shown);
-        await page.locator('.quick-input-list .monaco-list-row', { hasText: shown }).first().waitFor();
-        await page.keyboard.press('Enter');
-        await page.waitForFunction(() => document.querySelector('.monaco-workbench')?.classList.contains('vs'));
-        console.log(`PASS the workbench is in ${label}`);
+        try {
+          await ui.command('Preferences: Color Theme');
+          // The picker lists "Dark Modern" (the setting's value is "Default Dark Modern").
+          const shown = label.replace(/^Default /, '');
+          await page.locator('.quick-input-widget input').fill(shown);
+          await page.locator('.quick-input-list .monaco-list-row', { hasText: shown }).first().waitFor();
+          await page.keyboard.press('Enter');
+          await page.waitForFunction((cls) => document.querySelector('.monaco-workbench')?.classList.contains(cls), THEME_CLASS[theme]);
+          console.log(`PASS the workbench is in ${label}`);
+        } catch (e) {
+          failures++;
+          console.log(`FAIL switching to ${label}: ${e.message.split('\n')[0]}`);
+          continue;
+        }
       }
       for (const [name, show] of Object.entries(views)) await attempt(`${theme}-${name}`, () => show(ui));
     }
-    const total = Object.keys(steps).length + Object.keys(views).length * Object.keys(THEMES).length;
+    for (const [name, step] of Object.entries(last)) await attempt(name, () => step(ui));
+    const total = Object.keys(steps).length + Object.keys(views).length * Object.keys(THEMES).length + Object.keys(last).length;
     console.log(`screenshots in ${shots}`);
     console.log(failures ? `UI SMOKE FAILED (${failures} of ${total} steps)` : 'UI SMOKE OK');
     return failures ? 1 : 0;

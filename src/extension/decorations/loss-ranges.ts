@@ -177,7 +177,8 @@ export function legend(labels: LossLabels = DENSE_PRUNED): { text: string; swatc
   }
   text += ' ';
   for (let level = 1; level <= LEVELS; level++) {
-    const label = ` −${THRESHOLDS[level - 1]} `;
+    // ASCII minus: the editor flags U+2212 as a character easily confused with it.
+    const label = ` -${THRESHOLDS[level - 1]} `;
     swatches.push({ start: text.length, end: text.length + label.length, level: -level });
     text += `${label} `;
   }

@@ -181,7 +181,7 @@ describe('inline loss diff: the token, the legend and the worst tokens', () => {
     assert.deepEqual(swatches.map((w) => w.level).sort((a, b) => a - b), [-5, -4, -3, -2, -1, 1, 2, 3, 4, 5]);
     for (const w of swatches) {
       const label = text.slice(w.start, w.end).trim();
-      assert.equal(label, `${w.level > 0 ? '+' : '−'}${THRESHOLDS[Math.abs(w.level) - 1]}`);
+      assert.equal(label, `${w.level > 0 ? '+' : '-'}${THRESHOLDS[Math.abs(w.level) - 1]}`);
     }
     assert.ok(text.endsWith('\n\n'), 'a blank line separates the legend from the text');
     assert.ok(text.indexOf('\n') < 100, 'the swatches fit an editor line');
