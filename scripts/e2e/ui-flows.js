@@ -18,7 +18,7 @@ const { REPO, log, makeTemp, makeWorkspace, startCodeServer, workbenchUrl, launc
 const SETTINGS = { nsamples: 16, seqlen: 128, calibrationText: 'texts/calibration-small.txt', evaluationText: 'texts/eval-small.txt' };
 // Generous bounds for work that takes seconds on a quiet machine; every wait ends as soon as the UI shows the result.
 const WORK_MS = 300_000;
-const UI_MS = 60_000;
+const UI_MS = 120_000;
 
 function writeTexts(folder) {
   const texts = path.join(folder, 'texts');
@@ -182,6 +182,8 @@ async function main() {
     const stamp = () => `[${((Date.now() - started) / 1000).toFixed(1)}s ${ui.flow ?? 'startup'}]`;
     page.on('console', (m) => consoleLines.push(`${stamp()} ${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => consoleLines.push(`${stamp()} pageerror: ${e.message}`));
+    // Clicks and key presses wait for the element; on a loaded machine that can take far longer than Playwright's 30 s default.
+    page.setDefaultTimeout(UI_MS);
     let failures = 0;
     const ui = {
       page,
