@@ -1,6 +1,6 @@
 // Offline stand-in for @vscode/test-electron's runTests(): the repo is the extension under development,
 // out/e2e/suite/index.js its test entry, run in code-server's Node 24 extension host behind headless Chromium.
-// node run-tests.js [--grep=PATTERN] [--env=JSON] [--timeout=SEC]; env SCREENSHOT=file.png, VERBOSE=1, KEEP=1.
+// node run-tests.js [--grep=PATTERN] [--env=JSON] [--timeout=SEC, default 1800]; env SCREENSHOT=file.png, VERBOSE=1, KEEP=1.
 // Exit status: 0 all tests passed, 1 failures, 2 timeout, 3 the harness itself failed.
 const path = require('node:path');
 const util = require('node:util');
@@ -33,7 +33,8 @@ async function main() {
     let page;
     ({ browser, page } = await launchBrowser(tmp));
     let finish;
-    const done = new Promise((r) => { finish = r; setTimeout(() => r('timeout'), +arg('timeout', 600) * 1000).unref(); });
+    // A safety net for a run that would never end, far above the suite's work under load.
+    const done = new Promise((r) => { finish = r; setTimeout(() => r('timeout'), +arg('timeout', 1800) * 1000).unref(); });
     // The workbench forwards every console line, the extension host's too (mocha's reporter), and the
     // tests' exit code to these two functions, as @vscode/test-web does.
     await page.exposeFunction('codeAutomationLog', (type, args) => {
@@ -41,7 +42,8 @@ async function main() {
       if (process.env.VERBOSE || !noise.test(line)) (type === 'error' ? console.error : console.log)(line);
     });
     await page.exposeFunction('codeAutomationExit', (code) => finish(code));
-    await page.goto(workbenchUrl(server.base, folder, payload));
+    // Loading the workbench takes seconds on a quiet machine and minutes on a loaded one; the run's own timeout bounds it.
+    await page.goto(workbenchUrl(server.base, folder, payload), { timeout: 0 });
     log('workbench loaded, running tests');
     const code = await done;
     log(`tests finished: ${code}`);

@@ -18,7 +18,7 @@ const { REPO, log, makeTemp, makeWorkspace, startCodeServer, workbenchUrl, launc
 const SETTINGS = { nsamples: 16, seqlen: 128, calibrationText: 'texts/calibration-small.txt', evaluationText: 'texts/eval-small.txt' };
 // Generous bounds for work that takes seconds on a quiet machine; every wait ends as soon as the UI shows the result.
 const WORK_MS = 300_000;
-const UI_MS = 60_000;
+const UI_MS = 120_000;
 
 function writeTexts(folder) {
   const texts = path.join(folder, 'texts');
@@ -182,6 +182,8 @@ async function main() {
     const stamp = () => `[${((Date.now() - started) / 1000).toFixed(1)}s ${ui.flow ?? 'startup'}]`;
     page.on('console', (m) => consoleLines.push(`${stamp()} ${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => consoleLines.push(`${stamp()} pageerror: ${e.message}`));
+    // Clicks and key presses wait for the element; on a loaded machine that can take far longer than Playwright's 30 s default.
+    page.setDefaultTimeout(UI_MS);
     let failures = 0;
     const ui = {
       page,
@@ -208,28 +210,47 @@ async function main() {
        */
       async menu(target, labels) {
         const deadline = Date.now() + WORK_MS;
+        const menus = page.locator('.monaco-menu');
+        // The label of the item with keyboard focus in the menu at `level` (an open submenu sits inside its parent item, after its label).
+        const focused = async (level) => ((await menus.nth(level).locator('.action-item.focused .action-label').first().textContent({ timeout: 1000 }).catch(() => null)) ?? '').trim();
         for (let level = 0; level < labels.length; level++) {
-          const menus = page.locator('.monaco-menu');
-          for (;;) {
-            if (level === 0) {
+          const label = labels[level];
+          if (level === 0) {
+            for (;;) {
               await target.click({ button: 'right' });
-              await menus.first().waitFor({ timeout: UI_MS });
-            } else {
-              await menus.nth(level).waitFor({ timeout: UI_MS });
+              await menus.first().waitFor();
+              const own = (await menus.first().locator('.action-item:not(.disabled) .action-label').allTextContents()).map((s) => s.trim());
+              if (own.includes(label)) break;
+              if (Date.now() > deadline) throw new Error(`no "${label}" in the context menu: ${own.join(' | ')}`);
+              await page.keyboard.press('Escape');
+              await page.waitForTimeout(1000);
             }
-            // An open submenu is rendered inside its parent, after the parent's own items; nth(level) is the menu at that depth.
+            await page.keyboard.press('Home');
+          } else {
+            // ArrowRight opened the submenu; on a loaded machine a key can arrive before the menu that should take it, so ask again.
+            await ui.until(`the ${labels[level - 1]} submenu`, async () => {
+              if (await menus.nth(level).isVisible()) return true;
+              await page.keyboard.press('ArrowRight');
+              await page.waitForTimeout(500);
+              return menus.nth(level).isVisible();
+            }, UI_MS);
             const own = (await menus.nth(level).locator('.action-item:not(.disabled) .action-label').allTextContents()).map((s) => s.trim());
-            const index = own.indexOf(labels[level]);
-            if (index >= 0) {
-              if (level === 0) await page.keyboard.press('Home');
-              for (let i = 0; i < index; i++) await page.keyboard.press('ArrowDown');
-              if (level === 0) await ui.shot(`menu-${labels[level]}`);
-              await page.keyboard.press(level < labels.length - 1 ? 'ArrowRight' : 'Enter');
-              break;
-            }
-            if (level > 0 || Date.now() > deadline) throw new Error(`no "${labels[level]}" in the context menu: ${own.join(' | ')}`);
-            await page.keyboard.press('Escape');
-            await page.waitForTimeout(1000);
+            if (!own.includes(label)) throw new Error(`no enabled "${label}" in the ${labels[level - 1]} submenu: ${own.join(' | ')}`);
+          }
+          // Down the menu until the item has focus, checking after every key rather than counting keys.
+          await ui.until(`"${label}" focused`, async () => {
+            if ((await focused(level)) === label) return true;
+            await page.keyboard.press('ArrowDown');
+            await page.waitForTimeout(150);
+            return (await focused(level)) === label;
+          }, UI_MS);
+          if (level === 0) await ui.shot(`menu-${label}`);
+          if (level < labels.length - 1) {
+            await page.keyboard.press('ArrowRight');
+          } else {
+            await ui.shot(`menu-${label}`);
+            await page.keyboard.press('Enter');
+            await menus.first().waitFor({ state: 'detached' });
           }
         }
       },
@@ -264,7 +285,10 @@ async function main() {
       },
       async showNotifications() {
         if (await page.locator('.notifications-center.visible').count()) return;
-        await ui.command('Notifications: Show Notifications');
+        // The bell in the status bar: no typing, so nothing can land in an editor a finished run has just opened.
+        const bell = page.locator('[id="status.notifications"]');
+        if (await bell.count()) await bell.first().click();
+        else await ui.command('Notifications: Show Notifications');
         await page.locator('.notifications-center.visible').waitFor({ timeout: UI_MS });
       },
       notification: (text) => page.locator('.notifications-center .notification-list-item', { hasText: text }),

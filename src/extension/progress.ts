@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import type { RunControl } from '../engine/progress';
 import { StageProgress, type StageWeight } from './stage-progress';
@@ -22,6 +23,9 @@ export function withEngineProgress<T>(
     const bar = new StageProgress(stages);
     let stage: { name: string; start: number } | undefined;
     const start = performance.now();
+    // The host's own responsiveness during the job, logged at its end: the engine runs in its own process, so this stays small.
+    const lag = monitorEventLoopDelay({ resolution: 20 });
+    lag.enable();
     output.info(`${title}: started`);
     // The engine process takes a moment to start and load ONNX Runtime; say so before its first event.
     progress.report({ message: 'starting…' });
@@ -43,6 +47,8 @@ export function withEngineProgress<T>(
       output.info(`${title}: finished in ${((performance.now() - start) / 1000).toFixed(1)} s`);
       return result;
     } finally {
+      lag.disable();
+      output.info(`${title}: extension host event loop delay max ${(lag.max / 1e6).toFixed(0)} ms, p99 ${(lag.percentile(99) / 1e6).toFixed(0)} ms`);
       subscription.dispose();
     }
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { checkOutput, isWorkingFolder, modelFolderOf, outputParent, parseSparsity, pruneOutputName, removalOutputName } from '../../../src/extension/prune/prune-options';
+import { checkOutput, isWorkingFolder, modelFolderOf, outputParent, parseSparsity, pruneOutputName, removalOutputName, structuredOutputName } from '../../../src/extension/prune/prune-options';
 import { tempDir } from '../../helpers/fixtures';
 
 describe('prune options from the guided flow', () => {
@@ -22,6 +22,8 @@ describe('prune options from the guided flow', () => {
     assert.equal(pruneOutputName(model, 'wanda', { kind: 'sparsity', sparsity: 0.5 }, 'uniform'), 'stories260K-wanda-50');
     assert.equal(pruneOutputName(path.join(model, 'config.json'), 'wanda', { kind: 'sparsity', sparsity: 0.7 }, 'owl'), 'stories260K-wanda-owl-70');
     assert.equal(pruneOutputName(model, 'sparsegpt', { kind: 'nm', nm: { n: 2, m: 4 } }, 'uniform'), 'stories260K-sparsegpt-2of4');
+    assert.equal(structuredOutputName(model, { heads: true, channels: true, layers: false }, 0.2), 'stories260K-heads-channels-20');
+    assert.equal(structuredOutputName(path.join(model, 'config.json'), { heads: false, channels: false, layers: true }, 0.3), 'stories260K-layers-30');
     assert.equal(removalOutputName(model, { heads: [[3, 2]], layers: [] }), 'stories260K-removed-3.h2');
     assert.equal(removalOutputName(model, { heads: [], layers: [4] }), 'stories260K-removed-L4');
   });
