@@ -1,7 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { PruneLensError } from '../../engine/errors';
+import { recoverOutput } from '../../engine/export/output-recovery';
 import type { RunControl } from '../../engine/progress';
 import type { EngineJobKind, FromEngine, JobOptions, JobResult, ToEngine } from './protocol';
 import { fromWire } from './wire-error';
@@ -70,7 +69,7 @@ export class EngineJobs {
         if (settled || pid === undefined) return;
         // Killed after a cancel, or died on its own: either way it could not remove what it was writing.
         const out = (options as { out?: string }).out;
-        const cleanup = out ? removePartialOutput(out, pid) : Promise.resolve();
+        const cleanup = out ? recoverOutput(out, { discard: true, log }).then(() => undefined) : Promise.resolve();
         void cleanup.then(
           () =>
             finish(() =>
@@ -86,18 +85,4 @@ export class EngineJobs {
 
 function send(child: ChildProcess, message: ToEngine): void {
   if (child.connected) child.send(message);
-}
-
-/**
- * What a killed engine process leaves of an output: the folder it was writing (OutputFolder's
- * `<out>.partial-<pid>`), and, if it died while replacing an earlier output, that output under its
- * temporary name, which is put back. The one place that knows the engine's working-folder names.
- */
-export async function removePartialOutput(out: string, pid: number): Promise<void> {
-  const target = path.resolve(out);
-  await fs.rm(`${target}.partial-${pid}`, { recursive: true, force: true });
-  const previous = `${target}.previous-${pid}`;
-  const exists = (p: string): Promise<boolean> => fs.stat(p).then(() => true, () => false);
-  if ((await exists(previous)) && !(await exists(target))) await fs.rename(previous, target);
-  else await fs.rm(previous, { recursive: true, force: true });
 }

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { PruneLensError } from '../../../src/engine/errors';
 import { evaluateModel } from '../../../src/engine/evaluate/evaluate-model';
 import type { EngineEvent } from '../../../src/engine/progress';
-import { EngineJobs, removePartialOutput } from '../../../src/extension/worker/engine-jobs';
+import { EngineJobs } from '../../../src/extension/worker/engine-jobs';
 import { FIXTURE_MODEL, tempDir } from '../../helpers/fixtures';
 
 // npm test builds dist/ first (pretest); this is the file the extension forks.
@@ -85,16 +85,5 @@ describe('engine jobs in a child process', () => {
     await assert.rejects(job, (err: unknown) => err instanceof PruneLensError && err.kind === 'cancelled');
     assert.ok(cancelledAt >= started);
     assert.deepEqual(fs.readdirSync(dir), ['stuck-worker.js']);
-  });
-
-  it('puts back an earlier output that a killed process was replacing', async () => {
-    const dir = tempDir();
-    const out = path.join(dir, 'model-wanda-50');
-    fs.mkdirSync(`${out}.previous-4242`);
-    fs.writeFileSync(path.join(`${out}.previous-4242`, 'prunelens.json'), '{}');
-    fs.mkdirSync(`${out}.partial-4242`);
-    await removePartialOutput(out, 4242);
-    assert.deepEqual(fs.readdirSync(dir), ['model-wanda-50']);
-    assert.ok(fs.existsSync(path.join(out, 'prunelens.json')));
   });
 });

@@ -22,8 +22,8 @@ describe('prune options from the guided flow', () => {
     assert.equal(pruneOutputName(model, 'wanda', { kind: 'sparsity', sparsity: 0.5 }, 'uniform'), 'stories260K-wanda-50');
     assert.equal(pruneOutputName(path.join(model, 'config.json'), 'wanda', { kind: 'sparsity', sparsity: 0.7 }, 'owl'), 'stories260K-wanda-owl-70');
     assert.equal(pruneOutputName(model, 'sparsegpt', { kind: 'nm', nm: { n: 2, m: 4 } }, 'uniform'), 'stories260K-sparsegpt-2of4');
-    assert.equal(structuredOutputName(model, { heads: true, channels: true, layers: false }, 0.2), 'stories260K-heads-channels-20');
-    assert.equal(structuredOutputName(path.join(model, 'config.json'), { heads: false, channels: false, layers: true }, 0.3), 'stories260K-layers-30');
+    assert.equal(structuredOutputName(model, { heads: true, channels: true, layers: false, ratio: 0.2 }), 'stories260K-heads-channels-20');
+    assert.equal(structuredOutputName(path.join(model, 'config.json'), { heads: false, channels: false, layers: true, ratio: 0.3 }), 'stories260K-layers-30');
     assert.equal(removalOutputName(model, { heads: [[3, 2]], layers: [] }), 'stories260K-removed-3.h2');
     assert.equal(removalOutputName(model, { heads: [], layers: [4] }), 'stories260K-removed-L4');
   });
