@@ -5,7 +5,7 @@ import type { CalibrationRequest } from '../engine/calibrate/calibration-data';
 import { SAMPLE_CALIBRATION_TEXT } from '../engine/embedded';
 import { PruneLensError } from '../engine/errors';
 import { isProvider, type RuntimeSettings } from '../engine/graph/session';
-import { checkSparsity, isMethod, parseNM, type PruneSpec } from '../engine/prune/spec';
+import { checkSparsity, isMethod, isUpdate, METHODS, parseNM, UPDATES, type PruneSpec } from '../engine/prune/spec';
 import type { AllocationRequest } from '../engine/allocate/allocation';
 import { CHANNEL_METRICS, HEAD_METRICS, LAYER_METRICS, type StructuredTarget } from '../engine/structured/select';
 import { RUNTIME_OPTIONS } from './command';
@@ -40,6 +40,7 @@ export function runtime(values: { provider?: string; threads?: string }): Runtim
 export const PRUNING_OPTIONS = {
   ...RUNTIME_OPTIONS,
   method: { type: 'string' },
+  update: { type: 'string' },
   sparsity: { type: 'string' },
   nm: { type: 'string' },
   allocation: { type: 'string' },
@@ -67,7 +68,10 @@ export function seqlenOf(values: PruningValues): number {
 
 export function pruneSpec(values: PruningValues): PruneSpec {
   const method = values.method ?? 'wanda';
-  if (!isMethod(method)) throw new PruneLensError('usage', `--method must be one of magnitude, wanda, sparsegpt; got "${method}"`);
+  if (!isMethod(method)) throw new PruneLensError('usage', `--method must be one of ${METHODS.join(', ')}; got "${method}"`);
+  const update = values.update;
+  if (update !== undefined && !isUpdate(update)) throw new PruneLensError('usage', `--update must be ${UPDATES.join(' or ')}; got "${update}"`);
+  if (update !== undefined && method === 'alps') throw new PruneLensError('usage', 'ALPS fits its own weights; --update applies to magnitude, wanda and sparsegpt');
   if (values.nm !== undefined && values.sparsity !== undefined) {
     throw new PruneLensError('usage', '--nm fixes the sparsity at N/M; give --sparsity or --nm, not both');
   }
@@ -78,6 +82,7 @@ export function pruneSpec(values: PruningValues): PruneSpec {
     method,
     sparsity: nm ? nm.n / nm.m : checkSparsity(number(values.sparsity, '--sparsity') ?? 0.5),
     nm,
+    ...(update !== undefined ? { update } : {}),
     include: globs(values.include),
     exclude: globs(values.exclude),
     blocksize: positiveInt(values.blocksize, '--blocksize') ?? 128,

@@ -10,7 +10,7 @@ import type { Allocation } from '../engine/allocate/plan';
 import type { Method } from '../engine/prune/spec';
 
 /** Exhaustive maps, so a method or allocation added to the engine fails to compile until labelled here. */
-export const METHOD_LABELS: Record<Method, string> = { magnitude: 'Magnitude', wanda: 'Wanda', sparsegpt: 'SparseGPT' };
+export const METHOD_LABELS: Record<Method, string> = { magnitude: 'Magnitude', wanda: 'Wanda', sparsegpt: 'SparseGPT', alps: 'ALPS' };
 export const ALLOCATION_LABELS: Record<Allocation, string> = { uniform: 'Uniform', owl: 'OWL', besa: 'BESA-style' };
 export const ALLOCATION_KINDS = Object.keys(ALLOCATION_LABELS) as Allocation[];
 export const PLAN_METHODS = Object.keys(METHOD_LABELS) as Method[];

@@ -9,7 +9,7 @@ import { parse, print, singlePositional, table, withProgress, type CliContext, t
 import { parseRemoval, structuredPrune, type StructuredRecord } from '../../engine/structured/structured-prune';
 
 export const prune: Command = {
-  usage: `prunelens prune [MODEL] [--method magnitude|wanda|sparsegpt] [--sparsity S | --nm N:M]
+  usage: `prunelens prune [MODEL] [--method magnitude|wanda|sparsegpt|alps] [--update admm] [--sparsity S | --nm N:M]
                  [--allocation uniform|owl|besa] [--owl-m 5] [--owl-lambda 0.08] [--plan FILE]
                  [--calib FILE] [--nsamples 128] [--seqlen 256] [--seed 0]
                  [--eval FILE] [--max-windows K] [--out DIR] [--overwrite]
@@ -134,13 +134,14 @@ function modelFolder(model: string): string {
 function defaultOutput(model: string, spec: PruneSpec, allocation: string): string {
   const dir = modelFolder(model);
   const target = spec.nm ? `${spec.nm.n}of${spec.nm.m}` : allocation === 'plan' ? 'plan' : `${Math.round(spec.sparsity * 100)}`;
-  return `${dir}-${spec.method}${allocation === 'uniform' || allocation === 'plan' ? '' : `-${allocation}`}-${target}`;
+  return `${dir}-${spec.method}${spec.update ? `-${spec.update}` : ''}${allocation === 'uniform' || allocation === 'plan' ? '' : `-${allocation}`}-${target}`;
 }
 
 function pruneJson(r: PruneRecord): Record<string, unknown> {
   return {
     out: r.output,
     method: r.method,
+    update: r.settings.update,
     nm: r.nm,
     allocation: r.plan.allocation,
     sparsity_requested: r.sparsity,
@@ -162,7 +163,7 @@ function formatPrune(r: PruneRecord): string {
   const ppl = (v: number | null): string => (v === null ? '-' : v.toFixed(4));
   return table([
     ['output', r.output],
-    ['method', `${r.method}, ${r.nm ? `${r.nm} N:M` : `${pct(r.sparsity)} unstructured`}, ${r.plan.allocation} allocation`],
+    ['method', `${r.method}${r.settings.update ? ` + ${r.settings.update} update` : ''}, ${r.nm ? `${r.nm} N:M` : `${pct(r.sparsity)} unstructured`}, ${r.plan.allocation} allocation`],
     ...(r.calibration ? [['calibration', `${r.calibration.nsamples} x ${r.calibration.seqlen} tokens from ${r.calibration.file}, seed ${r.calibration.seed}`] as [string, string]] : []),
     ['', `${'dense'.padEnd(10)}pruned`],
     ['perplexity', `${ppl(r.perplexity.dense).padEnd(10)}${ppl(r.perplexity.pruned)}${r.evaluation ? `   (${r.evaluation.windows} windows of ${r.evaluation.seqlen})` : ''}`],

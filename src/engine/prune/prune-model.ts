@@ -43,7 +43,7 @@ export function checkPruneOptions(spec: PruneSpec, allocation: AllocationRequest
   if (spec.nm && allocation.kind !== 'uniform') {
     throw new PruneLensError('usage', `N:M sparsity is the same in every layer; it cannot be combined with the ${allocation.kind} allocation`);
   }
-  const needs = needsCalibration(spec.method) ? spec.method : allocationNeedsCalibration(allocation) ? `the ${allocation.kind} allocation` : undefined;
+  const needs = needsCalibration(spec.method, spec.update) ? spec.method : allocationNeedsCalibration(allocation) ? `the ${allocation.kind} allocation` : undefined;
   if (needs && !calibration) throw new PruneLensError('usage', `${needs} needs calibration text (--calib FILE)`);
 }
 
@@ -64,7 +64,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
     if (targets.length === 0) throw new PruneLensError('usage', `no linear weight matches --include ${spec.include.join(',')} / --exclude ${spec.exclude.join(',')}`);
     const evalText = options.evaluation ? await readTextFile(options.evaluation.file) : undefined;
     const evalIds = evalText !== undefined ? tokenizer.encode(evalText) : undefined;
-    const calibrated = needsCalibration(spec.method) || allocationNeedsCalibration(allocation);
+    const calibrated = needsCalibration(spec.method, spec.update) || allocationNeedsCalibration(allocation);
     const calibration = calibrated ? await drawCalibration(tokenizer, options.calibration!) : undefined;
     const evaluate = (weights: Checkpoint, stage: string): Promise<PerplexityResult> => evaluateStage(stage, runner, weights, evalIds!, options.evaluation!, options);
     const output = await OutputFolder.create(checkpoint, options.out, options.overwrite ?? false);

@@ -1,7 +1,11 @@
 import { PruneLensError } from '../errors';
 
-export const METHODS = ['magnitude', 'wanda', 'sparsegpt'] as const;
+export const METHODS = ['magnitude', 'wanda', 'sparsegpt', 'alps'] as const;
 export type Method = (typeof METHODS)[number];
+
+/** A weight update run after the method's mask is chosen: ADMM re-fits the kept weights (admm.ts). */
+export const UPDATES = ['admm'] as const;
+export type Update = (typeof UPDATES)[number];
 
 /** N:M sparsity: n of every m consecutive input weights are zero. */
 export interface NM {
@@ -18,13 +22,19 @@ export interface PruneSpec {
   /** Glob patterns over module names of block linears (`model.layers.*.mlp.*`); all by default. */
   include: string[];
   exclude: string[];
-  /** SparseGPT's lazy-update block width and dampening. */
+  /** Re-fit the kept weights to the layer's output after any method's mask; absent keeps the method's weights. */
+  update?: Update;
+  /** SparseGPT's lazy-update block width; dampening for SparseGPT, ALPS and the ADMM update. */
   blocksize: number;
   percdamp: number;
 }
 
 export function isMethod(value: string): value is Method {
   return (METHODS as readonly string[]).includes(value);
+}
+
+export function isUpdate(value: string): value is Update {
+  return (UPDATES as readonly string[]).includes(value);
 }
 
 export function parseNM(text: string): NM {

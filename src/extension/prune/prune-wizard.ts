@@ -123,6 +123,7 @@ export async function askPrune(services: Services, model: string): Promise<Prune
     { label: 'magnitude', description: 'no data', detail: 'Zero the smallest |W| of each matrix', value: 'magnitude' },
     { label: 'wanda', description: 'calibration', detail: 'Score |W| × input norm and zero the lowest of every row', value: 'wanda' },
     { label: 'sparsegpt', description: 'calibration, slower', detail: "Zero by the inputs' Hessian and update the remaining weights to compensate", value: 'sparsegpt' },
+    { label: 'alps', description: 'calibration, slowest, best', detail: 'Choose the mask and the weights together by ADMM on each layer\'s output, then solve on the mask', value: 'alps' },
   ];
   const method = (await pick(title, 'Pruning method', methods, methods[1]))?.value;
   if (!method) return undefined;
