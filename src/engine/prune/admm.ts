@@ -3,7 +3,7 @@ import type { OpRegistry } from '../graph/op-registry';
 import { floatTensor, type Feeds } from '../graph/session';
 import { inverseCholesky, NotPositiveDefinite } from '../linalg/cholesky';
 import { mat } from '../linalg/matrix-ops';
-import { buildAdmmSteps, buildCgSteps, buildDenormalise, buildGramOfFactor, buildNormalise, buildResidual, projectionKey, type Projection } from './admm-graphs';
+import { buildAdmmSteps, buildCgSteps, buildDenormalise, buildNormalise, buildResidual, projectionKey, type Projection } from './admm-graphs';
 
 /**
  * The ADMM weight update (Boža, "Fast and Effective Weight Update for Pruned Large Language Models",
@@ -69,15 +69,13 @@ export async function normalise(ops: OpRegistry, weight: Float32Array, rows: num
   return { rows, cols, gn: gn!, b0: b0!, target: target!, s: s! };
 }
 
-/** (Ĝ + ρI)⁻¹ = L⁻ᵀ L⁻¹ with L the Cholesky factor of Ĝ + ρI. */
-export async function penaltyInverse(ops: OpRegistry, p: LayerProblem, rho: number, where: string): Promise<Float32Array> {
+/** L⁻¹ for the Cholesky factor L of Ĝ + ρI: the steps graph forms (Ĝ + ρI)⁻¹ = L⁻ᵀ L⁻¹ from it. */
+export async function penaltyFactor(ops: OpRegistry, p: LayerProblem, rho: number, where: string): Promise<Float32Array> {
   const n = p.cols;
   const shifted = Float32Array.from(p.gn);
   for (let j = 0; j < n; j++) shifted[j * n + j]! += rho;
   try {
-    const factor = await inverseCholesky(ops, mat(shifted, n, n));
-    const [inverse] = await ops.run('admm.inverse-from-factor', buildGramOfFactor, { a: floatTensor(factor.data, [n, n]) }, ['out']);
-    return inverse!;
+    return (await inverseCholesky(ops, mat(shifted, n, n))).data;
   } catch (err) {
     if (!(err instanceof NotPositiveDefinite)) throw err;
     throw new PruneLensError('weights', `the normalised input Gram matrix plus ${rho.toExponential(2)} is not positive definite; the calibration activations may overflow`, where);
@@ -92,14 +90,14 @@ export interface AdmmState {
 }
 
 /**
- * `steps` ADMM iterations at penalty ρ with `inverse` = (Ĝ + ρI)⁻¹. With a chosen projection the
+ * `steps` ADMM iterations at penalty ρ, `factor` = L⁻¹ from penaltyFactor(ρ). With a chosen projection the
  * graph also returns the new mask and how many entries changed state against `previous`.
  */
 export async function admmSteps(
   ops: OpRegistry,
   p: LayerProblem,
   state: AdmmState,
-  inverse: Float32Array,
+  factor: Float32Array,
   rho: number,
   steps: number,
   projection: Projection,
@@ -109,7 +107,7 @@ export async function admmSteps(
   const shape = [rows, cols];
   const feeds = {
     target: floatTensor(p.target, shape),
-    inverse: floatTensor(inverse, [cols, cols]),
+    factor: floatTensor(factor, [cols, cols]),
     d: floatTensor(state.d, shape),
     v: floatTensor(state.v, shape),
     rho: floatTensor(Float32Array.of(rho), [1]),
@@ -156,7 +154,7 @@ export async function denormalise(ops: OpRegistry, p: LayerProblem, b: Float32Ar
 /**
  * The update itself, for the mask of `pruned` (its zeros) and the dense `weight` it was cut from:
  *   1. normalise G and W₀ (dead inputs, dampening, unit diagonal);
- *   2. (Ĝ + ρI)⁻¹ once, ρ = 1;
+ *   2. the Cholesky factor of Ĝ + ρI once, ρ = 1;
  *   3. 20 ADMM iterations from D = B₀ on the support, V = 0;
  *   4. CG on the support from D to the tolerance;
  *   5. back to W.
@@ -173,9 +171,9 @@ export async function admmUpdate(
 ): Promise<Float32Array> {
   const mask = prunedMaskOf(pruned);
   const p = await normalise(ops, weight, rows, cols, gram, options.percdamp);
-  const inverse = await penaltyInverse(ops, p, FIXED_RHO, where);
+  const factor = await penaltyFactor(ops, p, FIXED_RHO, where);
   const start: AdmmState = { b: p.b0, d: Float32Array.from(p.b0, (v, i) => (mask[i] ? 0 : v)), v: new Float32Array(rows * cols) };
-  const { d } = await admmSteps(ops, p, start, inverse, FIXED_RHO, FIXED_ITERATIONS, { kind: 'fixed' }, { pruned: floatTensor(mask, [rows, cols]) });
+  const { d } = await admmSteps(ops, p, start, factor, FIXED_RHO, FIXED_ITERATIONS, { kind: 'fixed' }, { pruned: floatTensor(mask, [rows, cols]) });
   const b = await conjugateGradients(ops, p, d, mask, FIXED_CG_STEPS);
   return denormalise(ops, p, b, mask, where);
 }

@@ -1,6 +1,6 @@
 import type { OpRegistry } from '../graph/op-registry';
 import { floatTensor } from '../graph/session';
-import { admmSteps, conjugateGradients, denormalise, normalise, penaltyInverse, type AdmmState } from './admm';
+import { admmSteps, conjugateGradients, denormalise, normalise, penaltyFactor, type AdmmState } from './admm';
 import { buildProjection } from './admm-graphs';
 import { patternFeeds, prunedCount, type Pattern } from './mask-graphs';
 import type { NM } from './spec';
@@ -65,9 +65,9 @@ export async function alps(ops: OpRegistry, weight: Float32Array, rows: number, 
   let state = fresh();
   let rho = RHO_START;
   let rising = false;
-  let inverse = await penaltyInverse(ops, p, rho, where);
+  let factor = await penaltyFactor(ops, p, rho, where);
   for (let done = 0; done < MAX_ITERATIONS; ) {
-    const out = await admmSteps(ops, p, state, inverse, rho, CHECK_EVERY, { kind: 'chosen', pattern }, { ...maskFeeds, previous: floatTensor(pruned, [rows, cols]) });
+    const out = await admmSteps(ops, p, state, factor, rho, CHECK_EVERY, { kind: 'chosen', pattern }, { ...maskFeeds, previous: floatTensor(pruned, [rows, cols]) });
     done += CHECK_EVERY;
     state = out;
     pruned = out.pruned!;
@@ -76,7 +76,7 @@ export async function alps(ops: OpRegistry, weight: Float32Array, rows: number, 
     if (next.restart) state = fresh();
     rising = next.rising;
     rho = Math.min(next.rho, RHO_MAX);
-    inverse = await penaltyInverse(ops, p, rho, where);
+    factor = await penaltyFactor(ops, p, rho, where);
   }
 
   // The final support is that of the least-squares iterate B; CG then solves on it exactly.
