@@ -5,7 +5,7 @@ import type { CalibrationRequest } from '../engine/calibrate/calibration-data';
 import { SAMPLE_CALIBRATION_TEXT } from '../engine/embedded';
 import { PruneLensError } from '../engine/errors';
 import { isProvider, type RuntimeSettings } from '../engine/graph/session';
-import { checkSparsity, isMethod, isUpdate, METHODS, parseNM, UPDATES, type PruneSpec } from '../engine/prune/spec';
+import { checkSparsity, isMethod, METHODS, parseNM, parseUpdate, type PruneSpec } from '../engine/prune/spec';
 import type { AllocationRequest } from '../engine/allocate/allocation';
 import { CHANNEL_METRICS, HEAD_METRICS, LAYER_METRICS, type StructuredTarget } from '../engine/structured/select';
 import { RUNTIME_OPTIONS } from './command';
@@ -69,9 +69,7 @@ export function seqlenOf(values: PruningValues): number {
 export function pruneSpec(values: PruningValues): PruneSpec {
   const method = values.method ?? 'wanda';
   if (!isMethod(method)) throw new PruneLensError('usage', `--method must be one of ${METHODS.join(', ')}; got "${method}"`);
-  const update = values.update;
-  if (update !== undefined && !isUpdate(update)) throw new PruneLensError('usage', `--update must be ${UPDATES.join(' or ')}; got "${update}"`);
-  if (update !== undefined && method === 'alps') throw new PruneLensError('usage', 'ALPS fits its own weights; --update applies to magnitude, wanda and sparsegpt');
+  const update = values.update === undefined ? undefined : parseUpdate(values.update, method);
   if (values.nm !== undefined && values.sparsity !== undefined) {
     throw new PruneLensError('usage', '--nm fixes the sparsity at N/M; give --sparsity or --nm, not both');
   }

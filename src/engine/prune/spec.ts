@@ -33,8 +33,11 @@ export function isMethod(value: string): value is Method {
   return (METHODS as readonly string[]).includes(value);
 }
 
-export function isUpdate(value: string): value is Update {
-  return (UPDATES as readonly string[]).includes(value);
+/** The update named by `value` for `method`, refusing names it does not know and ALPS, which fits its own weights. */
+export function parseUpdate(value: string, method: Method): Update {
+  if (!(UPDATES as readonly string[]).includes(value)) throw new PruneLensError('usage', `--update must be ${UPDATES.join(' or ')}; got "${value}"`);
+  if (method === 'alps') throw new PruneLensError('usage', 'ALPS fits its own weights; --update applies to magnitude, wanda and sparsegpt');
+  return value as Update;
 }
 
 export function parseNM(text: string): NM {
