@@ -5,7 +5,7 @@ import type { CalibrationRequest } from '../engine/calibrate/calibration-data';
 import { SAMPLE_CALIBRATION_TEXT, SAMPLE_EVALUATION_TEXT } from '../engine/embedded';
 import { PruneLensError } from '../engine/errors';
 import { isProvider, type RuntimeSettings } from '../engine/graph/session';
-import { isMethod, METHODS, parseNM, SPARSITY_RANGE, type PruneSpec } from '../engine/prune/spec';
+import { isMethod, METHODS, parseNM, parseUpdate, SPARSITY_RANGE, type PruneSpec } from '../engine/prune/spec';
 import { CHANNEL_METRICS, HEAD_METRICS, LAYER_METRICS, type StructuredTarget } from '../engine/structured/select';
 import { RUNTIME_OPTIONS, type OptionTable, type Parsed, type Values } from './command';
 
@@ -32,7 +32,8 @@ export const CALIBRATION_OPTIONS = {
 
 /** Options shared by `prune` and `plan`: what to prune, by what allocation, calibrated on what. */
 export const PRUNING_OPTIONS = {
-  method: { type: 'string', arg: METHODS.join('|'), default: 'wanda', help: 'how weights are scored (and, for sparsegpt, updated)' },
+  method: { type: 'string', arg: METHODS.join('|'), default: 'wanda', help: 'how weights are scored (and, for sparsegpt and alps, updated)' },
+  update: { type: 'string', arg: 'admm', help: "after the method's mask, refit the kept weights to each layer's dense output (ADMM)" },
   sparsity: { type: 'string', arg: 'S', range: SPARSITY_RANGE, default: 0.5, help: 'fraction of each pruned matrix to zero' },
   nm: { type: 'string', arg: 'N:M', help: 'N of every M consecutive weights zero (2:4, 4:8), instead of --sparsity' },
   allocation: { type: 'string', arg: ALLOCATIONS.join('|'), default: 'uniform', help: 'how sparsity is shared between blocks' },
@@ -68,10 +69,12 @@ export function pruneSpec({ values, given }: Parsed<typeof PRUNING_OPTIONS>): Pr
     throw new PruneLensError('usage', '--nm fixes the sparsity at N/M; give --sparsity or --nm, not both');
   }
   const nm = values.nm === undefined ? undefined : parseNM(values.nm);
+  const update = values.update === undefined ? undefined : parseUpdate(values.update, method);
   return {
     method,
     sparsity: nm ? nm.n / nm.m : values.sparsity,
     nm,
+    ...(update !== undefined ? { update } : {}),
     include: globs(values.include),
     exclude: globs(values.exclude),
     blocksize: values.blocksize,

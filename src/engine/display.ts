@@ -6,7 +6,7 @@
 import type { Allocation } from './allocate/plan';
 import type { Method } from './prune/spec';
 
-export const METHOD_NAMES: Record<Method, string> = { magnitude: 'magnitude', wanda: 'Wanda', sparsegpt: 'SparseGPT' };
+export const METHOD_NAMES: Record<Method, string> = { magnitude: 'magnitude', wanda: 'Wanda', sparsegpt: 'SparseGPT', alps: 'ALPS' };
 export const ALLOCATION_NAMES: Record<Allocation | 'manual', string> = { uniform: 'uniform', owl: 'OWL', besa: 'BESA-style', manual: 'manual' };
 
 /** Perplexity: two decimals (4.65, 18.84). */

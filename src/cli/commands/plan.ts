@@ -9,7 +9,7 @@ import { defineCommand, print, singlePositional, table, timed, withProgress } fr
 
 export const plan = defineCommand({
   synopsis: [
-    `[MODEL] --out PLAN.json [--allocation uniform|owl|besa] [--sparsity S] [--method magnitude|wanda|sparsegpt]
+    `[MODEL] --out PLAN.json [--allocation uniform|owl|besa] [--sparsity S] [--method magnitude|wanda|sparsegpt|alps] [--update admm]
                  [--owl-m 5] [--owl-lambda 0.08] [--calib FILE] [--nsamples 128] [--seqlen 256] [--seed 0]
                  [--include GLOB,..] [--exclude GLOB,..] [--provider cpu] [--threads N] [--json]`,
   ],

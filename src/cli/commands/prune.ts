@@ -24,7 +24,7 @@ const PRUNE_OPTIONS = {
 
 export const prune = defineCommand({
   synopsis: [
-    `[MODEL] [--method magnitude|wanda|sparsegpt] [--sparsity S | --nm N:M]
+    `[MODEL] [--method magnitude|wanda|sparsegpt|alps] [--update admm] [--sparsity S | --nm N:M]
                  [--allocation uniform|owl|besa] [--owl-m 5] [--owl-lambda 0.08] [--plan FILE]
                  [--calib FILE] [--nsamples 128] [--seqlen 256] [--seed 0]
                  [--eval FILE] [--max-windows K] [--out DIR] [--overwrite] [--resume] [--format hf|hf,gguf]
@@ -58,7 +58,7 @@ name and renamed into place when complete. The default output name says what was
     const allocation = values.plan !== undefined ? { kind: 'plan' as const, file: values.plan } : allocationRequest(parsed);
     const options = {
       model,
-      out: values.out ?? (await defaultOutput(model, spec, allocation, parsed)),
+      out: values.out ?? (await defaultOutput(model, spec, allocation)),
       overwrite: values.overwrite,
       resume: values.resume,
       spec,
@@ -138,7 +138,7 @@ function formatStructured(r: StructuredRecord): string {
 }
 
 /** The default output: a folder beside the source named for what was done to it (the engine's naming). */
-async function defaultOutput(model: string, spec: PruneSpec, allocation: { kind: string; file?: string }, { values }: Parsed<typeof PRUNE_OPTIONS>): Promise<string> {
+async function defaultOutput(model: string, spec: PruneSpec, allocation: { kind: string; file?: string }): Promise<string> {
   const target = spec.nm ? { kind: 'nm' as const, nm: spec.nm } : { kind: 'sparsity' as const, sparsity: spec.sparsity };
   let label = allocation.kind;
   let amount = target;
@@ -150,13 +150,14 @@ async function defaultOutput(model: string, spec: PruneSpec, allocation: { kind:
     label = planLabel(blocksFingerprint(plan.blocks));
     amount = { kind: 'sparsity', sparsity: plan.target };
   }
-  return path.join(path.dirname(modelFolderOf(model)), pruneOutputName(model, values.method, amount, label, spec));
+  return path.join(path.dirname(modelFolderOf(model)), pruneOutputName(model, spec.update ? `${spec.method}-${spec.update}` : spec.method, amount, label, spec));
 }
 
 function pruneJson(r: PruneRecord): Record<string, unknown> {
   return {
     out: r.output,
     method: r.method,
+    update: r.settings.update,
     nm: r.nm,
     allocation: r.plan.allocation,
     sparsity_requested: r.sparsity,
@@ -180,7 +181,7 @@ function formatPrune(r: PruneRecord): string {
   const ppl = (v: number | null): string => (v === null ? '-' : v.toFixed(4));
   return table([
     ['output', r.output],
-    ['method', `${r.method}, ${r.nm ? `${r.nm} N:M` : `${pct(r.sparsity)} unstructured`}, ${r.plan.allocation} allocation`],
+    ['method', `${r.method}${r.settings.update ? ` + ${r.settings.update} update` : ''}, ${r.nm ? `${r.nm} N:M` : `${pct(r.sparsity)} unstructured`}, ${r.plan.allocation} allocation`],
     ...(r.calibration ? [['calibration', `${r.calibration.nsamples} x ${r.calibration.seqlen} tokens from ${r.calibration.file}, seed ${r.calibration.seed}`] as [string, string]] : []),
     ['', `${'dense'.padEnd(10)}pruned`],
     ['perplexity', `${ppl(r.perplexity.dense).padEnd(10)}${ppl(r.perplexity.pruned)}${r.evaluation ? `   (${r.evaluation.windows} windows of ${r.evaluation.seqlen})` : ''}`],

@@ -25,7 +25,7 @@ export interface PruneRecord {
   /** The requested fraction; `measured.sparsity` is what the written files hold. */
   sparsity: number;
   nm: string | null;
-  settings: { include: string[]; exclude: string[]; blocksize: number; percdamp: number };
+  settings: { include: string[]; exclude: string[]; blocksize: number; percdamp: number; update: PruneSpec['update'] | null };
   calibration: Omit<CalibrationSet, 'ids'> | null;
   evaluation: { file: string; seqlen: number; windows: number; tokens: number } | null;
   perplexity: { dense: number | null; pruned: number | null };
@@ -97,7 +97,7 @@ export async function buildRecord(inputs: RecordInputs): Promise<PruneRecord> {
     method: spec.method,
     sparsity: spec.nm ? spec.nm.n / spec.nm.m : inputs.plan.target,
     nm: spec.nm ? `${spec.nm.n}:${spec.nm.m}` : null,
-    settings: { include: spec.include, exclude: spec.exclude, blocksize: spec.blocksize, percdamp: spec.percdamp },
+    settings: { include: spec.include, exclude: spec.exclude, blocksize: spec.blocksize, percdamp: spec.percdamp, update: spec.update ?? null },
     plan: inputs.plan,
     calibration,
     evaluation:

@@ -118,6 +118,7 @@ export function renderReport(r: PruneRecord, figures: readonly string[] = []): s
     ...(r.nm ? [] : [`| allocation | ${allocation} |`]),
     `| linears | include ${r.settings.include.join(', ') || 'all'}; exclude ${r.settings.exclude.join(', ') || 'none'} |`,
     ...(r.method === 'sparsegpt' ? [`| SparseGPT | blocksize ${r.settings.blocksize}, dampening ${r.settings.percdamp} x mean diag(H) |`] : []),
+    ...(r.method === 'alps' || r.settings.update ? [`| ${r.method === 'alps' ? 'ALPS' : 'ADMM update'} | dampening ${r.settings.percdamp} x mean diag(G) |`] : []),
     r.calibration
       ? `| calibration | \`${relative(r, r.calibration.file)}\` (${r.calibration.format}, sha256 ${r.calibration.sha256.slice(0, 12)}…), ${r.calibration.nsamples} windows of ${r.calibration.seqlen}, seed ${r.calibration.seed} |`
       : '| calibration | none (magnitude needs no data) |',

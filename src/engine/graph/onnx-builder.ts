@@ -27,7 +27,9 @@ export class GraphBuilder {
 
   constructor(private readonly name: string) {}
 
+  /** Declaring an input again returns it: a helper that reads a named input may run once per unrolled step. */
   input(name: string, type: ElemType, dims: Dim[]): string {
+    if (this.inputs.some((i) => i.name === name)) return name;
     this.inputs.push(valueInfo(name, type, dims));
     return name;
   }

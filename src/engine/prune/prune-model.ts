@@ -60,7 +60,7 @@ export function checkPruneOptions(spec: PruneSpec, allocation: AllocationRequest
   if (spec.nm && allocation.kind !== 'uniform') {
     throw new PruneLensError('usage', `N:M sparsity is the same in every layer; it cannot be combined with the ${allocation.kind} allocation`);
   }
-  const needs = needsCalibration(spec.method) ? spec.method : allocationNeedsCalibration(allocation) ? `the ${allocation.kind} allocation` : undefined;
+  const needs = needsCalibration(spec.method, spec.update) ? spec.method : allocationNeedsCalibration(allocation) ? `the ${allocation.kind} allocation` : undefined;
   if (needs && !calibration) throw new PruneLensError('usage', `${needs} needs calibration text (--calib FILE)`);
   if (calibration) checkCalibrationRequest(calibration);
 }
@@ -91,7 +91,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
   const { spec } = options;
   const allocation = options.allocation ?? { kind: 'uniform' };
   checkPruneOptions(spec, allocation, options.calibration);
-  const calibrated = needsCalibration(spec.method) || allocationNeedsCalibration(allocation);
+  const calibrated = needsCalibration(spec.method, spec.update) || allocationNeedsCalibration(allocation);
   return withModelSession(options.model, options.runtime, async (session) => {
     const { checkpoint, tokenizer, runner } = session;
     const cfg = checkpoint.config;

@@ -12,16 +12,24 @@ import { blockTensorShapes, layerPrefix, LINEARS, storedLinear, type LinearName 
 import { toStoredBlock } from '../model/families/fused';
 import type { DecoderRunner } from '../model/decoder-runner';
 import { throwIfCancelled, type RunControl } from '../progress';
+import { admmUpdate } from './admm';
+import { alps } from './alps';
 import { magnitudePrune, wandaPrune } from './score-prune';
 import { sparseGpt } from './sparsegpt';
-import { isTargeted, type Method, type PruneSpec } from './spec';
+import { isTargeted, type Method, type PruneSpec, type Update } from './spec';
 
 /** What each method needs to know about a linear's inputs, reduced inside ORT. */
 const STATISTIC: Record<Method, TapReduce | undefined> = {
   magnitude: undefined,
   wanda: 'sumsq',
   sparsegpt: 'gram',
+  alps: 'gram',
 };
+
+/** The ADMM update reads G; Wanda's statistic is half G's diagonal, so one Gram tap serves both. */
+function statisticOf(method: Method, update?: Update): TapReduce | undefined {
+  return update === 'admm' ? 'gram' : STATISTIC[method];
+}
 
 const TAP_POINTS: TapPoint[] = ['attn_in', 'o_in', 'mlp_in', 'down_in'];
 
@@ -31,8 +39,8 @@ const TAP_POINTS: TapPoint[] = ['attn_in', 'o_in', 'mlp_in', 'down_in'];
  */
 export const ERROR_WINDOWS = 32;
 
-export function needsCalibration(method: Method): boolean {
-  return STATISTIC[method] !== undefined;
+export function needsCalibration(method: Method, update?: Update): boolean {
+  return statisticOf(method, update) !== undefined;
 }
 
 export type LinearRatios = Partial<Record<LinearName, number>>;
@@ -92,7 +100,7 @@ export interface SequentialResult {
 export async function pruneSequentially(options: SequentialOptions, control: RunControl): Promise<SequentialResult> {
   const { checkpoint, runner, spec, calibration, output, ladder } = options;
   const cfg = checkpoint.config;
-  const reduce = STATISTIC[spec.method];
+  const reduce = statisticOf(spec.method, spec.update);
   const shapes = blockTensorShapes(cfg);
   const statsRunner = calibration && reduce ? await BlockRunner.create(cfg, options.runtime, TAP_POINTS.map((point) => ({ point, reduce }))) : undefined;
   try {
@@ -165,7 +173,7 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
   }
 }
 
-function pruneLinear(
+async function pruneLinear(
   options: SequentialOptions,
   weight: Float32Array,
   rows: number,
@@ -176,12 +184,24 @@ function pruneLinear(
   control: RunControl,
 ): Promise<Float32Array> {
   const { ops, spec } = options;
-  switch (spec.method) {
-    case 'magnitude':
-      return magnitudePrune(ops, weight, rows, cols, sparsity, spec.nm);
-    case 'wanda':
-      return wandaPrune(ops, weight, rows, cols, stat!, sparsity, spec.nm);
-    case 'sparsegpt':
-      return sparseGpt(ops, weight, rows, cols, stat!, { sparsity, nm: spec.nm, blocksize: spec.blocksize, percdamp: spec.percdamp }, where, control.log);
+  const pruned = await choose();
+  return spec.update === 'admm' ? admmUpdate(ops, weight, pruned, rows, cols, stat!, { percdamp: spec.percdamp }, where) : pruned;
+
+  function choose(): Promise<Float32Array> {
+    switch (spec.method) {
+      case 'magnitude':
+        return magnitudePrune(ops, weight, rows, cols, sparsity, spec.nm);
+      case 'wanda':
+        return wandaPrune(ops, weight, rows, cols, spec.update === 'admm' ? halfDiagonal(stat!, cols) : stat!, sparsity, spec.nm);
+      case 'sparsegpt':
+        return sparseGpt(ops, weight, rows, cols, stat!, { sparsity, nm: spec.nm, blocksize: spec.blocksize, percdamp: spec.percdamp }, where, control.log);
+      case 'alps':
+        return alps(ops, weight, rows, cols, stat!, { sparsity, nm: spec.nm, percdamp: spec.percdamp }, where);
+    }
   }
+}
+
+/** Wanda's (1/n) Σ ||X_j||² from G = (2/n) Σ XᵀX. */
+function halfDiagonal(gram: Float32Array, cols: number): Float32Array {
+  return Float32Array.from({ length: cols }, (_, j) => gram[j * cols + j]! / 2);
 }

@@ -1,8 +1,12 @@
 import { PruneLensError } from '../errors';
 import { inRange, rangeText, type NumberRange } from '../range';
 
-export const METHODS = ['magnitude', 'wanda', 'sparsegpt'] as const;
+export const METHODS = ['magnitude', 'wanda', 'sparsegpt', 'alps'] as const;
 export type Method = (typeof METHODS)[number];
+
+/** A weight update run after the method's mask is chosen: ADMM re-fits the kept weights (admm.ts). */
+export const UPDATES = ['admm'] as const;
+export type Update = (typeof UPDATES)[number];
 
 /** N:M sparsity: n of every m consecutive input weights are zero. */
 export interface NM {
@@ -19,13 +23,22 @@ export interface PruneSpec {
   /** Glob patterns over module names of block linears (`model.layers.*.mlp.*`); all by default. */
   include: string[];
   exclude: string[];
-  /** SparseGPT's lazy-update block width and dampening. */
+  /** Re-fit the kept weights to the layer's output after any method's mask; absent keeps the method's weights. */
+  update?: Update;
+  /** SparseGPT's lazy-update block width; dampening for SparseGPT, ALPS and the ADMM update. */
   blocksize: number;
   percdamp: number;
 }
 
 export function isMethod(value: string): value is Method {
   return (METHODS as readonly string[]).includes(value);
+}
+
+/** The update named by `value` for `method`, refusing names it does not know and ALPS, which fits its own weights. */
+export function parseUpdate(value: string, method: Method): Update {
+  if (!(UPDATES as readonly string[]).includes(value)) throw new PruneLensError('usage', `--update must be ${UPDATES.join(' or ')}; got "${value}"`);
+  if (method === 'alps') throw new PruneLensError('usage', 'ALPS fits its own weights; --update applies to magnitude, wanda and sparsegpt');
+  return value as Update;
 }
 
 export function parseNM(text: string): NM {

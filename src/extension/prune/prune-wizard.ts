@@ -174,6 +174,7 @@ export async function askPrune(services: Services, model: string): Promise<Prune
     { label: 'wanda', description: 'calibration', detail: 'Score |W| × input norm and zero the lowest of every row', value: 'wanda' },
     { label: 'sparsegpt', description: 'calibration, slower', detail: "Zero by the inputs' Hessian and update the remaining weights to compensate", value: 'sparsegpt' },
     { label: 'structured', description: 'calibration, smaller model', detail: 'Remove whole attention heads, MLP channels or layers: a smaller, faster model', value: 'structured' },
+    { label: 'alps', description: 'calibration, slowest, best', detail: 'Choose the mask and the weights together by ADMM on each layer\'s output, then solve on the mask', value: 'alps' },
   ];
   const targets: Choice<PruneTarget>[] = [
     ...[0.5, 0.6, 0.7].map((s): Choice<PruneTarget> => ({ label: pct(s), description: 'unstructured', detail: `${pct(s)} of the weights of every targeted matrix`, value: { kind: 'sparsity', sparsity: s } })),

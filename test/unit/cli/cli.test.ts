@@ -87,8 +87,24 @@ describe('prunelens prune', () => {
     assert.ok(fs.existsSync(path.join(out, 'prunelens.json')));
   });
 
+  it('prunes with ALPS, and with Wanda plus the ADMM update, recording the update', () => {
+    for (const args of [['--method', 'alps', '--sparsity', '0.5'], ['--method', 'wanda', '--update', 'admm', '--sparsity', '0.5']]) {
+      const out = path.join(tempDir(), 'out');
+      const r = cli('prune', ...args, '--nsamples', '8', '--seqlen', '64', '--max-windows', '4', '--out', out, '--json');
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const result = json(r.stdout);
+      assert.equal(result.sparsity, 0.5);
+      assert.equal(result.update, args.includes('--update') ? 'admm' : null);
+      const record = JSON.parse(fs.readFileSync(path.join(out, 'prunelens.json'), 'utf8')) as { method: string; settings: { update: string | null } };
+      assert.equal(record.method, args[1]);
+      assert.equal(record.settings.update, result.update);
+    }
+  });
+
   it('refuses bad pruning options with exit code 2', () => {
-    assert.match(cli('prune', '--method', 'obs').stderr, /--method must be one of magnitude, wanda, sparsegpt; got "obs"/);
+    assert.match(cli('prune', '--method', 'obs').stderr, /--method must be one of magnitude, wanda, sparsegpt, alps; got "obs"/);
+    assert.match(cli('prune', '--update', 'obs').stderr, /--update must be admm; got "obs"/);
+    assert.match(cli('prune', '--method', 'alps', '--update', 'admm').stderr, /ALPS fits its own weights; --update applies to magnitude, wanda and sparsegpt/);
     assert.match(cli('prune', '--sparsity', '1.5').stderr, /--sparsity must be a number in \[0, 1\), got "1\.5"/);
     assert.match(cli('prune', '--nm', '4:2').stderr, /N:M must look like 2:4 with 0 < N < M, got "4:2"/);
     assert.match(cli('prune', '--nm', '2:4', '--sparsity', '0.5').stderr, /give --sparsity or --nm, not both/);
