@@ -89,6 +89,12 @@ describe('published configs', () => {
     assert.equal(gemma2.arch.queryScale, 1 / 16);
     assert.equal(gemma2.tieWordEmbeddings, true, 'Gemma2Config ties by default');
     assert.equal(embeddingScale(gemma2, 'F32'), 48);
+    // Fields left out take Gemma2Config's defaults; null switches a cap off.
+    const bare = readConfig('Gemma-2-2B');
+    for (const key of ['attn_logit_softcapping', 'final_logit_softcapping', 'sliding_window', 'query_pre_attn_scalar']) delete bare[key];
+    const defaults = parseModelConfig(bare, 'bare Gemma 2').arch;
+    assert.deepEqual([defaults.attnSoftcap, defaults.finalSoftcap, defaults.layers[0]!.window, defaults.queryScale], [50, 30, 4096, 1 / 16]);
+    assert.equal(parseModelConfig({ ...bare, final_logit_softcapping: null }, 'no final cap').arch.finalSoftcap, undefined);
 
     // Gemma 3: five local layers (window 512, base 10000) then a global one (base 1e6).
     const gemma3 = parseModelConfig(readConfig('Gemma-3-1B'), 'Gemma-3-1B');

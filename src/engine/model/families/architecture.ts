@@ -60,9 +60,11 @@ function positive(raw: Raw, key: string, where: string, fallback?: number): numb
   return v;
 }
 
-function optionalCap(raw: Raw, key: string, where: string): number | undefined {
+/** A soft cap: null switches it off; absent, it is the config class's default. */
+function optionalCap(raw: Raw, key: string, where: string, fallback?: number): number | undefined {
   const v = own(raw, key);
-  return v === undefined || v === null ? undefined : positive(raw, key, where);
+  if (v === null || (v === undefined && fallback === undefined)) return undefined;
+  return positive(raw, key, where, fallback);
 }
 
 function activation(raw: Raw, key: string, fallback: string, where: string): 'silu' | 'gelu_tanh' {
@@ -89,8 +91,9 @@ function layerWindows(inputs: FamilyInputs, pattern: (layer: number) => boolean,
   return Array.from({ length: numLayers }, (_, l) => (window !== undefined && pattern(l) ? window : undefined));
 }
 
-function slidingWindow(raw: Raw, where: string): number | undefined {
-  const v = own(raw, 'sliding_window');
+function slidingWindow(raw: Raw, where: string, fallback?: number): number | undefined {
+  const given = own(raw, 'sliding_window');
+  const v = given === undefined ? fallback : given;
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new PruneLensError('config', `"sliding_window" must be a positive integer or null, got ${JSON.stringify(v)}`, where);
   return v;
@@ -122,7 +125,8 @@ function qwen(inputs: FamilyInputs, extra: Partial<FamilySpec> = {}): FamilySpec
 function gemma(inputs: FamilyInputs, version: 1 | 2 | 3): FamilySpec {
   const { raw, where, headDim, ropeTheta } = inputs;
   const rope = parseRope(raw, own(raw, 'rope_scaling'), ropeTheta, headDim, where);
-  const window = version === 1 ? undefined : slidingWindow(raw, where);
+  // Absent fields take Gemma2Config's / Gemma3TextConfig's defaults, as transformers does.
+  const window = version === 1 ? undefined : slidingWindow(raw, where, 4096);
   // Gemma 2: even layers local. Gemma 3: five local layers, then a global one.
   const period = version === 3 ? (typeof own(raw, 'sliding_window_pattern') === 'number' ? (own(raw, 'sliding_window_pattern') as number) : 6) : 2;
   const windows = layerWindows(inputs, (l) => (l + 1) % period !== 0, window);
@@ -135,9 +139,9 @@ function gemma(inputs: FamilyInputs, version: 1 | 2 | 3): FamilySpec {
     qkNorm: version === 3,
     sandwichNorms: version !== 1,
     embedScale: true,
-    queryScale: version === 1 ? 1 / Math.sqrt(headDim) : Math.pow(positive(raw, 'query_pre_attn_scalar', where, headDim), -0.5),
-    attnSoftcap: version === 1 ? undefined : optionalCap(raw, 'attn_logit_softcapping', where),
-    finalSoftcap: version === 1 ? undefined : optionalCap(raw, 'final_logit_softcapping', where),
+    queryScale: version === 1 ? 1 / Math.sqrt(headDim) : Math.pow(positive(raw, 'query_pre_attn_scalar', where, 256), -0.5),
+    attnSoftcap: version === 1 ? undefined : optionalCap(raw, 'attn_logit_softcapping', where, version === 2 ? 50 : undefined),
+    finalSoftcap: version === 1 ? undefined : optionalCap(raw, 'final_logit_softcapping', where, version === 2 ? 30 : undefined),
     rotaryDim: headDim,
     layers: windows.map((w) => ({ rope: w !== undefined ? localRope : rope, window: w })),
     fused: false,
