@@ -63,6 +63,8 @@ export function registerCommands(services: Services): vscode.Disposable[] {
   const modelOf = async (args: readonly unknown[], title: string): Promise<string | undefined> => locationOf(targetOf(args)) ?? (await askModel(services, title));
   return [
     register(CommandId.ShowModelInfo, async (...args) => {
+      // Reading a checkpoint is what restricted mode promises not to do (the manifest says so).
+      requireTrust();
       const model = await modelOf(args, 'PruneLens: Show Model Info');
       if (model) await showModelInfo(services, model);
     }),
@@ -83,6 +85,7 @@ export function registerCommands(services: Services): vscode.Disposable[] {
       else if (job?.kind === 'structured') await runStructured(services, job.request);
     }),
     register(CommandId.OpenModel, async (...args) => {
+      requireTrust();
       const model = await modelOf(args, 'PruneLens: Open Model');
       if (model) await openInModelView(services, model);
     }),

@@ -26,6 +26,8 @@ export interface PruneLensApi {
 
 export function activate(context: vscode.ExtensionContext): PruneLensApi {
   const output = vscode.window.createOutputChannel('PruneLens', { log: true });
+  // Token ids are cached in the extension's own storage; the engine processes inherit the setting.
+  process.env.PRUNELENS_CACHE ??= context.globalStorageUri.fsPath;
   const runs = new RunRegistry(output);
   const checkpoints = new CheckpointFolders(output);
   const hashes = new FileHashes(context.globalStorageUri.fsPath);
