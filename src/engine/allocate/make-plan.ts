@@ -28,7 +28,7 @@ export async function makePlan(options: MakePlanOptions): Promise<Plan> {
   checkPruneOptions(spec, allocation, options.calibration);
   if (spec.nm) throw new PruneLensError('usage', 'a plan allocates unstructured sparsity; N:M is the same in every layer and needs no plan');
   return withModelSession(options.model, options.runtime, async (session) => {
-    const calibration = await drawCalibration(session.tokenizer, options.calibration, options);
+    const calibration = await drawCalibration(session.tokenizer, options.calibration, options, session.checkpoint.config);
     const allocator = await prepareAllocation({ ...session, spec, calibration }, allocation, true, options);
     const result = await pruneSequentially({ ...session, spec, calibration, ladder: allocator.ladder, ratios: allocator.ratios }, options);
     return allocator.plan(result);

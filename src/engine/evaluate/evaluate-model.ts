@@ -4,7 +4,8 @@ import type { RuntimeSettings } from '../graph/session';
 import type { RunControl } from '../progress';
 import { encodeText } from '../text/encode-text';
 import { readTextFile } from '../text/text-file';
-import { evaluatePerplexity, type PerplexityResult } from './perplexity';
+import { checkTokenIds } from '../model/config';
+import { evaluatePerplexity, warnIfDegenerate, type PerplexityResult } from './perplexity';
 
 export interface EvaluateModelOptions extends RunControl {
   model: string;
@@ -28,8 +29,10 @@ export interface EvaluateModelResult extends PerplexityResult {
 export async function evaluateModel(options: EvaluateModelOptions): Promise<EvaluateModelResult> {
   return withModelSession(options.model, options.runtime, async ({ checkpoint, tokenizer, runner }) => {
     const ids = await encodeText(tokenizer, await readTextFile(options.textFile), { ...options, source: options.textFile });
+    checkTokenIds(ids, checkpoint.config, options.textFile);
     options.log?.info(`${options.textFile}: ${ids.length} tokens (${tokenizer.source})`);
     const result = await evaluatePerplexity(runner, checkpoint, ids, { ...options, source: options.textFile });
+    warnIfDegenerate(result, checkpoint.config, 'the model', options);
     return {
       ...result,
       model: checkpoint.dir,

@@ -1,3 +1,4 @@
+import type { ModelConfig } from '../model/config';
 import { PruneLensError } from '../errors';
 import type { BlockWeightSource } from '../model/block-runner';
 import type { DecoderRunner } from '../model/decoder-runner';
@@ -134,4 +135,11 @@ export function evaluateStage(
     signal: control.signal,
     onProgress: (e) => control.onProgress?.(e.type === 'stage' ? { ...e, stage } : e),
   });
+}
+
+/** A perplexity at the vocabulary size means the model predicts nothing (e.g. overflowed weights). */
+export function warnIfDegenerate(result: PerplexityResult, cfg: ModelConfig, what: string, control: RunControl): void {
+  if (!Number.isFinite(result.ppl) || result.ppl >= 0.9 * cfg.vocabSize) {
+    control.log?.warn(`${what} has perplexity ${result.ppl}, as bad as guessing among all ${cfg.vocabSize} tokens: its weights may be damaged (overflowed or scaled)`);
+  }
 }

@@ -6,7 +6,7 @@ import { allocationNeedsCalibration, prepareAllocation, type AllocationRequest, 
 import { linearRatio, type ErrorTable, type Plan } from '../allocate/plan';
 import { checkCalibrationRequest, drawCalibration, type CalibrationRequest, type CalibrationSet } from '../calibrate/calibration-data';
 import { PruneLensError } from '../errors';
-import { evaluateStage, type PerplexityResult } from '../evaluate/perplexity';
+import { evaluateStage, warnIfDegenerate, type PerplexityResult } from '../evaluate/perplexity';
 import { OutputFolder, RECORD_FILE } from '../export/output-folder';
 import { buildRecord, type PruneRecord } from '../export/record';
 import { reportFiles } from '../export/report';
@@ -324,12 +324,6 @@ async function sourceFingerprint(checkpoint: Checkpoint): Promise<Record<string,
   return { dir: await fs.realpath(checkpoint.dir), files };
 }
 
-/** A perplexity at the vocabulary size means the model predicts nothing (e.g. overflowed weights). */
-function warnIfDegenerate(result: PerplexityResult, cfg: ModelConfig, what: string, control: RunControl): void {
-  if (!Number.isFinite(result.ppl) || result.ppl >= 0.9 * cfg.vocabSize) {
-    control.log?.warn(`${what} has perplexity ${result.ppl}, as bad as guessing among all ${cfg.vocabSize} tokens: its weights may be damaged (overflowed or scaled)`);
-  }
-}
 
 /** A dense evaluation made earlier, if it is one of this text at this seqlen (the windows it would cut). */
 function checkedDense(dense: PerplexityResult, ids: Int32Array, evaluation: EvaluationRequest): PerplexityResult {

@@ -7,7 +7,7 @@ import { TOKEN_LOSSES_FILE, tokenLossesFor, writeTokenLosses, type TokenLosses }
 import type { RuntimeSettings } from '../graph/session';
 import { Checkpoint } from '../io/checkpoint';
 import { peakRssMb } from '../memory';
-import { blockTensorNames, expectedTensorShapes, layerPrefix, parameterCount, parseModelConfig } from '../model/config';
+import { blockTensorNames, expectedTensorShapes, layerPrefix, parameterCount, parseModelConfig, checkTokenIds } from '../model/config';
 import { DecoderRunner } from '../model/decoder-runner';
 import type { RunControl } from '../progress';
 import { throwIfCancelled } from '../progress';
@@ -70,7 +70,7 @@ export interface StructuredRecord {
 /** Scores, on their own: `prunelens scores` and the model tree. */
 export async function scoreModel(options: { model: string; calibration: CalibrationRequest; runtime: RuntimeSettings } & RunControl): Promise<StructuredScores> {
   return withModelSession(options.model, options.runtime, async (session) =>
-    computeScores(session, await drawCalibration(session.tokenizer, options.calibration, options), options),
+    computeScores(session, await drawCalibration(session.tokenizer, options.calibration, options, session.checkpoint.config), options),
   );
 }
 
@@ -89,6 +89,7 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
     const cfg = checkpoint.config;
     const evalText = options.evaluation ? await readTextFile(options.evaluation.file) : undefined;
     const evalIds = evalText !== undefined ? await encodeText(tokenizer, evalText, { ...options, source: options.evaluation!.file }) : undefined;
+    if (evalIds) checkTokenIds(evalIds, cfg, options.evaluation!.file);
     const calibration = needsScores ? await drawCalibration(tokenizer, options.calibration!, options, cfg) : undefined;
     const selection = options.target ? undefined : explicitSelection(checkpoint, options.explicit!);
     const masked = options.explicit?.heads ?? [];
