@@ -110,7 +110,7 @@ describe('pruneModel output', () => {
       if (!name.endsWith('_proj.weight')) assert.deepEqual(t.data, source.get(name)!.data, `${name} changed`);
     }
     const report = fs.readFileSync(path.join(out, 'prunelens-report.md'), 'utf8');
-    assert.match(report, /\| pruned \| \d+\.\d{4} \(x\d+\.\d{3}\) \|/);
+    assert.match(report, /\| pruned \| \d+\.\d{2} \(x\d+\.\d{3}\) \|/);
     assert.match(report, /\| 4 \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \|/);
     assert.equal(fs.readdirSync(path.dirname(out)).length, 1, 'no partial folder left beside the output');
 
