@@ -111,7 +111,7 @@ describe('pruneModel output', () => {
     }
     const report = fs.readFileSync(path.join(out, 'prunelens-report.md'), 'utf8');
     assert.match(report, /\| pruned \| \d+\.\d{2} \(x\d+\.\d{3}\) \|/);
-    assert.match(report, /\| 4 \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \| 50\.00% \|/);
+    assert.match(report, /\| 4 \| 50\.0% \| 50\.0% \| 50\.0% \| 50\.0% \| 50\.0% \| 50\.0% \| 50\.0% \| 50\.0% \|/);
     assert.equal(fs.readdirSync(path.dirname(out)).length, 1, 'no partial folder left beside the output');
 
     const losses = await readTokenLosses(path.join(out, TOKEN_LOSSES_FILE));
