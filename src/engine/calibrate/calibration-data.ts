@@ -5,6 +5,7 @@ import { checkTokenIds, type ModelConfig } from '../model/config';
 import { PythonRandom } from './python-random';
 import type { RunControl } from '../progress';
 import { encodeDocuments, encodeText } from '../text/encode-text';
+import { decodeText } from '../text/text-file';
 import type { TextTokenizer } from '../text/tokenizer';
 
 export interface CalibrationRequest {
@@ -106,18 +107,6 @@ export function checkCalibrationRequest({ nsamples, seqlen }: CalibrationRequest
   if (nsamples * seqlen > 2 ** 31 - 1) {
     throw new PruneLensError('usage', `--nsamples ${nsamples} x --seqlen ${seqlen} is ${nsamples * seqlen} calibration tokens, more than can be held (2^31 - 1); use fewer samples or a shorter seqlen`);
   }
-}
-
-/** The same rule as every text PruneLens reads: UTF-8 (a bad byte is an error, not a U+FFFD), and not blank. */
-function decodeText(bytes: Uint8Array, file: string): string {
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new PruneLensError('text', 'not UTF-8 text', file);
-  }
-  if (text.trim().length === 0) throw new PruneLensError('text', 'the file is empty', file);
-  return text;
 }
 
 function jsonlTexts(content: string, file: string): string[] {

@@ -10,6 +10,11 @@ export async function readTextFile(file: string): Promise<string> {
     const code = (err as NodeJS.ErrnoException).code;
     throw new PruneLensError('text', code === 'ENOENT' ? 'file not found' : `cannot read: ${(err as Error).message}`, file);
   }
+  return decodeText(bytes, file);
+}
+
+/** The same rule for every text PruneLens reads: UTF-8 (a bad byte is an error, not a U+FFFD), and not blank. */
+export function decodeText(bytes: Uint8Array, file: string): string {
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
