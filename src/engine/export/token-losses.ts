@@ -1,4 +1,7 @@
+import * as path from 'node:path';
 import { PruneLensError } from '../errors';
+import type { PerplexityResult } from '../evaluate/perplexity';
+import type { RunControl } from '../progress';
 import { SafetensorsReader } from '../io/safetensors-reader';
 import { writeSafetensors, type TensorSpec } from '../io/safetensors-writer';
 import { tokenOffsets } from '../text/token-offsets';
@@ -109,4 +112,27 @@ export async function readTokenLosses(file: string): Promise<TokenLosses> {
   } finally {
     await reader.close();
   }
+}
+
+/**
+ * A run's per-token losses, written into its output folder for the inline loss view. The view is an
+ * extra: a tokenizer whose spans cannot be placed costs a warning, never the pruned model.
+ */
+export async function writeRunTokenLosses(
+  dir: string,
+  evaluation: { tokenizer: TextTokenizer; text: string; file: string; ids: Int32Array; seqlen: number },
+  dense: PerplexityResult,
+  pruned: PerplexityResult,
+  control: RunControl,
+): Promise<void> {
+  const { tokenizer, text, file, ids, seqlen } = evaluation;
+  let losses: TokenLosses;
+  try {
+    losses = tokenLossesFor(tokenizer, text, file, ids, seqlen, dense.windows, dense.tokenNll, pruned.tokenNll);
+  } catch (err) {
+    if (!(err instanceof PruneLensError && err.kind === 'text')) throw err;
+    control.onProgress?.({ type: 'warning', message: `no ${TOKEN_LOSSES_FILE}: ${err.message}` });
+    return;
+  }
+  await writeTokenLosses(path.join(dir, TOKEN_LOSSES_FILE), losses);
 }

@@ -11,7 +11,7 @@ import { OutputFolder, RECORD_FILE } from '../export/output-folder';
 import { buildRecord, type PruneRecord } from '../export/record';
 import { reportFiles } from '../export/report';
 import type { ResumeJournal } from '../export/resume-journal';
-import { TOKEN_LOSSES_FILE, tokenLossesFor, writeTokenLosses, type TokenLosses } from '../export/token-losses';
+import { writeRunTokenLosses } from '../export/token-losses';
 import type { RuntimeSettings } from '../graph/session';
 import type { Checkpoint } from '../io/checkpoint';
 import { WRITABLE_DTYPES } from '../io/dtype';
@@ -230,15 +230,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
         }
         if (dense && pruned) {
           const { file, seqlen } = options.evaluation!;
-          let losses: TokenLosses | undefined;
-          try {
-            losses = tokenLossesFor(tokenizer, evalText!, file, evalIds!, seqlen, dense.windows, dense.tokenNll, pruned.tokenNll);
-          } catch (err) {
-            // The inline loss view is an extra: a tokenizer whose spans cannot be placed must not cost the pruned model.
-            if (!(err instanceof PruneLensError && err.kind === 'text')) throw err;
-            options.onProgress?.({ type: 'warning', message: `no ${TOKEN_LOSSES_FILE}: ${err.message}` });
-          }
-          if (losses) await writeTokenLosses(path.join(output.partial, TOKEN_LOSSES_FILE), losses);
+          await writeRunTokenLosses(output.partial, { tokenizer, text: evalText!, file, ids: evalIds!, seqlen }, dense, pruned, options);
         }
         await written.close();
         // The last moment a cancel is honoured; once the commit starts it completes.

@@ -3,7 +3,7 @@ import { PruneLensError } from '../errors';
 import { evaluateStage, type PerplexityResult } from '../evaluate/perplexity';
 import { OutputFolder, RECORD_FILE } from '../export/output-folder';
 import { structuredReportFiles } from '../export/report';
-import { TOKEN_LOSSES_FILE, tokenLossesFor, writeTokenLosses, type TokenLosses } from '../export/token-losses';
+import { writeRunTokenLosses } from '../export/token-losses';
 import type { RuntimeSettings } from '../graph/session';
 import { Checkpoint } from '../io/checkpoint';
 import { peakRssMb } from '../memory';
@@ -13,7 +13,6 @@ import type { RunControl } from '../progress';
 import { throwIfCancelled } from '../progress';
 import { withModelSession } from '../model/model-session';
 import type { EvaluationRequest } from '../prune/prune-model';
-import * as path from 'node:path';
 import { encodeText } from '../text/encode-text';
 import { readTextFile } from '../text/text-file';
 import { computeScores, type StructuredScores } from './scores';
@@ -160,14 +159,7 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
         }
         if (dense && pruned) {
           const { file, seqlen } = options.evaluation!;
-          let losses: TokenLosses | undefined;
-          try {
-            losses = tokenLossesFor(tokenizer, evalText!, file, evalIds!, seqlen, dense.windows, dense.tokenNll, pruned.tokenNll);
-          } catch (err) {
-            if (!(err instanceof PruneLensError && err.kind === 'text')) throw err;
-            options.onProgress?.({ type: 'warning', message: `no ${TOKEN_LOSSES_FILE}: ${err.message}` });
-          }
-          if (losses) await writeTokenLosses(path.join(output.partial, TOKEN_LOSSES_FILE), losses);
+          await writeRunTokenLosses(output.partial, { tokenizer, text: evalText!, file, ids: evalIds!, seqlen }, dense, pruned, options);
         }
         await written.close();
         await output.commit();
