@@ -52,13 +52,7 @@ export class OutputLock {
     const info: LockInfo = { pid: process.pid, host: hostname(), processStart: processStart(process.pid), started: new Date().toISOString() };
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        const handle = await fs.open(file, 'wx');
-        try {
-          await handle.writeFile(JSON.stringify(info));
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
+        await createExclusive(file, info);
         return { lock: new OutputLock(file, info) };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(err, 'cannot create the lock file beside the output', file);
@@ -87,13 +81,7 @@ export class OutputLock {
       }
       await fs.rm(aside, { force: true });
       try {
-        const handle = await fs.open(file, 'wx');
-        try {
-          await handle.writeFile(JSON.stringify(info));
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
+        await createExclusive(file, info);
         return { lock: new OutputLock(file, info), stale: typeof moved === 'object' ? moved : undefined };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(err, 'cannot create the lock file beside the output', file);
@@ -161,5 +149,16 @@ function processStart(pid: number): string | null {
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
   } catch {
     return null;
+  }
+}
+
+/** Creates the lock file only if none exists (O_EXCL), with its owner written and synced before it counts. */
+async function createExclusive(file: string, info: LockInfo): Promise<void> {
+  const handle = await fs.open(file, 'wx');
+  try {
+    await handle.writeFile(JSON.stringify(info));
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
