@@ -35,7 +35,7 @@ export function activate(context: vscode.ExtensionContext): PruneLensApi {
   const scores = new ScoresDocuments(models);
   const allocation = registerAllocationPanel(context, output, hashes);
   const loss = registerLossDecorations(output);
-  const services = { output, runs, checkpoints, models, scores, storage: context.globalStorageUri, allocation, loss };
+  const services = { output, runs, checkpoints, models, scores, storage: context.globalStorageUri, allocation, loss, workspaceState: context.workspaceState };
   context.subscriptions.push(
     ...allocation.disposables,
     ...loss.disposables,

@@ -17,4 +17,6 @@ export interface Services {
   storage: vscode.Uri;
   allocation: AllocationPanelRegistration;
   loss: LossDecorations;
+  /** The workspace's own state (VS Code keeps it across reloads). */
+  workspaceState: vscode.Memento;
 }

@@ -51,6 +51,8 @@ interface ShownRun {
   worst: Int32Array;
   /** Position in `worst` of the last token "next worst token" went to; -1 before the first. */
   cursor: number;
+  /** When it was loaded: the document's modification time, which changes only when the run is loaded again. */
+  loadedAt: number;
 }
 
 /** One run's losses and record, checked against its evaluation text. */
@@ -106,7 +108,7 @@ export function registerLossDecorations(output: vscode.LogOutputChannel): LossDe
   let latest: ShownRun | undefined;
   let visible = true;
   const decorated = new vscode.EventEmitter<{ uri: vscode.Uri; ranges: number }>();
-  const changedContent = new vscode.EventEmitter<vscode.Uri>();
+  const changedFiles = new vscode.EventEmitter<vscode.FileChangeEvent[]>();
 
   const runOf = (document: vscode.TextDocument): ShownRun | undefined => (document.uri.scheme === LOSS_TEXT_SCHEME ? shown.get(document.uri.toString()) : undefined);
 
@@ -188,6 +190,7 @@ export function registerLossDecorations(output: vscode.LogOutputChannel): LossDe
       labels,
       worst: worstFirst(segments),
       cursor: -1,
+      loadedAt: Date.now(),
     };
     shown.delete(uri.toString());
     shown.set(uri.toString(), run);
@@ -200,7 +203,7 @@ export function registerLossDecorations(output: vscode.LogOutputChannel): LossDe
 
   const open = async (uri: vscode.Uri): Promise<void> => {
     await load(uri);
-    changedContent.fire(uri);
+    changedFiles.fire([{ type: vscode.FileChangeType.Changed, uri }]);
     opening.add(uri.toString());
     try {
       const document = await vscode.workspace.openTextDocument(uri);
@@ -215,6 +218,35 @@ export function registerLossDecorations(output: vscode.LogOutputChannel): LossDe
   // Colours are on until toggled; the editor title offers Hide or Show by this.
   void vscode.commands.executeCommand('setContext', VISIBLE_CONTEXT, true);
 
+  /**
+   * The documents live on a read-only file system of their own rather than behind a text content
+   * provider: VS Code reopens the editors of a file system after a window reload (activating the
+   * extension by onFileSystem), and drops those of a content provider. Every path reads the run its
+   * URI names; nothing can be written.
+   */
+  const runAt = async (uri: vscode.Uri): Promise<ShownRun> => shown.get(uri.toString()) ?? (await load(uri));
+  const readOnly = (uri: vscode.Uri): never => {
+    throw vscode.FileSystemError.NoPermissions(uri);
+  };
+  const lossTextFiles: vscode.FileSystemProvider = {
+    onDidChangeFile: changedFiles.event,
+    watch: () => new vscode.Disposable(() => {}),
+    async stat(uri) {
+      const run = await runAt(uri);
+      return { type: vscode.FileType.File, ctime: run.loadedAt, mtime: run.loadedAt, size: Buffer.byteLength(run.content), permissions: vscode.FilePermission.Readonly };
+    },
+    async readFile(uri) {
+      const run = await runAt(uri);
+      redraw.trigger();
+      return Buffer.from(run.content, 'utf8');
+    },
+    readDirectory: readOnly,
+    createDirectory: readOnly,
+    writeFile: readOnly,
+    delete: readOnly,
+    rename: readOnly,
+  };
+
   const uriFor = (textFile: string, query: Record<string, string>): vscode.Uri =>
     vscode.Uri.from({ scheme: LOSS_TEXT_SCHEME, path: vscode.Uri.file(textFile).path, query: new URLSearchParams(query).toString() });
 
@@ -223,18 +255,10 @@ export function registerLossDecorations(output: vscode.LogOutputChannel): LossDe
     disposables: [
       ...allTypes,
       decorated,
-      changedContent,
+      changedFiles,
       status,
       redraw,
-      vscode.workspace.registerTextDocumentContentProvider(LOSS_TEXT_SCHEME, {
-        onDidChange: changedContent.event,
-        // A reopened editor (window reload) asks before any command ran: load the run its URI names.
-        async provideTextDocumentContent(uri) {
-          const run = shown.get(uri.toString()) ?? (await load(uri));
-          redraw.trigger();
-          return run.content;
-        },
-      }),
+      vscode.workspace.registerFileSystemProvider(LOSS_TEXT_SCHEME, lossTextFiles, { isReadonly: true, isCaseSensitive: true }),
       vscode.languages.registerHoverProvider(
         { scheme: LOSS_TEXT_SCHEME },
         {

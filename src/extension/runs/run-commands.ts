@@ -27,11 +27,15 @@ const COMPARISON_SCHEME = 'prunelens-runs';
  * Commands on runs and their results: the loss diff's editor actions, comparing runs (a table, or two
  * runs' per-token losses), deleting a run, and the Model view's sort order.
  */
+/** Where comparisons are kept (workspace state), and how many: the latest ones. */
+const COMPARISONS_KEY = 'prunelens.comparisons';
+const KEEP_COMPARISONS = 10;
+
 export function registerRunCommands(services: Services): vscode.Disposable[] {
-  const { output, runs, loss, models } = services;
-  const comparisons = new Map<string, string>();
+  const { output, runs, loss, models, workspaceState } = services;
+  // Comparisons are kept in the workspace's state, so a preview VS Code reopens after a window reload still has its table.
+  const comparisons = (): Record<string, string> => workspaceState.get<Record<string, string>>(COMPARISONS_KEY) ?? {};
   const changed = new vscode.EventEmitter<vscode.Uri>();
-  let comparisonCount = 0;
   const register = (id: RunCommandId, handler: (...args: never[]) => Promise<void>): vscode.Disposable =>
     vscode.commands.registerCommand(id, (...args: never[]) => reportErrors(output, () => handler(...args)));
 
@@ -59,7 +63,7 @@ export function registerRunCommands(services: Services): vscode.Disposable[] {
     changed,
     vscode.workspace.registerTextDocumentContentProvider(COMPARISON_SCHEME, {
       onDidChange: changed.event,
-      provideTextDocumentContent: (uri) => comparisons.get(uri.toString()) ?? '# PruneLens: this comparison is gone\n\nRun **PruneLens: Compare Runs** again.\n',
+      provideTextDocumentContent: (uri) => comparisons()[uri.toString()] ?? '# PruneLens: this comparison is gone\n\nRun **PruneLens: Compare Runs** again.\n',
     }),
     register(RunCommandId.ShowLossColours, async () => loss.toggle()),
     register(RunCommandId.NextWorstToken, () => loss.worstToken(1)),
@@ -72,9 +76,10 @@ export function registerRunCommands(services: Services): vscode.Disposable[] {
       const chosen = await chosenRuns(node, selected, 'PruneLens: Compare Runs');
       if (!chosen) return;
       const compared: ComparedRun[] = await Promise.all(chosen.map(async (run) => ({ ...run, bytes: await folderBytes(run.folder) })));
-      comparisonCount += 1;
-      const uri = vscode.Uri.from({ scheme: COMPARISON_SCHEME, path: `/Runs compared ${comparisonCount}.md` });
-      comparisons.set(uri.toString(), compareTable(compared));
+      const kept = Object.entries(comparisons());
+      const number = 1 + kept.reduce((n, [key]) => Math.max(n, Number(/Runs%20compared%20(\d+)\.md$/.exec(key)?.[1] ?? 0)), 0);
+      const uri = vscode.Uri.from({ scheme: COMPARISON_SCHEME, path: `/Runs compared ${number}.md` });
+      await workspaceState.update(COMPARISONS_KEY, Object.fromEntries([...kept.slice(-(KEEP_COMPARISONS - 1)), [uri.toString(), compareTable(compared)]]));
       changed.fire(uri);
       await vscode.commands.executeCommand('markdown.showPreview', uri);
     }),
