@@ -99,4 +99,67 @@ function cleanup(tmp) {
   else fs.rmSync(tmp, { recursive: true, force: true });
 }
 
-module.exports = { REPO, log, makeTemp, makeWorkspace, startCodeServer, workbenchUrl, launchBrowser, cleanup };
+/** Polls `probe` every 100 ms until it holds; fails after `timeout` ms naming `what`. */
+async function until(page, what, probe, timeout) {
+  const deadline = Date.now() + timeout;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+/**
+ * Right-clicks `target` and walks the context menu through `labels` (a submenu, then its item) by
+ * keyboard, which reaches every item (pointer clicks on the menu's last group time out in this
+ * workbench). A menu without the first label is closed and asked for again: the Explorer offers
+ * PruneLens on a folder only once the extension has listed the workspace's checkpoints.
+ * `shot(name)` photographs the open menus.
+ */
+async function contextMenu(page, target, labels, { timeout, shot }) {
+  const deadline = Date.now() + timeout;
+  const menus = page.locator('.monaco-menu');
+  // The label of the item with keyboard focus in the menu at `level` (an open submenu sits inside its parent item, after its label).
+  const focused = async (level) => ((await menus.nth(level).locator('.action-item.focused .action-label').first().textContent({ timeout: 1000 }).catch(() => null)) ?? '').trim();
+  for (let level = 0; level < labels.length; level++) {
+    const label = labels[level];
+    if (level === 0) {
+      for (;;) {
+        await target.click({ button: 'right' });
+        await menus.first().waitFor();
+        const own = (await menus.first().locator('.action-item:not(.disabled) .action-label').allTextContents()).map((s) => s.trim());
+        if (own.includes(label)) break;
+        if (Date.now() > deadline) throw new Error(`no "${label}" in the context menu: ${own.join(' | ')}`);
+        await page.keyboard.press('Escape');
+        await page.waitForTimeout(1000);
+      }
+      await page.keyboard.press('Home');
+    } else {
+      // ArrowRight opened the submenu; on a loaded machine a key can arrive before the menu that should take it, so ask again.
+      await until(page, `the ${labels[level - 1]} submenu`, async () => {
+        if (await menus.nth(level).isVisible()) return true;
+        await page.keyboard.press('ArrowRight');
+        await page.waitForTimeout(500);
+        return menus.nth(level).isVisible();
+      }, timeout);
+      const own = (await menus.nth(level).locator('.action-item:not(.disabled) .action-label').allTextContents()).map((s) => s.trim());
+      if (!own.includes(label)) throw new Error(`no enabled "${label}" in the ${labels[level - 1]} submenu: ${own.join(' | ')}`);
+    }
+    // Down the menu until the item has focus, checking after every key rather than counting keys.
+    await until(page, `"${label}" focused`, async () => {
+      if ((await focused(level)) === label) return true;
+      await page.keyboard.press('ArrowDown');
+      await page.waitForTimeout(150);
+      return (await focused(level)) === label;
+    }, timeout);
+    if (level === 0) await shot(`menu-${label}`);
+    if (level < labels.length - 1) {
+      await page.keyboard.press('ArrowRight');
+    } else {
+      await shot(`menu-${label}`);
+      await page.keyboard.press('Enter');
+      await menus.first().waitFor({ state: 'detached' });
+    }
+  }
+}
+
+module.exports = { REPO, log, makeTemp, makeWorkspace, startCodeServer, workbenchUrl, launchBrowser, cleanup, contextMenu, until };

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # npm run test:e2e [-- --grep=PATTERN]: the extension's end-to-end tests in a real VS Code workbench.
-#   Then the UI flows: the Explorer, the palette and the guided flow driven by clicks and typing (ui-flows.js).
+#   Then the UI flows: the Explorer, the palette and the guided flow driven by clicks and typing (ui-flows.js),
+#   and the UI smoke: the packaged extension's panel, diff, runs and reload, photographed in both themes (ui-smoke.js).
 # bash scripts/e2e/run.sh flows [SCREENSHOT_DIR]: only the UI flows (env FLOWS=REGEX picks some).
 # npm run smoke [-- SCREENSHOT_DIR]: the packaged extension in a workbench driven like a person would, with screenshots.
 set -euo pipefail
@@ -24,5 +25,8 @@ if [[ " $* " != *" --grep="* ]]; then
   s=$SECONDS
   "$NODE24" scripts/e2e/ui-flows.js || rc=$((rc ? rc : $?))
   echo "e2e: UI flows finished in $(( SECONDS - s ))s" >&2
+  s=$SECONDS
+  "$NODE24" scripts/e2e/ui-smoke.js || rc=$((rc ? rc : $?))
+  echo "e2e: UI smoke finished in $(( SECONDS - s ))s" >&2
 fi
 exit $rc

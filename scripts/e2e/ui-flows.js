@@ -10,7 +10,7 @@
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { REPO, log, makeTemp, makeWorkspace, startCodeServer, workbenchUrl, launchBrowser, cleanup } = require('./lib');
+const { REPO, log, makeTemp, makeWorkspace, startCodeServer, workbenchUrl, launchBrowser, cleanup, contextMenu, until } = require('./lib');
 
 // Small settings keep each run to seconds on a loaded 2-core machine: 16 calibration windows of 128
 // tokens from the first 60,000 characters of the bundled calibration text, perplexity at seqlen 128 on
@@ -195,65 +195,9 @@ async function main() {
         await page.waitForTimeout(400);
         await page.screenshot({ path: path.join(shots, `${ui.flow}--${name}.png`) });
       },
-      async until(what, probe, timeout) {
-        const deadline = Date.now() + timeout;
-        while (!(await probe())) {
-          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-          await page.waitForTimeout(100);
-        }
-      },
-      /**
-       * Right-clicks `target` and walks the context menu through `labels` (a submenu, then its item) by
-       * keyboard, which reaches every item (pointer clicks on the menu's last group time out in this
-       * workbench). A menu without the first label is closed and asked for again: the Explorer offers
-       * PruneLens on a folder only once the extension has listed the workspace's checkpoints.
-       */
-      async menu(target, labels) {
-        const deadline = Date.now() + WORK_MS;
-        const menus = page.locator('.monaco-menu');
-        // The label of the item with keyboard focus in the menu at `level` (an open submenu sits inside its parent item, after its label).
-        const focused = async (level) => ((await menus.nth(level).locator('.action-item.focused .action-label').first().textContent({ timeout: 1000 }).catch(() => null)) ?? '').trim();
-        for (let level = 0; level < labels.length; level++) {
-          const label = labels[level];
-          if (level === 0) {
-            for (;;) {
-              await target.click({ button: 'right' });
-              await menus.first().waitFor();
-              const own = (await menus.first().locator('.action-item:not(.disabled) .action-label').allTextContents()).map((s) => s.trim());
-              if (own.includes(label)) break;
-              if (Date.now() > deadline) throw new Error(`no "${label}" in the context menu: ${own.join(' | ')}`);
-              await page.keyboard.press('Escape');
-              await page.waitForTimeout(1000);
-            }
-            await page.keyboard.press('Home');
-          } else {
-            // ArrowRight opened the submenu; on a loaded machine a key can arrive before the menu that should take it, so ask again.
-            await ui.until(`the ${labels[level - 1]} submenu`, async () => {
-              if (await menus.nth(level).isVisible()) return true;
-              await page.keyboard.press('ArrowRight');
-              await page.waitForTimeout(500);
-              return menus.nth(level).isVisible();
-            }, UI_MS);
-            const own = (await menus.nth(level).locator('.action-item:not(.disabled) .action-label').allTextContents()).map((s) => s.trim());
-            if (!own.includes(label)) throw new Error(`no enabled "${label}" in the ${labels[level - 1]} submenu: ${own.join(' | ')}`);
-          }
-          // Down the menu until the item has focus, checking after every key rather than counting keys.
-          await ui.until(`"${label}" focused`, async () => {
-            if ((await focused(level)) === label) return true;
-            await page.keyboard.press('ArrowDown');
-            await page.waitForTimeout(150);
-            return (await focused(level)) === label;
-          }, UI_MS);
-          if (level === 0) await ui.shot(`menu-${label}`);
-          if (level < labels.length - 1) {
-            await page.keyboard.press('ArrowRight');
-          } else {
-            await ui.shot(`menu-${label}`);
-            await page.keyboard.press('Enter');
-            await menus.first().waitFor({ state: 'detached' });
-          }
-        }
-      },
+      until: (what, probe, timeout) => until(page, what, probe, timeout),
+      /** Right-clicks `target` and walks its context menu through `labels` (lib.js, contextMenu). */
+      menu: (target, labels) => contextMenu(page, target, labels, { timeout: WORK_MS, shot: (name) => ui.shot(name) }),
       /** The command palette is open and takes typing (its box holds the ">" prefix): keys must never land in an editor. */
       async paletteOpen() {
         const box = page.locator('.quick-input-widget .quick-input-box input');
@@ -273,8 +217,12 @@ async function main() {
           // The list filters as one types; Enter must not beat the filter to the first row.
           await page.locator('.quick-input-widget .monaco-list-row.focused', { hasText: text }).first().waitFor({ state: 'visible', timeout: UI_MS });
         }
+        const titleBox = page.locator('.quick-input-widget .quick-input-title');
+        const before = await titleBox.innerText();
         await page.keyboard.press('Enter');
-        await page.locator('.quick-input-widget .quick-input-title', { hasText: title }).waitFor({ state: 'hidden', timeout: UI_MS }).catch(() => {});
+        // Done when this step is gone: the next step has another title (several share words, so compare
+        // the whole title), or the quick input closed.
+        await ui.until(`the step after "${before}"`, async () => !(await titleBox.isVisible()) || (await titleBox.innerText()) !== before, UI_MS);
       },
       async command(name) {
         await page.keyboard.press('F1');

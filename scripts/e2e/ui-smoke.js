@@ -8,7 +8,7 @@
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { REPO, log, makeTemp, makeWorkspace, startCodeServer, workbenchUrl, launchBrowser, cleanup } = require('./lib');
+const { REPO, log, makeTemp, makeWorkspace, startCodeServer, workbenchUrl, launchBrowser, cleanup, contextMenu, until } = require('./lib');
 
 /** The steps run in the first; every theme's photographs follow. */
 const THEMES = { light: 'Default Light Modern', dark: 'Default Dark Modern' };
@@ -44,9 +44,9 @@ const steps = {
   '02-model-info-output': async (ui) => {
     await ui.contextMenu(ui.treeItem('config.json'), 'Show Model Info');
     await ui.expect(ui.page.locator('.notifications-toasts', { hasText: 'LlamaForCausalLM: 5 layers' }), 'the summary notification');
-    // Tall enough for the whole JSON summary, which the channel otherwise scrolls past.
     await ui.page.getByRole('button', { name: 'Maximize Panel', exact: true }).click();
-    await ui.expect(ui.page.locator('.part.panel .view-lines', { hasText: '"architecture": "LlamaForCausalLM"' }), 'the PruneLens output channel shows the summary');
+    // The channel scrolls to its end: the summary's last field.
+    await ui.expect(ui.page.locator('.part.panel .view-lines', { hasText: '"activation": "silu"' }), 'the PruneLens output channel shows the summary');
   },
   '03-model-tree': async (ui) => {
     // The panel is still maximised from the step before; closing it gives the side bar its room back.
@@ -149,25 +149,49 @@ const steps = {
     await ui.expect(ui.panelText('Exported (a copy of the applied model)'), 'exporting the applied plan copies the applied model', WORK_TIMEOUT);
     await ui.dismissToasts();
   },
-  '10-runs-comparison': async (ui) => {
+  '10-apply-another-plan': async (ui) => {
+    // A second, different run to compare with: back to the uniform plan, applied.
+    await views.panel(ui);
+    const frame = await ui.panel();
+    await frame.getByRole('button', { name: 'Reset edits' }).click();
+    await ui.expectValue(frame.locator('#block-1'), (v) => Math.abs(v - 0.5) < 1e-6, 'Reset edits puts block 1 back at the uniform plan\'s 50%');
+    await frame.getByRole('button', { name: 'Apply' }).click();
+    await ui.until('a third run folder', () => runFolders(ui.folder).length === 3, WORK_TIMEOUT);
+    await ui.expect(ui.panelText('Applied to'), 'the panel reports the second applied run', WORK_TIMEOUT);
+    await ui.dismissToasts();
+  },
+  '11-runs-comparison': async (ui) => {
     await ui.command('PruneLens: Compare Runs');
-    // Tick every run: a click on a row of a multi-select pick toggles its checkbox.
+    // Tick the first applied run and the one just made (not the exported copy): a click on a row of a
+    // multi-select pick toggles its checkbox.
     const rows = ui.page.locator('.quick-input-list .monaco-list-row');
-    await rows.first().waitFor();
-    for (const row of await rows.all()) await row.click();
-    await ui.expect(ui.page.locator('.quick-input-widget', { hasText: '2 Selected' }), 'both runs are ticked');
+    await ui.waitCount(rows, (n) => n === 3, 'the picker lists the three runs');
+    const folders = runFolders(ui.folder);
+    const copy = folders.find((f) => f.endsWith('-2'));
+    const texts = await rows.allInnerTexts();
+    const picks = texts.map((t, i) => [t, i]).filter(([t]) => !t.includes(copy)).map(([, i]) => i);
+    if (picks.length !== 2) throw new Error(`cannot tell the runs apart: ${texts.join(' | ')}`);
+    for (const i of picks) await rows.nth(i).click();
+    await ui.expect(ui.page.locator('.quick-input-widget', { hasText: '2 Selected' }), 'two different runs are ticked');
     await ui.page.keyboard.press('Enter');
     await ui.expect(ui.previewText('sparsity per decoder block'), 'the runs comparison table opens');
   },
 };
 
+/** The workspace's PruneLens outputs: folders holding a prunelens.json. */
+function runFolders(folder) {
+  return fs.readdirSync(folder).filter((n) => fs.existsSync(path.join(folder, n, 'prunelens.json')));
+}
+
 /** After the photographs: what must survive a window reload. */
 const last = {
-  '11-reload': async (ui) => {
+  '12-reload': async (ui) => {
     await ui.command('Developer: Reload Window');
     await ui.expect(ui.page.locator('.explorer-folders-view, .part.sidebar'), 'the window is back', WORK_TIMEOUT);
     await views.diff(ui);
     console.log('PASS the loss diff is restored, coloured, after a window reload');
+    await views.comparison(ui);
+    await ui.expect(ui.previewText('sparsity per decoder block'), 'the runs comparison is restored with its table after a window reload');
   },
 };
 
@@ -252,6 +276,7 @@ async function main() {
         }
         throw new Error(`no Markdown preview says "${text}"`);
       } }) }),
+      until: (what, probe, timeout) => until(page, what, probe, timeout),
       async expect(locator, what, timeout = 120_000, state = 'visible') {
         await locator.first().waitFor({ timeout, state });
         console.log(`PASS ${what}`);
@@ -295,18 +320,8 @@ async function main() {
         await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
         await page.keyboard.press('Enter');
       },
-      async contextMenu(target, item) {
-        await target.click({ button: 'right' });
-        // Pointer clicks on the menu's last group time out here; the keyboard reaches every item.
-        const items = page.locator('.monaco-menu .action-item:not(.disabled) .action-label');
-        await items.first().waitFor();
-        const labels = (await items.allTextContents()).map((t) => t.trim());
-        const index = labels.indexOf(item);
-        if (index < 0) throw new Error(`no "${item}" in the context menu: ${labels.join(' | ')}`);
-        await page.keyboard.press('Home');
-        for (let i = 0; i < index; i++) await page.keyboard.press('ArrowDown');
-        await page.keyboard.press('Enter');
-      },
+      /** Right-click, then PruneLens's submenu, then `item` (lib.js, contextMenu). */
+      contextMenu: (target, item) => contextMenu(page, target, ['PruneLens', item], { timeout: WORK_TIMEOUT, shot: async () => {} }),
     };
     const shoot = async (name) => {
       // Notifications and panels animate in; a shot taken at once catches them half drawn.
@@ -321,6 +336,8 @@ async function main() {
         failures++;
         console.log(`FAIL ${name}: ${e.message.split('\n')[0]}`);
         await page.screenshot({ path: path.join(shots, `${name}-FAILED.png`) });
+        // Whatever the failure left open (a menu, a quick input) must not swallow the next step's clicks and keys.
+        for (let i = 0; i < 3; i++) await page.keyboard.press('Escape').catch(() => {});
       }
       log(`step ${name} done`);
     };
@@ -332,9 +349,13 @@ async function main() {
         // As a person switches: the palette's Color Theme picker.
         try {
           await ui.command('Preferences: Color Theme');
+          // Typing must wait for the theme picker itself: typed into the closing command palette, it would search files.
+          const input = page.locator('.quick-input-widget input');
+          const themeRow = page.locator('.quick-input-list .monaco-list-row', { hasText: 'Light Modern' });
+          await ui.until('the colour theme picker', async () => (await themeRow.count()) > 0 && !(await input.inputValue()).startsWith('>'), 60_000);
           // The picker lists "Dark Modern" (the setting's value is "Default Dark Modern").
           const shown = label.replace(/^Default /, '');
-          await page.locator('.quick-input-widget input').fill(shown);
+          await input.fill(shown);
           await page.locator('.quick-input-list .monaco-list-row', { hasText: shown }).first().waitFor();
           await page.keyboard.press('Enter');
           await page.waitForFunction((cls) => document.querySelector('.monaco-workbench')?.classList.contains(cls), THEME_CLASS[theme]);
@@ -342,6 +363,7 @@ async function main() {
         } catch (e) {
           failures++;
           console.log(`FAIL switching to ${label}: ${e.message.split('\n')[0]}`);
+          await page.screenshot({ path: path.join(shots, `theme-${theme}-FAILED.png`) });
           continue;
         }
       }
