@@ -5,7 +5,8 @@ import type { CalibrationRequest } from '../engine/calibrate/calibration-data';
 import { SAMPLE_CALIBRATION_TEXT, SAMPLE_EVALUATION_TEXT } from '../engine/embedded';
 import { PruneLensError } from '../engine/errors';
 import { isProvider, type RuntimeSettings } from '../engine/graph/session';
-import { isMethod, METHODS, parseNM, parseUpdate, SPARSITY_RANGE, type PruneSpec } from '../engine/prune/spec';
+import { methods, METHOD_NAMES, parseMethod, parseUpdate, settingReaders, UPDATE_NAMES, updateOf } from '../engine/prune/methods';
+import { parseNM, SETTINGS, SPARSITY_RANGE, type PruneSpec } from '../engine/prune/spec';
 import { CHANNEL_METRICS, HEAD_METRICS, LAYER_METRICS, type StructuredTarget } from '../engine/structured/select';
 import { RUNTIME_OPTIONS, type OptionTable, type Parsed, type Values } from './command';
 
@@ -32,8 +33,8 @@ export const CALIBRATION_OPTIONS = {
 
 /** Options shared by `prune` and `plan`: what to prune, by what allocation, calibrated on what. */
 export const PRUNING_OPTIONS = {
-  method: { type: 'string', arg: METHODS.join('|'), default: 'wanda', help: 'how weights are scored (and, for sparsegpt and alps, updated)' },
-  update: { type: 'string', arg: 'admm', help: "after the method's mask, refit the kept weights to each layer's dense output (ADMM)" },
+  method: { type: 'string', arg: METHOD_NAMES.join('|'), default: 'wanda', help: `the pruning method: ${methods().map((m) => `${m.name} (${m.description})`).join(', ')}` },
+  update: { type: 'string', arg: UPDATE_NAMES.join('|'), help: UPDATE_NAMES.map((u) => `${u}: ${updateOf(u).help}`).join('; ') },
   sparsity: { type: 'string', arg: 'S', range: SPARSITY_RANGE, default: 0.5, help: 'fraction of each pruned matrix to zero' },
   nm: { type: 'string', arg: 'N:M', help: 'N of every M consecutive weights zero (2:4, 4:8), instead of --sparsity' },
   allocation: { type: 'string', arg: ALLOCATIONS.join('|'), default: 'uniform', help: 'how sparsity is shared between blocks' },
@@ -42,8 +43,8 @@ export const PRUNING_OPTIONS = {
   ...CALIBRATION_OPTIONS,
   include: { type: 'string', arg: 'GLOB,..', defaultText: 'every block linear', help: 'prune only modules matching a glob ("model.layers.*.mlp.*")' },
   exclude: { type: 'string', arg: 'GLOB,..', help: 'never prune modules matching a glob' },
-  blocksize: { type: 'string', arg: 'N', range: { integer: true, min: 1, max: 65536 }, default: 128, help: "SparseGPT's lazy-update block width" },
-  percdamp: { type: 'string', arg: 'F', range: { integer: false, min: 0, max: 1, minOpen: true }, default: 0.01, help: "SparseGPT's dampening, a fraction of the mean Hessian diagonal" },
+  blocksize: { type: 'string', arg: 'N', ...SETTINGS.blocksize, help: `lazy-update block width (${settingReaders('blocksize')})` },
+  percdamp: { type: 'string', arg: 'F', ...SETTINGS.percdamp, help: `dampening, a fraction of the mean Hessian diagonal (${settingReaders('percdamp')})` },
   ...RUNTIME_OPTIONS,
 } as const satisfies OptionTable;
 
@@ -63,8 +64,7 @@ function globs(value: string | undefined): string[] {
 }
 
 export function pruneSpec({ values, given }: Parsed<typeof PRUNING_OPTIONS>): PruneSpec {
-  const method = values.method;
-  if (!isMethod(method)) throw new PruneLensError('usage', `--method must be one of ${METHODS.join(', ')}; got "${method}"`);
+  const method = parseMethod(values.method);
   if (values.nm !== undefined && given.has('sparsity')) {
     throw new PruneLensError('usage', '--nm fixes the sparsity at N/M; give --sparsity or --nm, not both');
   }

@@ -1,6 +1,8 @@
 import * as path from 'node:path';
 import { estimatePlan } from '../allocate/estimate';
-import { ALLOCATION_NAMES, formatMiB, formatPercent, formatPerplexity, formatSeconds, METHOD_NAMES } from '../display';
+import { ALLOCATION_NAMES, formatMiB, formatPercent, formatPerplexity, formatSeconds, METHOD_LABELS, UPDATE_LABELS } from '../display';
+import { methodOf, updateOf } from '../prune/methods';
+import type { PruneSettings } from '../prune/spec';
 import type { StructuredRecord } from '../structured/structured-prune';
 import type { PruneRecord } from './record';
 
@@ -92,6 +94,13 @@ function blockErrors(r: PruneRecord): number[] | undefined {
   }
 }
 
+/** A row for the method and one for the update, with the settings each reads (none: no row). */
+function settingRows(r: PruneRecord): string[] {
+  const text: Record<keyof PruneSettings, string> = { blocksize: `blocksize ${r.settings.blocksize}`, percdamp: `dampening ${r.settings.percdamp} x mean diag(H)` };
+  const row = (label: string, settings: readonly (keyof PruneSettings)[]): string[] => (settings.length > 0 ? [`| ${label} | ${settings.map((s) => text[s]).join(', ')} |`] : []);
+  return [...row(METHOD_LABELS[r.method], methodOf(r.method).settings), ...(r.settings.update ? row(UPDATE_LABELS[r.settings.update], updateOf(r.settings.update).settings) : [])];
+}
+
 /** A path as the report shows it: relative to the output folder, so the report reads the same wherever the folder goes. */
 function relative(r: PruneRecord, file: string): string {
   const rel = path.relative(r.output, path.resolve(r.output, file));
@@ -102,7 +111,7 @@ function relative(r: PruneRecord, file: string): string {
 export function renderReport(r: PruneRecord, figures: readonly string[] = []): string {
   const pct = formatPercent;
   const ppl = (v: number | null): string => (v === null ? 'not evaluated' : formatPerplexity(v));
-  const method = METHOD_NAMES[r.method];
+  const method = METHOD_LABELS[r.method];
   const allocation = ALLOCATION_NAMES[r.plan?.allocation ?? 'uniform'];
   const lines = [
     `# PruneLens report: ${method}${r.nm ? ` ${r.nm}` : ` ${pct(r.sparsity)}, ${allocation}`}`,
@@ -117,8 +126,7 @@ export function renderReport(r: PruneRecord, figures: readonly string[] = []): s
     `| target | ${r.nm ? `${r.nm} (N:M)` : `${pct(r.sparsity)} unstructured`} |`,
     ...(r.nm ? [] : [`| allocation | ${allocation} |`]),
     `| linears | include ${r.settings.include.join(', ') || 'all'}; exclude ${r.settings.exclude.join(', ') || 'none'} |`,
-    ...(r.method === 'sparsegpt' ? [`| SparseGPT | blocksize ${r.settings.blocksize}, dampening ${r.settings.percdamp} x mean diag(H) |`] : []),
-    ...(r.method === 'alps' || r.settings.update ? [`| ${r.method === 'alps' ? 'ALPS' : 'ADMM update'} | dampening ${r.settings.percdamp} x mean diag(G) |`] : []),
+    ...settingRows(r),
     r.calibration
       ? `| calibration | \`${relative(r, r.calibration.file)}\` (${r.calibration.format}, sha256 ${r.calibration.sha256.slice(0, 12)}…), ${r.calibration.nsamples} windows of ${r.calibration.seqlen}, seed ${r.calibration.seed} |`
       : '| calibration | none (magnitude needs no data) |',
@@ -218,7 +226,7 @@ export function sparsitySvg(r: PruneRecord): string {
   const slot = (width - left - right) / n;
   const y = (v: number): number => top + plotH * (1 - v);
   const body: string[] = [
-    `<text x="${left}" y="16" class="ink" ${TITLE_FONT}>Sparsity per decoder block (${METHOD_NAMES[r.method]}${r.nm ? ` ${r.nm}` : ''}, ${ALLOCATION_NAMES[r.plan.allocation]} allocation)</text>`,
+    `<text x="${left}" y="16" class="ink" ${TITLE_FONT}>Sparsity per decoder block (${METHOD_LABELS[r.method]}${r.nm ? ` ${r.nm}` : ''}, ${ALLOCATION_NAMES[r.plan.allocation]} allocation)</text>`,
   ];
   for (const t of [0, 0.25, 0.5, 0.75, 1]) {
     body.push(`<line x1="${left}" x2="${width - right}" y1="${num(y(t))}" y2="${num(y(t))}" class="grid"/>`);

@@ -21,7 +21,8 @@ import { throwIfCancelled, type RunControl } from '../progress';
 import { encodeText } from '../text/encode-text';
 import { readTextFile } from '../text/text-file';
 import { withModelSession } from '../model/model-session';
-import { needsCalibration, pruneSequentially, type BlockProgress, type LayerRecord } from './sequential';
+import { methodOf, needsCalibration } from './methods';
+import { pruneSequentially, type BlockProgress, type LayerRecord } from './sequential';
 import { checkSparsity, isTargeted, type PruneSpec } from './spec';
 
 export interface EvaluationRequest {
@@ -57,10 +58,11 @@ export interface PruneModelOptions extends RunControl {
 /** Refuses option combinations before any work; shared with planning. */
 export function checkPruneOptions(spec: PruneSpec, allocation: AllocationRequest, calibration: CalibrationRequest | undefined): void {
   checkSparsity(spec.sparsity);
+  methodOf(spec.method).validate?.(spec);
   if (spec.nm && allocation.kind !== 'uniform') {
     throw new PruneLensError('usage', `N:M sparsity is the same in every layer; it cannot be combined with the ${allocation.kind} allocation`);
   }
-  const needs = needsCalibration(spec.method, spec.update) ? spec.method : allocationNeedsCalibration(allocation) ? `the ${allocation.kind} allocation` : undefined;
+  const needs = needsCalibration(spec) ? spec.method : allocationNeedsCalibration(allocation) ? `the ${allocation.kind} allocation` : undefined;
   if (needs && !calibration) throw new PruneLensError('usage', `${needs} needs calibration text (--calib FILE)`);
   if (calibration) checkCalibrationRequest(calibration);
 }
@@ -91,7 +93,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
   const { spec } = options;
   const allocation = options.allocation ?? { kind: 'uniform' };
   checkPruneOptions(spec, allocation, options.calibration);
-  const calibrated = needsCalibration(spec.method, spec.update) || allocationNeedsCalibration(allocation);
+  const calibrated = needsCalibration(spec) || allocationNeedsCalibration(allocation);
   return withModelSession(options.model, options.runtime, async (session) => {
     const { checkpoint, tokenizer, runner } = session;
     const cfg = checkpoint.config;

@@ -16,7 +16,7 @@ import type { PruneRecord } from '../../engine/export/record';
 import { Checkpoint } from '../../engine/io/checkpoint';
 import type { ModelConfig } from '../../engine/model/config';
 import { describeModel } from '../../engine/model/describe';
-import type { Method } from '../../engine/prune/spec';
+import { DEFAULT_SETTINGS, type Method } from '../../engine/prune/spec';
 import type { RunControl } from '../../engine/progress';
 import {
   ALLOCATION_KINDS,
@@ -337,7 +337,7 @@ class AllocationPanel {
         const allocation: Exclude<AllocationRequest, { kind: 'plan' }> = kind === 'owl' ? { kind, ...OWL_DEFAULTS } : { kind };
         set[kind] = await makePlans({
           model: model.model,
-          spec: { method, sparsity: target, include: [], exclude: [], blocksize: 128, percdamp: 0.01 },
+          spec: { method, sparsity: target, include: [], exclude: [], ...DEFAULT_SETTINGS },
           allocation,
           calibration,
           runtime: runtimeOf(config),
@@ -500,7 +500,7 @@ class AllocationPanel {
           model: model.model,
           out,
           overwrite: check.replaces,
-          spec: { method, sparsity: plan.target, include: [], exclude: [], blocksize: 128, percdamp: 0.01 },
+          spec: { method, sparsity: plan.target, include: [], exclude: [], ...DEFAULT_SETTINGS },
           allocation: { kind: 'plan', file: planFile },
           calibration,
           evaluation,
