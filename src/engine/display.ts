@@ -15,6 +15,10 @@ export const formatPerplexity = (v: number | null): string => (v === null ? '–
 export const formatPercent = (v: number): string => `${(100 * v).toFixed(1)}%`;
 /** Losses and their changes: nats with three decimals. */
 export const formatNats = (v: number): string => `${v.toFixed(3)} nats`;
+/** Layer losses, which span many orders of magnitude: four significant digits. */
+export const formatLoss = (v: number): string => (v === 0 ? '0' : v.toPrecision(4));
+/** A linear's pruning time: whole milliseconds. */
+export const formatMs = (v: number): string => `${v.toFixed(0)} ms`;
 /** Durations: seconds with one decimal. */
 export const formatSeconds = (v: number): string => `${v.toFixed(1)} s`;
 /** Sizes on disk: MiB with one decimal. */
