@@ -9,6 +9,8 @@
 import type { Allocation } from '../engine/allocate/plan';
 import { ALLOCATION_NAMES } from '../engine/display';
 import { isMethod, METHOD_LABELS, METHOD_NAMES, type Method } from '../engine/prune/methods/catalog';
+import { SPARSITY_RANGE } from '../engine/prune/spec';
+import { inRange } from '../engine/range';
 
 /** The engine's one spelling of each name: the methods' from the registry's catalog; an exhaustive map, so a new allocation fails to compile until named. */
 export { METHOD_LABELS };
@@ -131,7 +133,7 @@ export function assertNever(value: never): never {
 type Fields = Record<string, unknown>;
 
 const isObject = (x: unknown): x is Fields => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isSparsity = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0 && x < 1;
+const isSparsity = (x: unknown): x is number => typeof x === 'number' && inRange(x, SPARSITY_RANGE);
 const isTarget = (x: unknown): x is number => isSparsity(x) && x > 0 && x <= MAX_SPARSITY;
 const isAllocation = (x: unknown): x is Allocation => typeof x === 'string' && Object.hasOwn(ALLOCATION_LABELS, x);
 const isBlocks = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.length <= MAX_BLOCKS && x.every(isSparsity);

@@ -50,6 +50,9 @@ export function parseNM(text: string): NM {
 /** The fraction of a matrix unstructured pruning may zero: the one definition the CLI and the engine check. */
 export const SPARSITY_RANGE: NumberRange = { integer: false, min: 0, max: 1, maxOpen: true };
 
+/** The sparsity a run prunes to when none is given (the CLI, the wizard, the Prune command's arguments). */
+export const DEFAULT_SPARSITY = 0.5;
+
 export function checkSparsity(sparsity: number): number {
   if (!inRange(sparsity, SPARSITY_RANGE)) throw new PruneLensError('usage', `sparsity must be in ${rangeText(SPARSITY_RANGE)}, got ${sparsity}`);
   return sparsity;

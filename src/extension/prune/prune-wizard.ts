@@ -5,8 +5,8 @@ import { OWL_DEFAULTS } from '../../engine/allocate/owl';
 import type { CalibrationRequest } from '../../engine/calibrate/calibration-data';
 import { EMBEDDED_MODEL, SAMPLE_CALIBRATION_TEXT, SAMPLE_EVALUATION_TEXT } from '../../engine/embedded';
 import type { EvaluationRequest } from '../../engine/prune/prune-model';
-import { isMethod, needsCalibration } from '../../engine/prune/methods';
-import { checkSparsity, DEFAULT_SETTINGS, parseNM, type Method, type PruneSpec } from '../../engine/prune/spec';
+import { DEFAULT_METHOD, isMethod, needsCalibration } from '../../engine/prune/methods';
+import { checkSparsity, DEFAULT_SETTINGS, DEFAULT_SPARSITY, parseNM, type Method, type PruneSpec } from '../../engine/prune/spec';
 import { readConfig, settingPath, workspaceHome } from '../config';
 import type { Services } from '../services';
 import type { StructuredTarget } from '../../engine/structured/select';
@@ -270,7 +270,7 @@ export async function askPrune(services: Services, model: string): Promise<Prune
   ];
 
   // Start from the preselected answers, so the first step's counter already counts the steps they lead to.
-  const defaults: Answers = { method: 'wanda', target: { kind: 'sparsity', sparsity: 0.5 }, allocation: { kind: 'uniform' }, overwrite: false };
+  const defaults: Answers = { method: DEFAULT_METHOD, target: { kind: 'sparsity', sparsity: DEFAULT_SPARSITY }, allocation: { kind: 'uniform' }, overwrite: false };
   const a = await runSteps(`PruneLens: Prune ${name}`, steps, defaults);
   if (!a?.method || !a.evaluation || !a.out) return undefined;
   if (a.evaluation === a.calibration) services.output.warn(`${a.evaluation} is both the calibration and the evaluation text; the perplexity will flatter the pruned model`);
@@ -322,7 +322,7 @@ export function isPruneArguments(value: unknown): value is PruneArguments {
 export function pruneRequestFrom(services: Services, model: string, args: PruneArguments): PruneRequest {
   const config = readConfig();
   const nm = args.nm === undefined ? undefined : parseNM(args.nm);
-  const sparsity = nm ? nm.n / nm.m : checkSparsity(args.sparsity ?? 0.5);
+  const sparsity = nm ? nm.n / nm.m : checkSparsity(args.sparsity ?? DEFAULT_SPARSITY);
   const target: PruneTarget = nm ? { kind: 'nm', nm } : { kind: 'sparsity', sparsity };
   const allocation: AllocationRequest = args.allocation === 'owl' ? { kind: 'owl', ...OWL_DEFAULTS } : { kind: args.allocation ?? 'uniform' } as AllocationRequest;
   const calibrated = needsCalibration({ method: args.method }) || allocationNeedsCalibration(allocation);

@@ -14,6 +14,9 @@ export type Method = keyof typeof METHOD_LABELS;
 
 export const METHOD_NAMES = Object.keys(METHOD_LABELS) as Method[];
 
+/** The method a run uses when none is named: Wanda, which needs no settings and little time. */
+export const DEFAULT_METHOD: Method = 'wanda';
+
 export function isMethod(value: unknown): value is Method {
   return typeof value === 'string' && Object.hasOwn(METHOD_LABELS, value);
 }

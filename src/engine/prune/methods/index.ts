@@ -1,7 +1,7 @@
 import { PruneLensError } from '../../errors';
 import type { PruneSettings } from '../spec';
 import { admm } from './admm-update';
-import { isMethod, METHOD_LABELS, METHOD_NAMES, UPDATE_NAMES, type Method, type Update } from './catalog';
+import { DEFAULT_METHOD, isMethod, METHOD_LABELS, METHOD_NAMES, UPDATE_NAMES, type Method, type Update } from './catalog';
 import { magnitude } from './magnitude';
 import { STATISTICS, type PruneMethod, type Statistic, type WeightUpdate } from './method';
 import { sparsegpt } from './sparsegpt';
@@ -20,7 +20,7 @@ const METHODS: { readonly [M in Method]: PruneMethod<M> } = {
 
 const UPDATES: { readonly [U in Update]: WeightUpdate<U> } = { admm };
 
-export { isMethod, METHOD_LABELS, METHOD_NAMES, UPDATE_NAMES, type Method, type Update };
+export { DEFAULT_METHOD, isMethod, METHOD_LABELS, METHOD_NAMES, UPDATE_NAMES, type Method, type Update };
 
 /** Every method, in the catalog's order. */
 export function methods(): PruneMethod[] {
