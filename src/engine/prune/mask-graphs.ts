@@ -132,7 +132,7 @@ export async function pruneByScore(ops: OpRegistry, weight: Float32Array, rows: 
     ...(stat ? { stat: floatTensor(stat, [cols]) } : {}),
     ...patternFeeds(pattern, rows),
   };
-  const key = `score-prune.${rows}x${cols}.${stat ? 'wanda' : 'magnitude'}.${patternKey(pattern)}`;
+  const key = `score-prune.${rows}x${cols}.${stat ? 'scaled' : 'plain'}.${patternKey(pattern)}`;
   const [pruned] = await ops.run(key, () => buildScorePrune(rows, cols, stat !== undefined, pattern), feeds, ['pruned']);
   return pruned!;
 }

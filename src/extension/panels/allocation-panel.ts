@@ -16,7 +16,8 @@ import type { PruneRecord } from '../../engine/export/record';
 import { Checkpoint } from '../../engine/io/checkpoint';
 import type { ModelConfig } from '../../engine/model/config';
 import { describeModel } from '../../engine/model/describe';
-import { DEFAULT_SETTINGS, type Method } from '../../engine/prune/spec';
+import { DEFAULT_METHOD } from '../../engine/prune/methods/catalog';
+import { DEFAULT_SETTINGS, DEFAULT_SPARSITY, type Method } from '../../engine/prune/spec';
 import type { RunControl } from '../../engine/progress';
 import {
   ALLOCATION_KINDS,
@@ -53,7 +54,7 @@ import { webviewHtml, webviewOptions } from './webview-html';
 export const ALLOCATION_PANEL = 'prunelens.allocationPanel';
 
 const TITLE = 'PruneLens: Sparsity Allocation';
-const DEFAULTS: Pick<PanelState, 'method' | 'target'> = { method: 'wanda', target: 0.5 };
+const DEFAULTS: Pick<PanelState, 'method' | 'target'> = { method: DEFAULT_METHOD, target: DEFAULT_SPARSITY };
 /** Calibration windows of the quick plans: enough for a first look in seconds, and to time the full set. */
 const QUICK_WINDOWS = 8;
 
