@@ -8,6 +8,7 @@ export const METHOD_LABELS = {
   magnitude: 'magnitude',
   wanda: 'Wanda',
   sparsegpt: 'SparseGPT',
+  alps: 'ALPS',
 } as const;
 
 export type Method = keyof typeof METHOD_LABELS;

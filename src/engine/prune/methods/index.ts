@@ -1,6 +1,7 @@
 import { PruneLensError } from '../../errors';
 import type { PruneSettings } from '../spec';
 import { admm } from './admm-update';
+import { alps } from './alps';
 import { DEFAULT_METHOD, isMethod, METHOD_LABELS, METHOD_NAMES, UPDATE_NAMES, type Method, type Update } from './catalog';
 import { magnitude } from './magnitude';
 import { STATISTICS, type PruneMethod, type Statistic, type WeightUpdate } from './method';
@@ -16,6 +17,7 @@ const METHODS: { readonly [M in Method]: PruneMethod<M> } = {
   magnitude,
   wanda,
   sparsegpt,
+  alps,
 };
 
 const UPDATES: { readonly [U in Update]: WeightUpdate<U> } = { admm };
