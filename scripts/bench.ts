@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Checkpoint } from '../src/engine/io/checkpoint';
 import { parameterCount } from '../src/engine/model/config';
-import { METHODS, type Method } from '../src/engine/prune/spec';
+import { METHOD_NAMES as METHODS, type Method } from '../src/engine/prune/methods';
 import { MODEL_SHAPES, type ModelShapeName } from './model-shapes';
 import { randomCheckpointConfigText, writeRandomCheckpoint, type RandomDType } from './random-checkpoint';
 import { runTokenizeBench, tokenizeTable, type TokenizeBenchResult } from './tokenize-bench';

@@ -1,11 +1,12 @@
 import { ALLOCATIONS, type Allocation } from '../engine/allocate/plan';
 import { OWL_DEFAULTS } from '../engine/allocate/owl';
 import type { AllocationRequest } from '../engine/allocate/allocation';
-import type { CalibrationRequest } from '../engine/calibrate/calibration-data';
+import { CALIBRATION_DEFAULTS, type CalibrationRequest } from '../engine/calibrate/calibration-data';
 import { SAMPLE_CALIBRATION_TEXT, SAMPLE_EVALUATION_TEXT } from '../engine/embedded';
 import { PruneLensError } from '../engine/errors';
 import { isProvider, type RuntimeSettings } from '../engine/graph/session';
-import { isMethod, METHODS, parseNM, parseUpdate, SPARSITY_RANGE, type PruneSpec } from '../engine/prune/spec';
+import { DEFAULT_METHOD, methods, METHOD_NAMES, parseMethod, parseUpdate, settingReaders, UPDATE_NAMES, updateOf } from '../engine/prune/methods';
+import { DEFAULT_SPARSITY, parseNM, SETTINGS, SPARSITY_RANGE, type PruneSpec } from '../engine/prune/spec';
 import { CHANNEL_METRICS, HEAD_METRICS, LAYER_METRICS, type StructuredTarget } from '../engine/structured/select';
 import { RUNTIME_OPTIONS, type OptionTable, type Parsed, type Values } from './command';
 
@@ -16,7 +17,7 @@ import { RUNTIME_OPTIONS, type OptionTable, type Parsed, type Values } from './c
  */
 
 export const SEQLEN_OPTION = {
-  seqlen: { type: 'string', arg: 'N', range: { integer: true, min: 2, max: 131072 }, default: 256, help: 'tokens per window (calibration and evaluation)' },
+  seqlen: { type: 'string', arg: 'N', range: { integer: true, min: 2, max: 131072 }, default: CALIBRATION_DEFAULTS.seqlen, help: 'tokens per window (calibration and evaluation)' },
 } as const satisfies OptionTable;
 
 export const MAX_WINDOWS_OPTION = {
@@ -25,16 +26,16 @@ export const MAX_WINDOWS_OPTION = {
 
 export const CALIBRATION_OPTIONS = {
   calib: { type: 'string', arg: 'FILE', defaultText: 'the bundled TinyStories calibration text', help: 'calibration text (.txt, or .jsonl with a "text" per line)' },
-  nsamples: { type: 'string', arg: 'N', range: { integer: true, min: 1, max: 4096 }, default: 128, help: 'calibration windows' },
+  nsamples: { type: 'string', arg: 'N', range: { integer: true, min: 1, max: 4096 }, default: CALIBRATION_DEFAULTS.nsamples, help: 'calibration windows' },
   ...SEQLEN_OPTION,
-  seed: { type: 'string', arg: 'N', range: { integer: true, min: 0, max: 4294967295 }, default: 0, help: 'seed for drawing calibration windows (as the reference scripts draw them)' },
+  seed: { type: 'string', arg: 'N', range: { integer: true, min: 0, max: 4294967295 }, default: CALIBRATION_DEFAULTS.seed, help: 'seed for drawing calibration windows (as the reference scripts draw them)' },
 } as const satisfies OptionTable;
 
 /** Options shared by `prune` and `plan`: what to prune, by what allocation, calibrated on what. */
 export const PRUNING_OPTIONS = {
-  method: { type: 'string', arg: METHODS.join('|'), default: 'wanda', help: 'how weights are scored (and, for sparsegpt and alps, updated)' },
-  update: { type: 'string', arg: 'admm', help: "after the method's mask, refit the kept weights to each layer's dense output (ADMM)" },
-  sparsity: { type: 'string', arg: 'S', range: SPARSITY_RANGE, default: 0.5, help: 'fraction of each pruned matrix to zero' },
+  method: { type: 'string', arg: METHOD_NAMES.join('|'), default: DEFAULT_METHOD, help: `the pruning method: ${methods().map((m) => `${m.name} (${m.description})`).join(', ')}` },
+  update: { type: 'string', arg: UPDATE_NAMES.join('|'), help: UPDATE_NAMES.map((u) => `${u}: ${updateOf(u).help}`).join('; ') },
+  sparsity: { type: 'string', arg: 'S', range: SPARSITY_RANGE, default: DEFAULT_SPARSITY, help: 'fraction of each pruned matrix to zero' },
   nm: { type: 'string', arg: 'N:M', help: 'N of every M consecutive weights zero (2:4, 4:8), instead of --sparsity' },
   allocation: { type: 'string', arg: ALLOCATIONS.join('|'), default: 'uniform', help: 'how sparsity is shared between blocks' },
   'owl-m': { type: 'string', arg: 'M', range: { integer: false, min: 0, max: 1000, minOpen: true }, default: OWL_DEFAULTS.M, help: 'OWL: a score is an outlier above M times its block mean' },
@@ -42,8 +43,8 @@ export const PRUNING_OPTIONS = {
   ...CALIBRATION_OPTIONS,
   include: { type: 'string', arg: 'GLOB,..', defaultText: 'every block linear', help: 'prune only modules matching a glob ("model.layers.*.mlp.*")' },
   exclude: { type: 'string', arg: 'GLOB,..', help: 'never prune modules matching a glob' },
-  blocksize: { type: 'string', arg: 'N', range: { integer: true, min: 1, max: 65536 }, default: 128, help: "SparseGPT's lazy-update block width" },
-  percdamp: { type: 'string', arg: 'F', range: { integer: false, min: 0, max: 1, minOpen: true }, default: 0.01, help: "SparseGPT's dampening, a fraction of the mean Hessian diagonal" },
+  blocksize: { type: 'string', arg: 'N', ...SETTINGS.blocksize, help: `lazy-update block width (${settingReaders('blocksize')})` },
+  percdamp: { type: 'string', arg: 'F', ...SETTINGS.percdamp, help: `dampening, a fraction of the mean Hessian diagonal (${settingReaders('percdamp')})` },
   ...RUNTIME_OPTIONS,
 } as const satisfies OptionTable;
 
@@ -63,8 +64,7 @@ function globs(value: string | undefined): string[] {
 }
 
 export function pruneSpec({ values, given }: Parsed<typeof PRUNING_OPTIONS>): PruneSpec {
-  const method = values.method;
-  if (!isMethod(method)) throw new PruneLensError('usage', `--method must be one of ${METHODS.join(', ')}; got "${method}"`);
+  const method = parseMethod(values.method);
   if (values.nm !== undefined && given.has('sparsity')) {
     throw new PruneLensError('usage', '--nm fixes the sparsity at N/M; give --sparsity or --nm, not both');
   }

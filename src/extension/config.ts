@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Provider, RuntimeSettings } from '../engine/graph/session';
+import { CALIBRATION_DEFAULTS } from '../engine/calibrate/calibration-data';
 
 /** Mirrors the `prunelens.*` settings declared in package.json. */
 export interface PruneLensConfig {
@@ -19,10 +20,10 @@ export function readConfig(): PruneLensConfig {
   return {
     provider: c.get<Provider>('provider', 'cpu'),
     threads: c.get<number>('threads', 0),
-    seqlen: c.get<number>('seqlen', 256),
+    seqlen: c.get<number>('seqlen', CALIBRATION_DEFAULTS.seqlen),
     evaluationText: c.get<string>('evaluationText', ''),
     calibrationText: c.get<string>('calibrationText', ''),
-    nsamples: c.get<number>('nsamples', 128),
+    nsamples: c.get<number>('nsamples', CALIBRATION_DEFAULTS.nsamples),
     outputLocation: c.get<string>('outputLocation', 'besideModel'),
   };
 }

@@ -7,14 +7,16 @@
  * carries the whole edit, so the host never has to keep a copy in step.
  */
 import type { Allocation } from '../engine/allocate/plan';
-import { ALLOCATION_NAMES, METHOD_NAMES } from '../engine/display';
-import type { Method } from '../engine/prune/spec';
+import { ALLOCATION_NAMES } from '../engine/display';
+import { isMethod, METHOD_LABELS, METHOD_NAMES, type Method } from '../engine/prune/methods/catalog';
+import { SPARSITY_RANGE } from '../engine/prune/spec';
+import { inRange } from '../engine/range';
 
-/** The engine's one spelling of each name; exhaustive maps, so a new method or allocation fails to compile until named. */
-export const METHOD_LABELS: Record<Method, string> = METHOD_NAMES;
+/** The engine's one spelling of each name: the methods' from the registry's catalog; an exhaustive map, so a new allocation fails to compile until named. */
+export { METHOD_LABELS };
 export const ALLOCATION_LABELS: Record<Allocation, string> = { uniform: ALLOCATION_NAMES.uniform, owl: ALLOCATION_NAMES.owl, besa: ALLOCATION_NAMES.besa };
 export const ALLOCATION_KINDS = Object.keys(ALLOCATION_LABELS) as Allocation[];
-export const PLAN_METHODS = Object.keys(METHOD_LABELS) as Method[];
+export const PLAN_METHODS: readonly Method[] = METHOD_NAMES;
 
 /**
  * Highest sparsity a slider or a plan target offers: the error ladder stops at 0.95, past it the estimate
@@ -131,9 +133,8 @@ export function assertNever(value: never): never {
 type Fields = Record<string, unknown>;
 
 const isObject = (x: unknown): x is Fields => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isSparsity = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0 && x < 1;
+const isSparsity = (x: unknown): x is number => typeof x === 'number' && inRange(x, SPARSITY_RANGE);
 const isTarget = (x: unknown): x is number => isSparsity(x) && x > 0 && x <= MAX_SPARSITY;
-const isMethod = (x: unknown): x is Method => typeof x === 'string' && Object.hasOwn(METHOD_LABELS, x);
 const isAllocation = (x: unknown): x is Allocation => typeof x === 'string' && Object.hasOwn(ALLOCATION_LABELS, x);
 const isBlocks = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.length <= MAX_BLOCKS && x.every(isSparsity);
 const isRequestId = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;

@@ -34,7 +34,12 @@ function fingerprint(out: string): Record<string, string> {
     if (f === 'prunelens.json') {
       const record = JSON.parse(fs.readFileSync(path.join(out, f), 'utf8')) as Record<string, unknown>;
       for (const k of ['created', 'seconds', 'peakRssMb', 'output']) delete record[k];
-      record.layers = (record.layers as Record<string, unknown>[]).map(({ seconds: _s, rssMb: _r, ...rest }) => rest);
+      type Cost = { loss: number; ms: number; rssMb: number };
+      record.layers = (record.layers as (Record<string, unknown> & { linears?: Record<string, Cost> })[]).map(({ seconds: _s, rssMb: _r, linears, ...rest }) => ({
+        ...rest,
+        // A linear's loss must match; its time and memory differ between any two runs.
+        linears: Object.fromEntries(Object.entries(linears ?? {}).map(([name, { loss }]) => [name, loss])),
+      }));
       result[f] = JSON.stringify(record);
     } else if (!['prunelens-report.md', 'prunelens-manifest.json', 'prunelens-sparsity.svg', 'prunelens-loss-histogram.svg'].includes(f)) {
       result[f] = sha256File(path.join(out, f));

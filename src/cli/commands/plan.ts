@@ -4,12 +4,13 @@ import { estimatePlan } from '../../engine/allocate/estimate';
 import { makePlan } from '../../engine/allocate/make-plan';
 import type { Plan } from '../../engine/allocate/plan';
 import { PruneLensError } from '../../engine/errors';
+import { METHOD_NAMES, UPDATE_NAMES } from '../../engine/prune/methods/catalog';
 import { allocationRequest, calibrationRequest, pruneSpec, PRUNING_OPTIONS, runtime } from '../args';
 import { defineCommand, print, singlePositional, table, timed, withProgress } from '../command';
 
 export const plan = defineCommand({
   synopsis: [
-    `[MODEL] --out PLAN.json [--allocation uniform|owl|besa] [--sparsity S] [--method magnitude|wanda|sparsegpt|alps] [--update admm]
+    `[MODEL] --out PLAN.json [--allocation uniform|owl|besa] [--sparsity S] [--method ${METHOD_NAMES.join('|')}] [--update ${UPDATE_NAMES.join('|')}]
                  [--owl-m 5] [--owl-lambda 0.08] [--calib FILE] [--nsamples 128] [--seqlen 256] [--seed 0]
                  [--include GLOB,..] [--exclude GLOB,..] [--provider cpu] [--threads N] [--json]`,
   ],

@@ -5,7 +5,8 @@ import { modelFolderOf, planLabel, pruneOutputName, removalOutputName, structure
 import type { PruneRecord } from '../../engine/export/record';
 import { Checkpoint } from '../../engine/io/checkpoint';
 import { pruneModel } from '../../engine/prune/prune-model';
-import type { PruneSpec } from '../../engine/prune/spec';
+import { METHOD_LABELS, METHOD_NAMES, UPDATE_NAMES } from '../../engine/prune/methods/catalog';
+import { SETTINGS, type PruneSpec } from '../../engine/prune/spec';
 import { allocationRequest, calibrationRequest, evaluationRequest, EVALUATION_OPTIONS, pruneSpec, PRUNING_OPTIONS, runtime, STRUCTURED_OPTIONS, structuredTarget } from '../args';
 import { defineCommand, print, singlePositional, table, withProgress, type CliContext, type Parsed } from '../command';
 import { parseRemoval, structuredPrune, type StructuredRecord } from '../../engine/structured/structured-prune';
@@ -24,11 +25,11 @@ const PRUNE_OPTIONS = {
 
 export const prune = defineCommand({
   synopsis: [
-    `[MODEL] [--method magnitude|wanda|sparsegpt|alps] [--update admm] [--sparsity S | --nm N:M]
+    `[MODEL] [--method ${METHOD_NAMES.join('|')}] [--update ${UPDATE_NAMES.join('|')}] [--sparsity S | --nm N:M]
                  [--allocation uniform|owl|besa] [--owl-m 5] [--owl-lambda 0.08] [--plan FILE]
                  [--calib FILE] [--nsamples 128] [--seqlen 256] [--seed 0]
                  [--eval FILE] [--max-windows K] [--out DIR] [--overwrite] [--resume] [--format hf|hf,gguf]
-                 [--include GLOB,..] [--exclude GLOB,..] [--blocksize 128] [--percdamp 0.01]
+                 [--include GLOB,..] [--exclude GLOB,..] [--blocksize ${SETTINGS.blocksize.default}] [--percdamp ${SETTINGS.percdamp.default}]
                  [--provider cpu|webgpu|cuda] [--threads N] [--json]`,
     `[MODEL] --structured heads,channels|heads|channels|layers --ratio R
                  [--metric output|similarity|flap|wanda-sp|bi|ppl|random,..] [--calib FILE] [--nsamples N]
@@ -36,8 +37,8 @@ export const prune = defineCommand({
     `[MODEL] --remove "3.h2,3.h5,L4" [--eval FILE] [--out DIR] [--json]`,
   ],
   summary: 'Prune a checkpoint into a new folder and report dense and pruned perplexity.',
-  details: `Unstructured (--sparsity, by an --allocation or a --plan file) or N:M (--nm) with magnitude, Wanda or
-SparseGPT; or structured (--structured, --remove), which removes whole heads, MLP channels or layers
+  details: `Unstructured (--sparsity, by an --allocation or a --plan file) or N:M (--nm) with one of the methods
+(${Object.values(METHOD_LABELS).join(', ')}); or structured (--structured, --remove), which removes whole heads, MLP channels or layers
 and writes a smaller model. The source is never modified: the output is built under a temporary
 name and renamed into place when complete. The default output name says what was done, including
 --include/--exclude and the plan's fingerprint, so differently pruned models never share a folder.`,

@@ -15,6 +15,12 @@ export interface CalibrationRequest {
   seed: number;
 }
 
+/**
+ * The calibration the references use (128 windows, SparseGPT's and Wanda's scripts; 256 tokens, the
+ * bundled texts' protocol; seed 0): the CLI's defaults and the extension's setting defaults.
+ */
+export const CALIBRATION_DEFAULTS = { nsamples: 128, seqlen: 256, seed: 0 } as const;
+
 /** The windows a run calibrated on, and everything needed to draw them again. */
 export interface CalibrationSet extends CalibrationRequest {
   /** nsamples windows of seqlen token ids, back to back. */

@@ -1,6 +1,8 @@
 import * as path from 'node:path';
 import { estimatePlan } from '../allocate/estimate';
-import { ALLOCATION_NAMES, formatMiB, formatPercent, formatPerplexity, formatSeconds, METHOD_NAMES } from '../display';
+import { ALLOCATION_NAMES, formatLoss, formatMiB, formatMs, formatPercent, formatPerplexity, formatSeconds, METHOD_LABELS, UPDATE_LABELS } from '../display';
+import { methodOf, updateOf } from '../prune/methods';
+import type { PruneSettings } from '../prune/spec';
 import type { StructuredRecord } from '../structured/structured-prune';
 import type { PruneRecord } from './record';
 
@@ -23,7 +25,7 @@ export interface TokenLossPair {
 export function reportFiles(r: PruneRecord, losses?: TokenLossPair): [name: string, content: string][] {
   const figures: [string, string][] = [[SPARSITY_FIGURE, sparsitySvg(r)]];
   const errors = blockErrors(r);
-  if (errors) figures.push([ERROR_FIGURE, blockErrorSvg(r, errors)]);
+  if (errors) figures.push([ERROR_FIGURE, blockErrorSvg(errors)]);
   if (losses && losses.dense.length > 0) figures.push([LOSS_HISTOGRAM_FIGURE, lossHistogramSvg(losses)]);
   return [[REPORT_FILE, renderReport(r, figures.map(([name]) => name))], ...figures];
 }
@@ -78,18 +80,54 @@ export function renderStructuredReport(r: StructuredRecord, figures: readonly st
 
 const LINEAR_COLUMNS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
+/** The per-block error chart's data: what it measures, per block, with each block's breakdown for its tooltip. */
+export interface BlockErrors {
+  title: string;
+  axis: string;
+  values: number[];
+  details: string[];
+}
+
 /**
- * Per block, the relative output error the plan's error table gives for the ratios the run pruned at:
- * the only per-layer error a record holds (measured on calibration windows when the plan was made),
- * so only a run whose plan has an error table gets the chart.
+ * Per block, the loss its linears were left with as they were pruned (their sum; see Pruned in
+ * prune/methods/method.ts), when the record kept them; otherwise the relative output error the plan's
+ * error table gives for the ratios the run pruned at. Records made before per-linear losses were kept
+ * and have no error table get no chart.
  */
-function blockErrors(r: PruneRecord): number[] | undefined {
+function blockErrors(r: PruneRecord): BlockErrors | undefined {
+  if (r.layers.length > 0 && r.layers.every((l) => l.linears && Object.keys(l.linears).length > 0)) {
+    const linears = r.layers.map((l) => Object.entries(l.linears!));
+    return {
+      title: `Layer loss per decoder block (${methodText(r)}, measured while pruning)`,
+      axis: "decoder block (sum of its linears' losses on the calibration windows)",
+      values: linears.map((entries) => entries.reduce((n, [, v]) => n + v!.loss, 0)),
+      details: linears.map((entries) => entries.map(([name, v]) => `${name} ${formatLoss(v!.loss)}`).join(', ')),
+    };
+  }
   if (!r.plan?.statistics?.errors) return undefined;
   try {
-    return estimatePlan(r.plan).perBlock;
+    const values = estimatePlan(r.plan).perBlock;
+    return {
+      title: `Estimated output error per decoder block (error table of the ${ALLOCATION_NAMES[r.plan.allocation]} plan)`,
+      axis: "decoder block (squared output error over the dense output's, measured on calibration windows)",
+      values,
+      details: values.map(() => ''),
+    };
   } catch {
     return undefined;
   }
+}
+
+/** "SparseGPT + ADMM update": the method, and the update when there was one. */
+function methodText(r: PruneRecord): string {
+  return `${METHOD_LABELS[r.method]}${r.settings.update ? ` + ${UPDATE_LABELS[r.settings.update]}` : ''}`;
+}
+
+/** A row for the method and one for the update, with the settings each reads (none: no row). */
+function settingRows(r: PruneRecord): string[] {
+  const text: Record<keyof PruneSettings, string> = { blocksize: `blocksize ${r.settings.blocksize}`, percdamp: `dampening ${r.settings.percdamp} x mean diag(H)` };
+  const row = (label: string, settings: readonly (keyof PruneSettings)[]): string[] => (settings.length > 0 ? [`| ${label} | ${settings.map((s) => text[s]).join(', ')} |`] : []);
+  return [...row(METHOD_LABELS[r.method], methodOf(r.method).settings), ...(r.settings.update ? row(UPDATE_LABELS[r.settings.update], updateOf(r.settings.update).settings) : [])];
 }
 
 /** A path as the report shows it: relative to the output folder, so the report reads the same wherever the folder goes. */
@@ -102,7 +140,7 @@ function relative(r: PruneRecord, file: string): string {
 export function renderReport(r: PruneRecord, figures: readonly string[] = []): string {
   const pct = formatPercent;
   const ppl = (v: number | null): string => (v === null ? 'not evaluated' : formatPerplexity(v));
-  const method = METHOD_NAMES[r.method];
+  const method = METHOD_LABELS[r.method];
   const allocation = ALLOCATION_NAMES[r.plan?.allocation ?? 'uniform'];
   const lines = [
     `# PruneLens report: ${method}${r.nm ? ` ${r.nm}` : ` ${pct(r.sparsity)}, ${allocation}`}`,
@@ -117,8 +155,7 @@ export function renderReport(r: PruneRecord, figures: readonly string[] = []): s
     `| target | ${r.nm ? `${r.nm} (N:M)` : `${pct(r.sparsity)} unstructured`} |`,
     ...(r.nm ? [] : [`| allocation | ${allocation} |`]),
     `| linears | include ${r.settings.include.join(', ') || 'all'}; exclude ${r.settings.exclude.join(', ') || 'none'} |`,
-    ...(r.method === 'sparsegpt' ? [`| SparseGPT | blocksize ${r.settings.blocksize}, dampening ${r.settings.percdamp} x mean diag(H) |`] : []),
-    ...(r.method === 'alps' || r.settings.update ? [`| ${r.method === 'alps' ? 'ALPS' : 'ADMM update'} | dampening ${r.settings.percdamp} x mean diag(G) |`] : []),
+    ...settingRows(r),
     r.calibration
       ? `| calibration | \`${relative(r, r.calibration.file)}\` (${r.calibration.format}, sha256 ${r.calibration.sha256.slice(0, 12)}…), ${r.calibration.nsamples} windows of ${r.calibration.seqlen}, seed ${r.calibration.seed} |`
       : '| calibration | none (magnitude needs no data) |',
@@ -149,9 +186,7 @@ export function renderReport(r: PruneRecord, figures: readonly string[] = []): s
     `Targeted linears: ${pct(r.measured.sparsity)} zeros (${r.measured.zeros.toLocaleString('en-US')} of ${r.measured.targetedParameters.toLocaleString('en-US')}); whole model: ${pct(r.measured.modelSparsity)}.`,
     '',
     ...(figures.includes(SPARSITY_FIGURE) ? [`![Measured sparsity per decoder block, with the plan's ratio marked](${SPARSITY_FIGURE})`, ''] : []),
-    ...(figures.includes(ERROR_FIGURE)
-      ? [`![Estimated relative output error per decoder block, from the plan's error table](${ERROR_FIGURE})`, '']
-      : []),
+    ...(figures.includes(ERROR_FIGURE) ? [`![${blockErrors(r)!.title}](${ERROR_FIGURE})`, ''] : []),
     `| layer | ${LINEAR_COLUMNS.join(' | ')} | block | seconds |`,
     `|---|${LINEAR_COLUMNS.map(() => '---|').join('')}---|---|`,
   );
@@ -161,6 +196,19 @@ export function renderReport(r: PruneRecord, figures: readonly string[] = []): s
       return entry ? pct(entry[1].sparsity) : '';
     });
     lines.push(`| ${layer.layer} | ${cells.join(' | ')} | ${pct(layer.sparsity)} | ${formatSeconds(layer.seconds)} |`);
+  }
+  const measured = r.layers.filter((l) => l.linears && Object.keys(l.linears).length > 0);
+  if (measured.length > 0) {
+    lines.push(
+      '',
+      '## Per linear: loss, time and memory',
+      '',
+      "Loss: with calibration, the squared change of the linear's output per calibration window (½ tr(ΔW G ΔWᵀ); Wanda's input norms give its diagonal part); without, ||ΔW||². Memory: the process's resident memory when the linear was done.",
+      '',
+      '| layer | linear | loss | time | memory |',
+      '|---|---|---|---|---|',
+      ...measured.flatMap((l) => Object.entries(l.linears!).map(([name, v]) => `| ${l.layer} | ${name} | ${formatLoss(v!.loss)} | ${formatMs(v!.ms)} | ${v!.rssMb.toFixed(0)} MiB |`)),
+    );
   }
   lines.push(
     '',
@@ -192,12 +240,13 @@ const STYLE = [
 const FONT = 'font-family="sans-serif" font-size="11"';
 const TITLE_FONT = 'font-family="sans-serif" font-size="12"';
 
+const escapeXml = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+
 function svg(width: number, height: number, title: string, desc: string, body: string[]): string {
-  const escape = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img">`,
-    `<title>${escape(title)}</title>`,
-    `<desc>${escape(desc)}</desc>`,
+    `<title>${escapeXml(title)}</title>`,
+    `<desc>${escapeXml(desc)}</desc>`,
     STYLE,
     ...body,
     '</svg>',
@@ -218,7 +267,7 @@ export function sparsitySvg(r: PruneRecord): string {
   const slot = (width - left - right) / n;
   const y = (v: number): number => top + plotH * (1 - v);
   const body: string[] = [
-    `<text x="${left}" y="16" class="ink" ${TITLE_FONT}>Sparsity per decoder block (${METHOD_NAMES[r.method]}${r.nm ? ` ${r.nm}` : ''}, ${ALLOCATION_NAMES[r.plan.allocation]} allocation)</text>`,
+    `<text x="${left}" y="16" class="ink" ${TITLE_FONT}>Sparsity per decoder block (${METHOD_LABELS[r.method]}${r.nm ? ` ${r.nm}` : ''}, ${ALLOCATION_NAMES[r.plan.allocation]} allocation)</text>`,
   ];
   for (const t of [0, 0.25, 0.5, 0.75, 1]) {
     body.push(`<line x1="${left}" x2="${width - right}" y1="${num(y(t))}" y2="${num(y(t))}" class="grid"/>`);
@@ -288,28 +337,28 @@ export function lossHistogramSvg(losses: TokenLossPair): string {
   return svg(width, height, 'Change in loss per token', desc, body);
 }
 
-/** Each block's estimated relative output error at the ratios it was pruned at (from the plan's error table). */
-export function blockErrorSvg(r: PruneRecord, errors: readonly number[]): string {
+/** The per-block error chart: one bar per decoder block (the measured layer loss, or the plan's estimate). */
+export function blockErrorSvg(chart: BlockErrors): string {
+  const errors = chart.values;
   const { width, height, left, right, top, bottom } = FRAME;
   const plotH = height - top - bottom;
   const n = Math.max(1, errors.length);
   const slot = (width - left - right) / n;
   const peak = Math.max(...errors, 1e-12);
   const y = (v: number): number => top + plotH * (1 - v / peak);
-  const body: string[] = [
-    `<text x="${left}" y="16" class="ink" ${TITLE_FONT}>Estimated output error per decoder block (error table of the ${ALLOCATION_NAMES[r.plan.allocation]} plan)</text>`,
-  ];
+  const body: string[] = [`<text x="${left}" y="16" class="ink" ${TITLE_FONT}>${escapeXml(chart.title)}</text>`];
   for (const f of [0, 0.5, 1]) {
     body.push(`<line x1="${left}" x2="${width - right}" y1="${num(y(peak * f))}" y2="${num(y(peak * f))}" class="grid"/>`);
-    body.push(`<text x="${left - 6}" y="${num(y(peak * f) + 4)}" class="ink" ${FONT} text-anchor="end">${(peak * f).toFixed(3)}</text>`);
+    body.push(`<text x="${left - 6}" y="${num(y(peak * f) + 4)}" class="ink" ${FONT} text-anchor="end">${formatLoss(peak * f)}</text>`);
   }
   errors.forEach((e, i) => {
     const x = left + i * slot;
     const w = Math.max(1, slot * 0.7);
-    body.push(`<rect x="${num(x + (slot - w) / 2)}" y="${num(y(e))}" width="${num(w)}" height="${num(plotH * (e / peak))}" class="err"><title>block ${i}: ${e.toFixed(3)}</title></rect>`);
+    const detail = chart.details[i] ? ` (${chart.details[i]})` : '';
+    body.push(`<rect x="${num(x + (slot - w) / 2)}" y="${num(y(e))}" width="${num(w)}" height="${num(plotH * (e / peak))}" class="err"><title>block ${i}: ${formatLoss(e)}${escapeXml(detail)}</title></rect>`);
     if (n <= 40 || i % Math.ceil(n / 40) === 0) body.push(`<text x="${num(x + slot / 2)}" y="${height - bottom + 14}" class="ink" ${FONT} text-anchor="middle">${i}</text>`);
   });
-  body.push(`<text x="${left + (width - left - right) / 2}" y="${height - 4}" class="ink" ${FONT} text-anchor="middle">decoder block (squared output error over the dense output's, measured on calibration windows)</text>`);
-  const desc = `Estimated relative output error per block: ${errors.map((e, i) => `${i}: ${e.toFixed(3)}`).join(', ')}.`;
-  return svg(width, height, 'Estimated output error per block', desc, body);
+  body.push(`<text x="${left + (width - left - right) / 2}" y="${height - 4}" class="ink" ${FONT} text-anchor="middle">${escapeXml(chart.axis)}</text>`);
+  const desc = `${chart.title}: ${errors.map((e, i) => `${i}: ${formatLoss(e)}`).join(', ')}.`;
+  return svg(width, height, chart.title, desc, body);
 }

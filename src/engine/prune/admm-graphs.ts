@@ -2,7 +2,7 @@ import { GraphBuilder } from '../graph/onnx-builder';
 import { applyMask, lowestMask, type Pattern } from './mask-graphs';
 
 /**
- * The ORT graphs of the ADMM family (admm.ts, alps.ts), named for the symbols of the papers. All
+ * The ORT graphs of the ADMM family (admm.ts and the methods built on it), named for the symbols of the papers. All
  * work in normalised coordinates: with s = sqrt(diag(G)) (G dampened), Ĝ = S⁻¹ G S⁻¹ has a unit
  * diagonal and B = W S, so one penalty ρ means the same on every layer and plain conjugate
  * gradients on Ĝ are Jacobi-preconditioned CG on G. Matrices are row-major [rows, cols], one

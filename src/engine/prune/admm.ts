@@ -6,9 +6,10 @@ import { mat } from '../linalg/matrix-ops';
 import { buildAdmmSteps, buildCgSteps, buildDenormalise, buildNormalise, buildResidual, projectionKey, type Projection } from './admm-graphs';
 
 /**
- * The ADMM weight update (Boža, "Fast and Effective Weight Update for Pruned Large Language Models",
- * 2024; code fmfi-compbio/admm-pruning, lib/admm.py): given the dense W₀ and a mask chosen by any
- * method, the weights on the mask's support that best reconstruct the layer's output,
+ * The steps the ADMM family shares: the fixed-mask update (methods/admm-update.ts) and the methods
+ * that choose their mask by ADMM as they go. The ADMM weight update (Boža, "Fast and Effective Weight Update for Pruned Large
+ * Language Models", 2024; code fmfi-compbio/admm-pruning, lib/admm.py): given the dense W₀ and a mask
+ * chosen by any method, the weights on the mask's support that best reconstruct the layer's output,
  *   min ||X Wᵀ − X W₀ᵀ||²  with W zero off the support,
  * which needs only G = XᵀX (SparseGPT's Hessian statistic). Rows are independent least-squares
  * problems, each on its own support, so there is no one factorization that solves them all; ADMM
@@ -23,25 +24,12 @@ import { buildAdmmSteps, buildCgSteps, buildDenormalise, buildNormalise, buildRe
  * Q (Λ + ρ)⁻¹ Qᵀ and needs no iterative eigensolver.
  */
 
-export interface AdmmOptions {
-  /** Dampening as a fraction of the mean diagonal of G, as SparseGPT's (0.01). */
-  percdamp: number;
-}
-
-/**
- * ρ for the fixed-mask update, in normalised units (Ĝ has a unit diagonal): lib/admm.py's value. On a
- * fixed mask ADMM converges for any ρ; ρ = 1 weighs the fit and the constraint evenly.
- */
-const FIXED_RHO = 1;
-/** lib/admm.py's iteration count for the update with a fixed mask. */
-const FIXED_ITERATIONS = 20;
 /**
  * CG runs until every row's masked residual is this small relative to its target (ALPS's rtol),
- * in chunks of CG_CHUNK iterations per graph run, and at most FIXED_CG_STEPS iterations.
+ * in chunks of CG_CHUNK iterations per graph run, up to the caller's cap.
  */
 export const CG_TOLERANCE = 1e-4;
 const CG_CHUNK = 10;
-const FIXED_CG_STEPS = 100;
 
 /** The layer's least-squares problem in normalised coordinates (see admm-graphs.ts). */
 export interface LayerProblem {
@@ -149,31 +137,4 @@ export async function denormalise(ops: OpRegistry, p: LayerProblem, b: Float32Ar
     if (!Number.isFinite(weight![i]!)) throw new PruneLensError('weights', `the ADMM update produced a non-finite weight at flat index ${i}`, where);
   }
   return weight!;
-}
-
-/**
- * The update itself, for the mask of `pruned` (its zeros) and the dense `weight` it was cut from:
- *   1. normalise G and W₀ (dead inputs, dampening, unit diagonal);
- *   2. the Cholesky factor of Ĝ + ρI once, ρ = 1;
- *   3. 20 ADMM iterations from D = B₀ on the support, V = 0;
- *   4. CG on the support from D to the tolerance;
- *   5. back to W.
- */
-export async function admmUpdate(
-  ops: OpRegistry,
-  weight: Float32Array,
-  pruned: Float32Array,
-  rows: number,
-  cols: number,
-  gram: Float32Array,
-  options: AdmmOptions,
-  where: string,
-): Promise<Float32Array> {
-  const mask = prunedMaskOf(pruned);
-  const p = await normalise(ops, weight, rows, cols, gram, options.percdamp);
-  const factor = await penaltyFactor(ops, p, FIXED_RHO, where);
-  const start: AdmmState = { b: p.b0, d: Float32Array.from(p.b0, (v, i) => (mask[i] ? 0 : v)), v: new Float32Array(rows * cols) };
-  const { d } = await admmSteps(ops, p, start, factor, FIXED_RHO, FIXED_ITERATIONS, { kind: 'fixed' }, { pruned: floatTensor(mask, [rows, cols]) });
-  const b = await conjugateGradients(ops, p, d, mask, FIXED_CG_STEPS);
-  return denormalise(ops, p, b, mask, where);
 }

@@ -1,11 +1,20 @@
 import { GraphBuilder } from '../graph/onnx-builder';
+import type { OpRegistry } from '../graph/op-registry';
 import { floatTensor, int64Tensor, type Feeds } from '../graph/session';
+import type { NM } from './spec';
 
 /** How the pruned entries of a matrix are chosen from their scores. */
 export type Pattern =
   | { kind: 'matrix'; count: number } // the `count` lowest scores of the whole matrix
   | { kind: 'row'; total: number } // `total` spread over the rows, each row its lowest (rows differ by at most one)
   | { kind: 'nm'; n: number; m: number }; // the n lowest of every m consecutive columns in a row
+
+/** The N:M pattern, or else `count(rows·cols)` lowest by `kind`: how methods state their target. */
+export function patternOf(nm: NM | undefined, kind: 'matrix' | 'row', numel: number, sparsity: number): Pattern {
+  if (nm) return { kind: 'nm', ...nm };
+  const count = prunedCount(numel, sparsity);
+  return kind === 'matrix' ? { kind, count } : { kind, total: count };
+}
 
 export function patternKey(p: Pattern): string {
   return p.kind === 'nm' ? `nm${p.n}:${p.m}` : p.kind;
@@ -91,6 +100,11 @@ export function columns(g: GraphBuilder, value: string, from: number, to: number
   return g.op('Slice', [value, g.constInt64([from]), g.constInt64([to]), g.constInt64([1])]);
 }
 
+/** Rows [from, to) of a 2-D value, or elements [from, to) of a vector. */
+export function rowsOf(g: GraphBuilder, value: string, from: number, to: number): string {
+  return g.op('Slice', [value, g.constInt64([from]), g.constInt64([to]), g.constInt64([0])]);
+}
+
 /** `weight` with the masked entries set to +0.0 (multiplying by zero would leave -0.0 behind). */
 export function applyMask(g: GraphBuilder, weight: string, mask: string): string {
   return g.op('Where', [g.op('Cast', [mask], { to: 9 /* BOOL */ }), g.constFloat(0), weight]);
@@ -101,11 +115,24 @@ export function applyMask(g: GraphBuilder, weight: string, mask: string): string
  * then the lowest scores by `pattern` are zeroed. Inputs `weight` [rows, cols], `stat` [cols] for
  * Wanda, `count` for matrix and row patterns; output `pruned`.
  */
-export function buildScorePrune(rows: number, cols: number, withStat: boolean, pattern: Pattern): Uint8Array {
+function buildScorePrune(rows: number, cols: number, withStat: boolean, pattern: Pattern): Uint8Array {
   const g = new GraphBuilder('prunelens_score_prune');
   const weight = g.input('weight', 'float', [rows, cols]);
   const magnitude = g.op('Abs', [weight]);
   const score = withStat ? g.op('Mul', [magnitude, g.op('Sqrt', [g.input('stat', 'float', [cols])])]) : magnitude;
   g.output(applyMask(g, weight, lowestMask(g, score, rows, cols, pattern)), 'pruned', 'float', [rows, cols]);
   return g.build();
+}
+
+/** `weight` with its lowest |W|, or |W|·sqrt(stat_j) when `stat` is given, zeroed by `pattern`. */
+export async function pruneByScore(ops: OpRegistry, weight: Float32Array, rows: number, cols: number, stat: Float32Array | undefined, pattern: Pattern): Promise<Float32Array> {
+  if (prunesNothing(pattern)) return weight;
+  const feeds = {
+    weight: floatTensor(weight, [rows, cols]),
+    ...(stat ? { stat: floatTensor(stat, [cols]) } : {}),
+    ...patternFeeds(pattern, rows),
+  };
+  const key = `score-prune.${rows}x${cols}.${stat ? 'scaled' : 'plain'}.${patternKey(pattern)}`;
+  const [pruned] = await ops.run(key, () => buildScorePrune(rows, cols, stat !== undefined, pattern), feeds, ['pruned']);
+  return pruned!;
 }

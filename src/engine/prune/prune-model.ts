@@ -1,34 +1,30 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { availableParallelism, totalmem } from 'node:os';
+import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { allocationNeedsCalibration, prepareAllocation, type AllocationRequest, type Allocator } from '../allocate/allocation';
 import { linearRatio, type ErrorTable, type Plan } from '../allocate/plan';
 import { checkCalibrationRequest, drawCalibration, type CalibrationRequest, type CalibrationSet } from '../calibrate/calibration-data';
 import { PruneLensError } from '../errors';
-import { evaluateStage, warnIfDegenerate, type PerplexityResult } from '../evaluate/perplexity';
-import { OutputFolder, RECORD_FILE } from '../export/output-folder';
+import type { PerplexityResult } from '../evaluate/perplexity';
+import { OutputFolder } from '../export/output-folder';
 import { buildRecord, type PruneRecord } from '../export/record';
 import { reportFiles } from '../export/report';
 import type { ResumeJournal } from '../export/resume-journal';
-import { writeRunTokenLosses } from '../export/token-losses';
 import type { RuntimeSettings } from '../graph/session';
 import type { Checkpoint } from '../io/checkpoint';
-import { WRITABLE_DTYPES } from '../io/dtype';
 import { peakRssMb } from '../memory';
-import { blockTensorNames, checkTokenIds, linearWeightNames, type ModelConfig } from '../model/config';
-import { throwIfCancelled, type RunControl } from '../progress';
+import { blockTensorNames, checkTokenIds, linearWeightNames } from '../model/config';
+import type { RunControl } from '../progress';
 import { encodeText } from '../text/encode-text';
 import { readTextFile } from '../text/text-file';
 import { withModelSession } from '../model/model-session';
-import { needsCalibration, pruneSequentially, type BlockProgress, type LayerRecord } from './sequential';
+import { methodOf, needsCalibration } from './methods';
+import { checkCalibrationMemory, checkWritable, evaluateDense, finishJob, type EvaluationRequest, type EvaluationText } from './prune-job';
+import { pruneSequentially, type BlockProgress, type LayerRecord } from './sequential';
 import { checkSparsity, isTargeted, type PruneSpec } from './spec';
 
-export interface EvaluationRequest {
-  file: string;
-  seqlen: number;
-  maxWindows?: number;
-}
+export type { EvaluationRequest } from './prune-job';
 
 export interface PruneModelOptions extends RunControl {
   model: string;
@@ -57,10 +53,11 @@ export interface PruneModelOptions extends RunControl {
 /** Refuses option combinations before any work; shared with planning. */
 export function checkPruneOptions(spec: PruneSpec, allocation: AllocationRequest, calibration: CalibrationRequest | undefined): void {
   checkSparsity(spec.sparsity);
+  methodOf(spec.method).validate?.(spec);
   if (spec.nm && allocation.kind !== 'uniform') {
     throw new PruneLensError('usage', `N:M sparsity is the same in every layer; it cannot be combined with the ${allocation.kind} allocation`);
   }
-  const needs = needsCalibration(spec.method, spec.update) ? spec.method : allocationNeedsCalibration(allocation) ? `the ${allocation.kind} allocation` : undefined;
+  const needs = needsCalibration(spec) ? spec.method : allocationNeedsCalibration(allocation) ? `the ${allocation.kind} allocation` : undefined;
   if (needs && !calibration) throw new PruneLensError('usage', `${needs} needs calibration text (--calib FILE)`);
   if (calibration) checkCalibrationRequest(calibration);
 }
@@ -91,9 +88,9 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
   const { spec } = options;
   const allocation = options.allocation ?? { kind: 'uniform' };
   checkPruneOptions(spec, allocation, options.calibration);
-  const calibrated = needsCalibration(spec.method, spec.update) || allocationNeedsCalibration(allocation);
+  const calibrated = needsCalibration(spec) || allocationNeedsCalibration(allocation);
   return withModelSession(options.model, options.runtime, async (session) => {
-    const { checkpoint, tokenizer, runner } = session;
+    const { checkpoint, tokenizer } = session;
     const cfg = checkpoint.config;
     const targets = linearWeightNames(cfg).filter((n) => isTargeted(spec, n));
     if (targets.length === 0) throw new PruneLensError('usage', `no linear weight matches --include ${spec.include.join(',')} / --exclude ${spec.exclude.join(',')}`);
@@ -149,7 +146,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
           await save({ calibration: rest });
         }
       }
-      const evaluate = (weights: Checkpoint, stage: string): Promise<PerplexityResult> => evaluateStage(stage, runner, weights, evalIds!, options.evaluation!, options);
+      const evaluation: EvaluationText | undefined = evalIds && { request: options.evaluation!, text: evalText!, ids: evalIds };
 
       // The allocation is made (or OWL's pass run) before any evaluation, and kept for a resumed run.
       let allocator: Allocator;
@@ -171,9 +168,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
         if (done.dense && nll) {
           dense = { ...done.dense, tokenNll: nll };
         } else {
-          // A dense evaluation the caller made earlier (the extension keeps one per model, text and seqlen) is not repeated.
-          dense = options.dense ? checkedDense(options.dense, evalIds, options.evaluation!) : await evaluate(checkpoint, 'evaluate dense');
-          warnIfDegenerate(dense, cfg, 'the dense model', options);
+          dense = await evaluateDense(session, evaluation!, options, options.dense);
           const { tokenNll, ...rest } = dense;
           await journal.saveArray('dense-nll', tokenNll);
           await save({ dense: rest });
@@ -204,42 +199,32 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
         options,
       );
       const pruneSeconds = allocationSeconds + (performance.now() - pruneStart) / 1000 + (done.layers ?? []).reduce((n, l) => n + l.seconds, 0);
-      await output.finishWeights();
-      const written = await output.openWritten();
-      try {
-        const pruned = evalIds ? await evaluate(written, 'evaluate pruned') : undefined;
-        if (pruned) warnIfDegenerate(pruned, cfg, 'the pruned model', options);
-        const record = await buildRecord({
-          source: checkpoint,
-          written,
-          out: output.out,
-          spec,
-          plan: allocator.plan(result),
-          targets,
-          calibration,
-          evaluation: options.evaluation,
+      return finishJob(
+        {
+          output,
+          session,
+          evaluation,
           dense,
-          pruned,
-          layers: result.layers,
-          seconds: { total: (performance.now() - start) / 1000, prune: pruneSeconds },
-          peakRssMb: peakRssMb(),
-        });
-        await output.writeFile(RECORD_FILE, `${JSON.stringify(record, null, 2)}\n`);
-        for (const [name, content] of reportFiles(record, dense && pruned ? { dense: dense.tokenNll, pruned: pruned.tokenNll } : undefined)) {
-          await output.writeFile(name, content);
-        }
-        if (dense && pruned) {
-          const { file, seqlen } = options.evaluation!;
-          await writeRunTokenLosses(output.partial, { tokenizer, text: evalText!, file, ids: evalIds!, seqlen }, dense, pruned, options);
-        }
-        await written.close();
-        // The last moment a cancel is honoured; once the commit starts it completes.
-        throwIfCancelled(options.signal);
-        await output.commit();
-        return record;
-      } finally {
-        await written.close();
-      }
+          record: (written, pruned) =>
+            buildRecord({
+              source: checkpoint,
+              written,
+              out: output.out,
+              spec,
+              plan: allocator.plan(result),
+              targets,
+              calibration,
+              evaluation: options.evaluation,
+              dense,
+              pruned,
+              layers: result.layers,
+              seconds: { total: (performance.now() - start) / 1000, prune: pruneSeconds },
+              peakRssMb: peakRssMb(),
+            }),
+          report: reportFiles,
+        },
+        options,
+      );
     });
   });
 }
@@ -270,32 +255,6 @@ function allocatorOf(plan: Plan): Allocator {
   };
 }
 
-/** Pruned blocks are written in the source's dtype; refuse, before any work, one that cannot be written. */
-function checkWritable(checkpoint: Checkpoint): void {
-  for (const name of blockTensorNames(checkpoint.config)) {
-    const { dtype } = checkpoint.entry(name);
-    if (!WRITABLE_DTYPES.includes(dtype)) {
-      throw new PruneLensError(
-        'checkpoint',
-        `tensor "${name}" is ${dtype}; pruning computes in float32 and writes ${WRITABLE_DTYPES.join(', ')} only, so a ${dtype} checkpoint would silently lose precision. Convert it to F32 first`,
-        checkpoint.files.find((f) => checkpoint.tensorsIn(f).some((e) => e.name === name)),
-      );
-    }
-  }
-}
-
-/** The calibration hidden states (nsamples x seqlen x hidden floats) must fit in memory: an absurd request is a usage error. */
-function checkCalibrationMemory(request: CalibrationRequest, cfg: ModelConfig): number {
-  const bytes = request.nsamples * request.seqlen * cfg.hiddenSize * 4;
-  if (bytes > totalmem() / 2) {
-    throw new PruneLensError(
-      'usage',
-      `--nsamples ${request.nsamples} x --seqlen ${request.seqlen} needs ${(bytes / 2 ** 30).toFixed(1)} GiB of calibration hidden states (hidden size ${cfg.hiddenSize}), more than half of this machine's ${(totalmem() / 2 ** 30).toFixed(1)} GiB; use fewer samples or a shorter seqlen`,
-    );
-  }
-  return bytes;
-}
-
 async function readInput(file: string, kind: 'text' | 'usage'): Promise<Buffer> {
   return fs.readFile(file).catch((err: NodeJS.ErrnoException) => {
     throw new PruneLensError(kind, err.code === 'ENOENT' ? 'file not found' : err.code === 'EISDIR' ? 'is a folder, not a file' : `cannot read: ${err.message}`, file);
@@ -317,15 +276,3 @@ async function sourceFingerprint(checkpoint: Checkpoint): Promise<Record<string,
 }
 
 
-/** A dense evaluation made earlier, if it is one of this text at this seqlen (the windows it would cut). */
-function checkedDense(dense: PerplexityResult, ids: Int32Array, evaluation: EvaluationRequest): PerplexityResult {
-  const windows = Math.min(Math.floor(ids.length / evaluation.seqlen), evaluation.maxWindows ?? Infinity);
-  if (dense.seqlen !== evaluation.seqlen || dense.textTokens !== ids.length || dense.windows !== windows || dense.tokenNll.length !== windows * (evaluation.seqlen - 1)) {
-    throw new PruneLensError(
-      'usage',
-      `the given dense evaluation (${dense.windows} windows of ${dense.seqlen}, ${dense.textTokens} text tokens) is not one of this text (${windows} windows of ${evaluation.seqlen}, ${ids.length} tokens)`,
-      evaluation.file,
-    );
-  }
-  return dense;
-}

@@ -12,24 +12,12 @@ import { blockTensorShapes, layerPrefix, LINEARS, storedLinear, type LinearName 
 import { toStoredBlock } from '../model/families/fused';
 import type { DecoderRunner } from '../model/decoder-runner';
 import { throwIfCancelled, type RunControl } from '../progress';
-import { admmUpdate } from './admm';
-import { alps } from './alps';
-import { magnitudePrune, wandaPrune } from './score-prune';
-import { sparseGpt } from './sparsegpt';
-import { isTargeted, type Method, type PruneSpec, type Update } from './spec';
+import { methodOf, statisticOf, updateOf } from './methods';
+import type { LinearTask, Pruned, Statistic } from './methods/method';
+import { isTargeted, type PruneSpec } from './spec';
 
-/** What each method needs to know about a linear's inputs, reduced inside ORT. */
-const STATISTIC: Record<Method, TapReduce | undefined> = {
-  magnitude: undefined,
-  wanda: 'sumsq',
-  sparsegpt: 'gram',
-  alps: 'gram',
-};
-
-/** The ADMM update reads G; Wanda's statistic is half G's diagonal, so one Gram tap serves both. */
-function statisticOf(method: Method, update?: Update): TapReduce | undefined {
-  return update === 'admm' ? 'gram' : STATISTIC[method];
-}
+/** How the block's taps reduce a linear's inputs to each statistic, inside ORT. */
+const TAP_REDUCE: Record<Statistic, TapReduce | undefined> = { none: undefined, norms: 'sumsq', gram: 'gram' };
 
 const TAP_POINTS: TapPoint[] = ['attn_in', 'o_in', 'mlp_in', 'down_in'];
 
@@ -39,11 +27,17 @@ const TAP_POINTS: TapPoint[] = ['attn_in', 'o_in', 'mlp_in', 'down_in'];
  */
 export const ERROR_WINDOWS = 32;
 
-export function needsCalibration(method: Method, update?: Update): boolean {
-  return statisticOf(method, update) !== undefined;
-}
-
 export type LinearRatios = Partial<Record<LinearName, number>>;
+
+/** What pruning one linear cost and left, as llm-compressor's compression logger records it. */
+export interface LinearRecord {
+  /** The method's (or update's) layer loss: see Pruned in methods/method.ts. */
+  loss: number;
+  /** Milliseconds the method (and update) took on this linear. */
+  ms: number;
+  /** Resident memory when the linear was done, in MiB. */
+  rssMb: number;
+}
 
 export interface LayerRecord {
   layer: number;
@@ -51,6 +45,8 @@ export interface LayerRecord {
   /** Resident memory when the block was done, in MiB. */
   rssMb: number;
   ratios: LinearRatios;
+  /** Each pruned linear's loss, time and memory (absent in records made before they were kept). */
+  linears?: Partial<Record<LinearName, LinearRecord>>;
 }
 
 /** An open model with what to prune and the calibration windows: what allocation and the loop both read. */
@@ -100,7 +96,7 @@ export interface SequentialResult {
 export async function pruneSequentially(options: SequentialOptions, control: RunControl): Promise<SequentialResult> {
   const { checkpoint, runner, spec, calibration, output, ladder } = options;
   const cfg = checkpoint.config;
-  const reduce = statisticOf(spec.method, spec.update);
+  const reduce = TAP_REDUCE[statisticOf(spec)];
   const shapes = blockTensorShapes(cfg);
   const statsRunner = calibration && reduce ? await BlockRunner.create(cfg, options.runtime, TAP_POINTS.map((point) => ({ point, reduce }))) : undefined;
   try {
@@ -118,7 +114,7 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
       const weights = await checkpoint.readBlock(layer);
       const linears = LINEARS.filter((l) => isTargeted(spec, `${prefix}${storedLinear(cfg, l)}.weight`));
       let stats: Map<TapPoint, Float32Array> | undefined;
-      const prune = (linear: LinearName, ratio: number): Promise<Float32Array> => {
+      const prune = (linear: LinearName, ratio: number): Promise<Pruned> => {
         const [rows, cols] = shapes.get(`${linear}.weight`)!;
         return pruneLinear(options, weights.get(`${linear}.weight`)!, rows!, cols!, ratio, stats?.get(LINEAR_INPUT[linear]), `${prefix}${linear}.weight`, control);
       };
@@ -141,7 +137,7 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
         for (const linear of linears) {
           const row: number[] = [];
           for (const ratio of errors.ratios) {
-            const trial = new Map(weights).set(`${linear}.weight`, await prune(linear, ratio));
+            const trial = new Map(weights).set(`${linear}.weight`, (await prune(linear, ratio)).weight);
             let sum = 0;
             await activations.forEach(runner.block, layer, trial, control.signal, async ([out], offset, length) => {
               sum += await squaredDistance(options.ops, out!, dense!.subarray(offset, offset + length));
@@ -156,14 +152,20 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
       }
 
       const ratios = options.ratios(layer, linears, measured);
+      const linearRecords: Partial<Record<LinearName, LinearRecord>> = {};
       for (const linear of linears) {
         throwIfCancelled(control.signal);
         const ratio = ratios[linear] ?? 0;
-        if (ratio > 0 || spec.nm) weights.set(`${linear}.weight`, await prune(linear, ratio));
+        if (ratio > 0 || spec.nm) {
+          const linearStart = performance.now();
+          const { weight, loss } = await prune(linear, ratio);
+          weights.set(`${linear}.weight`, weight);
+          linearRecords[linear] = { loss, ms: performance.now() - linearStart, rssMb: process.memoryUsage().rss / 2 ** 20 };
+        }
       }
       if (output) for (const [name, values] of toStoredBlock(cfg, weights)) await output.write(prefix + name, values);
       if (activations && layer < cfg.numLayers - 1) await activations.advance(runner.block, layer, weights, control.signal);
-      layers.push({ layer, seconds: (performance.now() - start) / 1000, rssMb: process.memoryUsage().rss / 2 ** 20, ratios });
+      layers.push({ layer, seconds: (performance.now() - start) / 1000, rssMb: process.memoryUsage().rss / 2 ** 20, ratios, linears: linearRecords });
       await options.onBlockDone?.({ layers, errors, hidden: activations && layer < cfg.numLayers - 1 ? activations.hidden : undefined });
       control.onProgress?.({ type: 'stage', stage: 'prune', done: layer + 1, total: cfg.numLayers, detail: `block ${layer + 1}/${cfg.numLayers}` });
     }
@@ -173,6 +175,7 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
   }
 }
 
+/** The method's mask and weights for one linear, then the spec's update if it has one. */
 async function pruneLinear(
   options: SequentialOptions,
   weight: Float32Array,
@@ -182,26 +185,29 @@ async function pruneLinear(
   stat: Float32Array | undefined,
   where: string,
   control: RunControl,
-): Promise<Float32Array> {
+): Promise<Pruned> {
   const { ops, spec } = options;
-  const pruned = await choose();
-  return spec.update === 'admm' ? admmUpdate(ops, weight, pruned, rows, cols, stat!, { percdamp: spec.percdamp }, where) : pruned;
-
-  function choose(): Promise<Float32Array> {
-    switch (spec.method) {
-      case 'magnitude':
-        return magnitudePrune(ops, weight, rows, cols, sparsity, spec.nm);
-      case 'wanda':
-        return wandaPrune(ops, weight, rows, cols, spec.update === 'admm' ? halfDiagonal(stat!, cols) : stat!, sparsity, spec.nm);
-      case 'sparsegpt':
-        return sparseGpt(ops, weight, rows, cols, stat!, { sparsity, nm: spec.nm, blocksize: spec.blocksize, percdamp: spec.percdamp }, where, control.log);
-      case 'alps':
-        return alps(ops, weight, rows, cols, stat!, { sparsity, nm: spec.nm, percdamp: spec.percdamp }, where);
-    }
-  }
+  const collected = statisticOf(spec);
+  const task = (statistic: Statistic): LinearTask => ({
+    ops,
+    weight,
+    rows,
+    cols,
+    stat: statistic === 'none' ? undefined : statistic === collected ? stat : halfDiagonal(stat!, cols),
+    sparsity,
+    nm: spec.nm,
+    settings: { blocksize: spec.blocksize, percdamp: spec.percdamp },
+    where,
+    log: control.log,
+  });
+  const method = methodOf(spec.method);
+  const pruned = await method.prune(task(method.statistic));
+  if (!spec.update) return pruned;
+  const update = updateOf(spec.update);
+  return update.update(task(update.statistic), pruned.weight);
 }
 
-/** Wanda's (1/n) Σ ||X_j||² from G = (2/n) Σ XᵀX. */
+/** The input norms (1/n) Σ ||X_j||² from G = (2/n) Σ XᵀX: half its diagonal, so one Gram tap serves both. */
 function halfDiagonal(gram: Float32Array, cols: number): Float32Array {
   return Float32Array.from({ length: cols }, (_, j) => gram[j * cols + j]! / 2);
 }

@@ -1,12 +1,8 @@
 import { PruneLensError } from '../errors';
 import { inRange, rangeText, type NumberRange } from '../range';
+import type { Method, Update } from './methods/catalog';
 
-export const METHODS = ['magnitude', 'wanda', 'sparsegpt', 'alps'] as const;
-export type Method = (typeof METHODS)[number];
-
-/** A weight update run after the method's mask is chosen: ADMM re-fits the kept weights (admm.ts). */
-export const UPDATES = ['admm'] as const;
-export type Update = (typeof UPDATES)[number];
+export type { Method, Update } from './methods/catalog';
 
 /** N:M sparsity: n of every m consecutive input weights are zero. */
 export interface NM {
@@ -14,8 +10,24 @@ export interface NM {
   m: number;
 }
 
+/** The settings a method may read (each method lists those it reads); their defaults and ranges are SETTINGS. */
+export interface PruneSettings {
+  /** SparseGPT's lazy-update block width. */
+  blocksize: number;
+  /** Dampening of the inputs' Gram matrix, a fraction of its mean diagonal (SparseGPT, ALPS, the ADMM update). */
+  percdamp: number;
+}
+
+/** Each setting's one default and range: the CLI's options, the extension's jobs and the engine's checks read these. */
+export const SETTINGS = {
+  blocksize: { default: 128, range: { integer: true, min: 1, max: 65536 } },
+  percdamp: { default: 0.01, range: { integer: false, min: 0, max: 1, minOpen: true } },
+} as const satisfies Record<keyof PruneSettings, { default: number; range: NumberRange }>;
+
+export const DEFAULT_SETTINGS: PruneSettings = { blocksize: SETTINGS.blocksize.default, percdamp: SETTINGS.percdamp.default };
+
 /** What to prune and how; the same object is recorded in prunelens.json. */
-export interface PruneSpec {
+export interface PruneSpec extends PruneSettings {
   method: Method;
   /** Fraction of each targeted matrix's weights to zero; for N:M it is n/m. */
   sparsity: number;
@@ -25,20 +37,6 @@ export interface PruneSpec {
   exclude: string[];
   /** Re-fit the kept weights to the layer's output after any method's mask; absent keeps the method's weights. */
   update?: Update;
-  /** SparseGPT's lazy-update block width; dampening for SparseGPT, ALPS and the ADMM update. */
-  blocksize: number;
-  percdamp: number;
-}
-
-export function isMethod(value: string): value is Method {
-  return (METHODS as readonly string[]).includes(value);
-}
-
-/** The update named by `value` for `method`, refusing names it does not know and ALPS, which fits its own weights. */
-export function parseUpdate(value: string, method: Method): Update {
-  if (!(UPDATES as readonly string[]).includes(value)) throw new PruneLensError('usage', `--update must be ${UPDATES.join(' or ')}; got "${value}"`);
-  if (method === 'alps') throw new PruneLensError('usage', 'ALPS fits its own weights; --update applies to magnitude, wanda and sparsegpt');
-  return value as Update;
 }
 
 export function parseNM(text: string): NM {
@@ -51,6 +49,9 @@ export function parseNM(text: string): NM {
 
 /** The fraction of a matrix unstructured pruning may zero: the one definition the CLI and the engine check. */
 export const SPARSITY_RANGE: NumberRange = { integer: false, min: 0, max: 1, maxOpen: true };
+
+/** The sparsity a run prunes to when none is given (the CLI, the wizard, the Prune command's arguments). */
+export const DEFAULT_SPARSITY = 0.5;
 
 export function checkSparsity(sparsity: number): number {
   if (!inRange(sparsity, SPARSITY_RANGE)) throw new PruneLensError('usage', `sparsity must be in ${rangeText(SPARSITY_RANGE)}, got ${sparsity}`);

@@ -1,18 +1,15 @@
 import { drawCalibration, type CalibrationRequest } from '../calibrate/calibration-data';
 import { PruneLensError } from '../errors';
-import { evaluateStage, type PerplexityResult } from '../evaluate/perplexity';
-import { OutputFolder, RECORD_FILE } from '../export/output-folder';
+import { OutputFolder } from '../export/output-folder';
 import { structuredReportFiles } from '../export/report';
-import { writeRunTokenLosses } from '../export/token-losses';
 import type { RuntimeSettings } from '../graph/session';
 import { Checkpoint } from '../io/checkpoint';
 import { peakRssMb } from '../memory';
 import { blockTensorNames, expectedTensorShapes, layerPrefix, parameterCount, parseModelConfig, checkTokenIds } from '../model/config';
-import { DecoderRunner } from '../model/decoder-runner';
 import type { RunControl } from '../progress';
 import { throwIfCancelled } from '../progress';
 import { withModelSession } from '../model/model-session';
-import type { EvaluationRequest } from '../prune/prune-model';
+import { checkCalibrationMemory, checkWritable, evaluateDense, finishJob, type EvaluationRequest, type EvaluationText } from '../prune/prune-job';
 import { encodeText } from '../text/encode-text';
 import { readTextFile } from '../text/text-file';
 import { computeScores, type StructuredScores } from './scores';
@@ -84,15 +81,17 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
   const needsScores = options.target !== undefined && (options.target.layers ? options.target.metrics.layers !== 'random' : (options.target.heads && options.target.metrics.heads !== 'random') || (options.target.channels && options.target.metrics.channels !== 'random'));
   if (needsScores && !options.calibration) throw new PruneLensError('usage', 'the metrics need calibration text (--calib FILE)');
   return withModelSession(options.model, options.runtime, async (session) => {
-    const { checkpoint, tokenizer, runner } = session;
+    const { checkpoint, tokenizer } = session;
     const cfg = checkpoint.config;
+    checkWritable(checkpoint);
+    if (needsScores) checkCalibrationMemory(options.calibration!, cfg);
     const evalText = options.evaluation ? await readTextFile(options.evaluation.file) : undefined;
     const evalIds = evalText !== undefined ? await encodeText(tokenizer, evalText, { ...options, source: options.evaluation!.file }) : undefined;
     if (evalIds) checkTokenIds(evalIds, cfg, options.evaluation!.file);
+    const evaluation: EvaluationText | undefined = evalIds && { request: options.evaluation!, text: evalText!, ids: evalIds };
     const calibration = needsScores ? await drawCalibration(tokenizer, options.calibration!, options, cfg) : undefined;
     const selection = options.target ? undefined : explicitSelection(checkpoint, options.explicit!);
     const masked = options.explicit?.heads ?? [];
-    const evaluate = (r: DecoderRunner, weights: Checkpoint, stage: string): Promise<PerplexityResult> => evaluateStage(stage, r, weights, evalIds!, options.evaluation!, options);
     const scores = calibration ? await computeScores(session, calibration, options) : undefined;
     const chosen = selection ?? selectRemoval(cfg, scores, options.target!);
     const config = shrunkConfig(cfg, { layers: chosen.layers, kvHeads: chosen.kvHeads, channels: chosen.channels });
@@ -102,12 +101,10 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
       return checkpoint.entry(source).dtype;
     };
     const specs = [...expectedTensorShapes(newCfg)].map(([name, shape]) => ({ name, shape, dtype: dtypeOf(name) }));
-    const output = await OutputFolder.create(checkpoint, options.out, options.overwrite ?? false, {
-      files: [{ name: 'model.safetensors', specs, metadata: { format: 'pt' } }],
-      config,
-    });
+    const inputs = [options.evaluation?.file, needsScores ? options.calibration!.file : undefined].filter((f): f is string => f !== undefined);
+    const output = await OutputFolder.create(checkpoint, options.out, options.overwrite ?? false, { files: [{ name: 'model.safetensors', specs, metadata: { format: 'pt' } }], config }, { inputs, log: options.log });
     return output.complete(async () => {
-      const dense = evalIds ? await evaluate(runner, checkpoint, 'evaluate dense') : undefined;
+      const dense = evaluation ? await evaluateDense(session, evaluation, options) : undefined;
       const blockNames = new Set(blockTensorNames(cfg));
       for (const name of expectedTensorShapes(cfg).keys()) if (!blockNames.has(name)) await output.copy(name);
       for (const [index, layer] of chosen.layers.entries()) {
@@ -116,57 +113,44 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
         for (const [name, values] of toStoredBlock(cfg, shrinkBlock(cfg, weights, chosen.keep.get(layer)!))) await output.write(layerPrefix(index) + name, values);
       }
       if (scores) await output.writeFile(SCORES_FILE, `${JSON.stringify(scores, null, 2)}\n`);
-      await output.finishWeights();
-      const written = await output.openWritten();
-      try {
-        const prunedRunner = await DecoderRunner.create(written, session.runtime);
-        let pruned: PerplexityResult | undefined;
-        try {
-          pruned = evalIds ? await evaluate(prunedRunner, written, 'evaluate pruned') : undefined;
-        } finally {
-          await prunedRunner.release();
-        }
-        const before = parameterCount(cfg);
-        const after = parameterCount(newCfg);
-        const record: StructuredRecord = {
-          format: 'prunelens.record',
-          version: 1,
-          kind: 'structured',
-          created: new Date().toISOString(),
-          output: output.out,
-          source: { path: checkpoint.dir, dtype: checkpoint.dtype },
-          target: options.target ?? null,
-          explicit: options.explicit ?? null,
-          removed: {
-            layers: Array.from({ length: cfg.numLayers }, (_, l) => l).filter((l) => !chosen.layers.includes(l)),
-            kvHeads: Object.fromEntries(chosen.layers.map((l) => [String(l), Array.from({ length: cfg.numKvHeads }, (_, k) => k).filter((k) => !chosen.keep.get(l)!.kvHeads.includes(k))])),
-            channelsPerLayer: cfg.intermediateSize - chosen.channels,
-            maskedHeads: masked,
-          },
-          config: { numLayers: newCfg.numLayers, numHeads: newCfg.numHeads, numKvHeads: newCfg.numKvHeads, intermediateSize: newCfg.intermediateSize },
-          parameters: { before, after, removedFraction: 1 - after / before },
-          bytes: { before: checkpoint.bytesOnDisk, after: written.bytesOnDisk },
-          calibration: scores?.calibration ?? null,
-          evaluation: pruned && options.evaluation ? { file: options.evaluation.file, seqlen: pruned.seqlen, windows: pruned.windows } : null,
-          perplexity: { dense: dense?.ppl ?? null, pruned: pruned?.ppl ?? null },
-          seconds: { total: (performance.now() - start) / 1000 },
-          peakRssMb: peakRssMb(),
-        };
-        await output.writeFile(RECORD_FILE, `${JSON.stringify(record, null, 2)}\n`);
-        // The same report and per-token losses as an unstructured run, so the Runs view and the inline loss view treat both alike.
-        for (const [name, content] of structuredReportFiles(record, dense && pruned ? { dense: dense.tokenNll, pruned: pruned.tokenNll } : undefined)) {
-          await output.writeFile(name, content);
-        }
-        if (dense && pruned) {
-          const { file, seqlen } = options.evaluation!;
-          await writeRunTokenLosses(output.partial, { tokenizer, text: evalText!, file, ids: evalIds!, seqlen }, dense, pruned, options);
-        }
-        await written.close();
-        await output.commit();
-        return record;
-      } finally {
-        await written.close();
-      }
+      const before = parameterCount(cfg);
+      const after = parameterCount(newCfg);
+      return finishJob<StructuredRecord>(
+        {
+          output,
+          session,
+          evaluation,
+          dense,
+          reshaped: true,
+          record: (written, pruned) => ({
+            format: 'prunelens.record',
+            version: 1,
+            kind: 'structured',
+            created: new Date().toISOString(),
+            output: output.out,
+            source: { path: checkpoint.dir, dtype: checkpoint.dtype },
+            target: options.target ?? null,
+            explicit: options.explicit ?? null,
+            removed: {
+              layers: Array.from({ length: cfg.numLayers }, (_, l) => l).filter((l) => !chosen.layers.includes(l)),
+              kvHeads: Object.fromEntries(chosen.layers.map((l) => [String(l), Array.from({ length: cfg.numKvHeads }, (_, k) => k).filter((k) => !chosen.keep.get(l)!.kvHeads.includes(k))])),
+              channelsPerLayer: cfg.intermediateSize - chosen.channels,
+              maskedHeads: masked,
+            },
+            config: { numLayers: newCfg.numLayers, numHeads: newCfg.numHeads, numKvHeads: newCfg.numKvHeads, intermediateSize: newCfg.intermediateSize },
+            parameters: { before, after, removedFraction: 1 - after / before },
+            bytes: { before: checkpoint.bytesOnDisk, after: written.bytesOnDisk },
+            calibration: scores?.calibration ?? null,
+            evaluation: pruned && options.evaluation ? { file: options.evaluation.file, seqlen: pruned.seqlen, windows: pruned.windows } : null,
+            perplexity: { dense: dense?.ppl ?? null, pruned: pruned?.ppl ?? null },
+            seconds: { total: (performance.now() - start) / 1000 },
+            peakRssMb: peakRssMb(),
+          }),
+          // The same report and per-token losses as an unstructured run, so the Runs view and the inline loss view treat both alike.
+          report: structuredReportFiles,
+        },
+        options,
+      );
     });
   });
 }

@@ -16,7 +16,8 @@ import type { PruneRecord } from '../../engine/export/record';
 import { Checkpoint } from '../../engine/io/checkpoint';
 import type { ModelConfig } from '../../engine/model/config';
 import { describeModel } from '../../engine/model/describe';
-import type { Method } from '../../engine/prune/spec';
+import { DEFAULT_METHOD } from '../../engine/prune/methods/catalog';
+import { DEFAULT_SETTINGS, DEFAULT_SPARSITY, type Method } from '../../engine/prune/spec';
 import type { RunControl } from '../../engine/progress';
 import {
   ALLOCATION_KINDS,
@@ -53,7 +54,7 @@ import { webviewHtml, webviewOptions } from './webview-html';
 export const ALLOCATION_PANEL = 'prunelens.allocationPanel';
 
 const TITLE = 'PruneLens: Sparsity Allocation';
-const DEFAULTS: Pick<PanelState, 'method' | 'target'> = { method: 'wanda', target: 0.5 };
+const DEFAULTS: Pick<PanelState, 'method' | 'target'> = { method: DEFAULT_METHOD, target: DEFAULT_SPARSITY };
 /** Calibration windows of the quick plans: enough for a first look in seconds, and to time the full set. */
 const QUICK_WINDOWS = 8;
 
@@ -337,7 +338,7 @@ class AllocationPanel {
         const allocation: Exclude<AllocationRequest, { kind: 'plan' }> = kind === 'owl' ? { kind, ...OWL_DEFAULTS } : { kind };
         set[kind] = await makePlans({
           model: model.model,
-          spec: { method, sparsity: target, include: [], exclude: [], blocksize: 128, percdamp: 0.01 },
+          spec: { method, sparsity: target, include: [], exclude: [], ...DEFAULT_SETTINGS },
           allocation,
           calibration,
           runtime: runtimeOf(config),
@@ -500,7 +501,7 @@ class AllocationPanel {
           model: model.model,
           out,
           overwrite: check.replaces,
-          spec: { method, sparsity: plan.target, include: [], exclude: [], blocksize: 128, percdamp: 0.01 },
+          spec: { method, sparsity: plan.target, include: [], exclude: [], ...DEFAULT_SETTINGS },
           allocation: { kind: 'plan', file: planFile },
           calibration,
           evaluation,

@@ -2,6 +2,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RECORD_FILE } from '../../engine/export/output-folder';
 import { modelFolderOf } from '../../engine/export/output-name';
+import { methods, type Method } from '../../engine/prune/methods';
+
+/** The guided flow's quick-pick items for the methods, from the registry, in its order. */
+export function methodItems(): { label: string; description: string; detail: string; value: Method }[] {
+  return methods().map((m) => ({ label: m.name, description: m.description, detail: m.detail, value: m.name }));
+}
 
 /** "0.5" or "50%"; undefined when the text is neither or lies outside [0, 0.99]. */
 export function parseSparsity(text: string): number | undefined {

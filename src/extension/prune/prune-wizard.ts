@@ -5,13 +5,13 @@ import { OWL_DEFAULTS } from '../../engine/allocate/owl';
 import type { CalibrationRequest } from '../../engine/calibrate/calibration-data';
 import { EMBEDDED_MODEL, SAMPLE_CALIBRATION_TEXT, SAMPLE_EVALUATION_TEXT } from '../../engine/embedded';
 import type { EvaluationRequest } from '../../engine/prune/prune-model';
-import { needsCalibration } from '../../engine/prune/sequential';
-import { checkSparsity, parseNM, type Method, type PruneSpec } from '../../engine/prune/spec';
+import { DEFAULT_METHOD, isMethod, needsCalibration } from '../../engine/prune/methods';
+import { checkSparsity, DEFAULT_SETTINGS, DEFAULT_SPARSITY, parseNM, type Method, type PruneSpec } from '../../engine/prune/spec';
 import { readConfig, settingPath, workspaceHome } from '../config';
 import type { Services } from '../services';
 import type { StructuredTarget } from '../../engine/structured/select';
 import { BACK, inputStep, pickStep, runSteps, type Back, type Step, type StepFrame } from './multi-step';
-import { checkOutput, modelFolderOf, outputParent, parseSparsity, pruneOutputName, structuredOutputName, type OutputPlace, type PruneTarget } from './prune-options';
+import { checkOutput, methodItems, modelFolderOf, outputParent, parseSparsity, pruneOutputName, structuredOutputName, type OutputPlace, type PruneTarget } from './prune-options';
 
 /** A structured prune (heads, channels or layers removed by score) from the guided flow. */
 export interface StructuredRequest {
@@ -156,7 +156,7 @@ function typedRatio(text: string): Choice<number> | undefined {
 
 function needsCalibrationText(a: Answers): boolean {
   if (a.method === 'structured') return true;
-  return a.method !== undefined && (needsCalibration(a.method) || allocationNeedsCalibration(a.allocation));
+  return a.method !== undefined && (needsCalibration({ method: a.method }) || allocationNeedsCalibration(a.allocation));
 }
 
 /**
@@ -170,11 +170,8 @@ export async function askPrune(services: Services, model: string): Promise<Prune
   const structured = (a: Answers): boolean => a.method === 'structured';
 
   const methods: Choice<Method | 'structured'>[] = [
-    { label: 'magnitude', description: 'no data', detail: 'Zero the smallest |W| of each matrix', value: 'magnitude' },
-    { label: 'wanda', description: 'calibration', detail: 'Score |W| × input norm and zero the lowest of every row', value: 'wanda' },
-    { label: 'sparsegpt', description: 'calibration, slower', detail: "Zero by the inputs' Hessian and update the remaining weights to compensate", value: 'sparsegpt' },
+    ...methodItems(),
     { label: 'structured', description: 'calibration, smaller model', detail: 'Remove whole attention heads, MLP channels or layers: a smaller, faster model', value: 'structured' },
-    { label: 'alps', description: 'calibration, slowest, best', detail: 'Choose the mask and the weights together by ADMM on each layer\'s output, then solve on the mask', value: 'alps' },
   ];
   const targets: Choice<PruneTarget>[] = [
     ...[0.5, 0.6, 0.7].map((s): Choice<PruneTarget> => ({ label: pct(s), description: 'unstructured', detail: `${pct(s)} of the weights of every targeted matrix`, value: { kind: 'sparsity', sparsity: s } })),
@@ -273,7 +270,7 @@ export async function askPrune(services: Services, model: string): Promise<Prune
   ];
 
   // Start from the preselected answers, so the first step's counter already counts the steps they lead to.
-  const defaults: Answers = { method: 'wanda', target: { kind: 'sparsity', sparsity: 0.5 }, allocation: { kind: 'uniform' }, overwrite: false };
+  const defaults: Answers = { method: DEFAULT_METHOD, target: { kind: 'sparsity', sparsity: DEFAULT_SPARSITY }, allocation: { kind: 'uniform' }, overwrite: false };
   const a = await runSteps(`PruneLens: Prune ${name}`, steps, defaults);
   if (!a?.method || !a.evaluation || !a.out) return undefined;
   if (a.evaluation === a.calibration) services.output.warn(`${a.evaluation} is both the calibration and the evaluation text; the perplexity will flatter the pruned model`);
@@ -289,10 +286,10 @@ export async function askPrune(services: Services, model: string): Promise<Prune
     kind: 'unstructured',
     request: {
       model,
-      // Include/exclude and the SparseGPT settings keep the CLI's defaults: all linears, 128 columns, 1% dampening.
-      spec: { method: a.method, sparsity: target.kind === 'nm' ? target.nm.n / target.nm.m : target.sparsity, nm: target.kind === 'nm' ? target.nm : undefined, include: [], exclude: [], blocksize: 128, percdamp: 0.01 },
+      // Include/exclude and the methods' settings keep the CLI's defaults: all linears, the engine's DEFAULT_SETTINGS.
+      spec: { method: a.method, sparsity: target.kind === 'nm' ? target.nm.n / target.nm.m : target.sparsity, nm: target.kind === 'nm' ? target.nm : undefined, include: [], exclude: [], ...DEFAULT_SETTINGS },
       allocation: target.kind === 'nm' ? { kind: 'uniform' } : a.allocation,
-      calibration: needsCalibration(a.method) || allocationNeedsCalibration(a.allocation) ? calibration : undefined,
+      calibration: needsCalibration({ method: a.method }) || allocationNeedsCalibration(a.allocation) ? calibration : undefined,
       evaluation,
       out: a.out,
       overwrite: a.overwrite,
@@ -319,20 +316,20 @@ export interface PruneArguments {
 export function isPruneArguments(value: unknown): value is PruneArguments {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof vscode.Uri) return false;
   const method = (value as { method?: unknown }).method;
-  return method === 'magnitude' || method === 'wanda' || method === 'sparsegpt';
+  return isMethod(method);
 }
 
 export function pruneRequestFrom(services: Services, model: string, args: PruneArguments): PruneRequest {
   const config = readConfig();
   const nm = args.nm === undefined ? undefined : parseNM(args.nm);
-  const sparsity = nm ? nm.n / nm.m : checkSparsity(args.sparsity ?? 0.5);
+  const sparsity = nm ? nm.n / nm.m : checkSparsity(args.sparsity ?? DEFAULT_SPARSITY);
   const target: PruneTarget = nm ? { kind: 'nm', nm } : { kind: 'sparsity', sparsity };
   const allocation: AllocationRequest = args.allocation === 'owl' ? { kind: 'owl', ...OWL_DEFAULTS } : { kind: args.allocation ?? 'uniform' } as AllocationRequest;
-  const calibrated = needsCalibration(args.method) || allocationNeedsCalibration(allocation);
+  const calibrated = needsCalibration({ method: args.method }) || allocationNeedsCalibration(allocation);
   const out = args.out ?? path.join(outputParent(outputPlace(services, model)), pruneOutputName(model, args.method, target, allocation.kind));
   return {
     model,
-    spec: { method: args.method, sparsity, nm, include: [], exclude: [], blocksize: 128, percdamp: 0.01 },
+    spec: { method: args.method, sparsity, nm, include: [], exclude: [], ...DEFAULT_SETTINGS },
     allocation,
     calibration: calibrated
       ? { file: settingPath(config.calibrationText, SAMPLE_CALIBRATION_TEXT), nsamples: config.nsamples, seqlen: config.seqlen, seed: 0, ...args.calibration }

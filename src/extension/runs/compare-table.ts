@@ -3,7 +3,7 @@
  * per block, size on disk and time. No `vscode` import, so it is tested under plain Node.
  */
 import * as path from 'node:path';
-import { ALLOCATION_NAMES, formatMiB, formatPercent, formatPerplexity, formatSeconds, METHOD_NAMES } from '../../engine/display';
+import { ALLOCATION_NAMES, formatMiB, formatPercent, formatPerplexity, formatSeconds, METHOD_LABELS } from '../../engine/display';
 import { isStructuredRecord, runDate, runLabel, type OutputRecord } from './output-record';
 
 export interface ComparedRun {
@@ -25,7 +25,7 @@ export function compareTable(runs: readonly ComparedRun[]): string {
     '',
     ...header,
     row('run', of((r) => runLabel(r.record))),
-    row('method', of((r) => (isStructuredRecord(r.record) ? 'structured' : METHOD_NAMES[r.record.method]))),
+    row('method', of((r) => (isStructuredRecord(r.record) ? 'structured' : METHOD_LABELS[r.record.method]))),
     row('allocation', of((r) => (isStructuredRecord(r.record) ? '–' : r.record.nm ? `${r.record.nm} (N:M)` : ALLOCATION_NAMES[r.record.plan?.allocation ?? 'uniform']))),
     row('perplexity, dense', of((r) => formatPerplexity(r.record.perplexity.dense))),
     row('perplexity, pruned', of((r) => formatPerplexity(r.record.perplexity.pruned))),

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { readOptionalJson } from '../read-json';
 import { PruneLensError } from '../../engine/errors';
 import { RECORD_FILE } from '../../engine/export/output-folder';
-import { ALLOCATION_NAMES, formatPercent, formatPerplexity, METHOD_NAMES } from '../../engine/display';
+import { ALLOCATION_NAMES, formatPercent, formatPerplexity, METHOD_LABELS } from '../../engine/display';
 import type { PruneRecord } from '../../engine/export/record';
 import type { StructuredRecord } from '../../engine/structured/structured-prune';
 
@@ -40,7 +40,7 @@ export function runLabel(record: OutputRecord): string {
   }
   // Records written before sparsity allocation existed carry no plan; they were uniform.
   const allocation = record.plan?.allocation ?? 'uniform';
-  return `${METHOD_NAMES[record.method]} ${record.nm ?? percent(record.sparsity)}${record.nm ? '' : ` ${ALLOCATION_NAMES[allocation]}`}`;
+  return `${METHOD_LABELS[record.method]} ${record.nm ?? percent(record.sparsity)}${record.nm ? '' : ` ${ALLOCATION_NAMES[allocation]}`}`;
 }
 
 /** "27 Nov 08:12": when a run was made, in the user's time zone, short enough for a tree row. */

@@ -1,4 +1,4 @@
-import { formatPercent, formatPerplexity } from '../../engine/display';
+import { formatLoss, formatMs, formatPercent, formatPerplexity } from '../../engine/display';
 import { LINEARS, linearShapes, type LinearName } from '../../engine/model/config';
 import type { ModelSummary } from '../../engine/model/describe';
 import type { LayerScores, StructuredScores } from '../../engine/structured/scores';
@@ -190,16 +190,19 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
     const t = pruned?.tensors[tensorName(layer, linear)];
     const { tensor, rows: [from, to] } = summary.linearTensors[linear];
     const fused = tensor !== linear ? tensor.slice(tensor.indexOf('.') + 1) : undefined;
+    // Loss, time and memory of this linear's pruning, where the record kept them.
+    const cost = pruned?.layers.find((l) => l.layer === layer)?.linears?.[linear];
     return node({
       id: id(`L${layer}/${suffix}/${LINEAR_LABEL[linear]}`),
       kind: 'linear',
       label: LINEAR_LABEL[linear],
-      description: join([`${rows} × ${columns}`, fused && `in ${fused}`, `${count(rows * columns)} weights`, t && zeroShare(t.sparsity)]),
+      description: join([`${rows} × ${columns}`, fused && `in ${fused}`, `${count(rows * columns)} weights`, t && zeroShare(t.sparsity), cost && `loss ${formatLoss(cost.loss)}`]),
       tooltip: [
         tensorName(layer, linear),
         fused && `rows ${from}–${to - 1} of the fused ${fused}, stored as one tensor; pruned as a matrix of its own`,
         `shape [${rows}, ${columns}], ${count(rows * columns)} weights`,
         t && `${count(t.zeros)} zeros (${formatPercent(t.sparsity)}${fused ? ` of ${fused}` : ''})${t.targeted ? '' : ', not targeted by the run'}`,
+        cost && `layer loss ${formatLoss(cost.loss)}, pruned in ${formatMs(cost.ms)}, resident memory then ${cost.rssMb.toFixed(0)} MiB`,
       ].filter(Boolean).join('\n'),
       layer,
     });

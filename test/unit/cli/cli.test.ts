@@ -1,21 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { METHOD_NAMES } from '../../../src/engine/prune/methods/catalog';
+import { cli, json } from '../../helpers/cli';
 import { EVAL_TEXT, FIXTURE_MODEL, tempDir } from '../../helpers/fixtures';
-
-/** The built CLI (npm test builds dist/ first), run as a user runs it. */
-function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.resolve('dist', 'cli.js'), ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function json(stdout: string): Record<string, unknown> {
-  const lines = stdout.trim().split('\n');
-  assert.equal(lines.length, 1, `expected one JSON line, got: ${stdout}`);
-  return JSON.parse(lines[0]!) as Record<string, unknown>;
-}
 
 describe('prunelens CLI', () => {
   it('info --json describes the embedded model by default', () => {
@@ -87,24 +76,29 @@ describe('prunelens prune', () => {
     assert.ok(fs.existsSync(path.join(out, 'prunelens.json')));
   });
 
-  it('prunes with ALPS, and with Wanda plus the ADMM update, recording the update', () => {
-    for (const args of [['--method', 'alps', '--sparsity', '0.5'], ['--method', 'wanda', '--update', 'admm', '--sparsity', '0.5']]) {
-      const out = path.join(tempDir(), 'out');
-      const r = cli('prune', ...args, '--nsamples', '8', '--seqlen', '64', '--max-windows', '4', '--out', out, '--json');
-      assert.equal(r.code, 0, r.stdout + r.stderr);
-      const result = json(r.stdout);
-      assert.equal(result.sparsity, 0.5);
-      assert.equal(result.update, args.includes('--update') ? 'admm' : null);
-      const record = JSON.parse(fs.readFileSync(path.join(out, 'prunelens.json'), 'utf8')) as { method: string; settings: { update: string | null } };
-      assert.equal(record.method, args[1]);
-      assert.equal(record.settings.update, result.update);
+  it('prunes with Wanda plus the ADMM update, recording the update and each linear\'s loss, time and memory', () => {
+    const out = path.join(tempDir(), 'out');
+    const r = cli('prune', '--method', 'wanda', '--update', 'admm', '--sparsity', '0.5', '--nsamples', '8', '--seqlen', '64', '--max-windows', '4', '--out', out, '--json');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const result = json(r.stdout);
+    assert.equal(result.sparsity, 0.5);
+    assert.equal(result.update, 'admm');
+    const record = JSON.parse(fs.readFileSync(path.join(out, 'prunelens.json'), 'utf8')) as {
+      method: string;
+      settings: { update: string | null };
+      layers: { linears: Record<string, { loss: number; ms: number; rssMb: number }> }[];
+    };
+    assert.equal(record.method, 'wanda');
+    assert.equal(record.settings.update, 'admm');
+    for (const layer of record.layers) {
+      assert.equal(Object.keys(layer.linears).length, 7);
+      for (const { loss, ms, rssMb } of Object.values(layer.linears)) assert.ok(loss > 0 && ms > 0 && rssMb > 0, JSON.stringify(layer.linears));
     }
   });
 
   it('refuses bad pruning options with exit code 2', () => {
-    assert.match(cli('prune', '--method', 'obs').stderr, /--method must be one of magnitude, wanda, sparsegpt, alps; got "obs"/);
+    assert.ok(cli('prune', '--method', 'obs').stderr.includes(`--method must be one of ${METHOD_NAMES.join(', ')}; got "obs"`));
     assert.match(cli('prune', '--update', 'obs').stderr, /--update must be admm; got "obs"/);
-    assert.match(cli('prune', '--method', 'alps', '--update', 'admm').stderr, /ALPS fits its own weights; --update applies to magnitude, wanda and sparsegpt/);
     assert.match(cli('prune', '--sparsity', '1.5').stderr, /--sparsity must be a number in \[0, 1\), got "1\.5"/);
     assert.match(cli('prune', '--nm', '4:2').stderr, /N:M must look like 2:4 with 0 < N < M, got "4:2"/);
     assert.match(cli('prune', '--nm', '2:4', '--sparsity', '0.5').stderr, /give --sparsity or --nm, not both/);

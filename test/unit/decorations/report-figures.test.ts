@@ -67,6 +67,23 @@ describe('report figures', () => {
     assert.doesNotMatch(sparsitySvg(record), /fill="#/, 'no fixed colours outside the style sheet');
   });
 
+  it("charts each block's measured layer loss when the record kept per-linear losses, and tables each linear's loss, time and memory", () => {
+    const linears = (layer: number) => Object.fromEntries(LINEARS.map((l, i) => [l, { loss: (layer + 1) * (i + 1), ms: 10 + i, rssMb: 200 + layer }]));
+    const measured = { ...record, layers: record.layers.map((l) => ({ ...l, linears: linears(l.layer) })) } as PruneRecord;
+    const files = reportFiles(measured);
+    const chart = files.find(([name]) => name === ERROR_FIGURE)?.[1];
+    assert.ok(chart, 'the chart is written without an error table');
+    assertWellFormed(chart);
+    // Block b's bar is the sum of its linears' losses: (b + 1) · (1 + 2 + ... + 7) = 28 (b + 1).
+    const sums = blocks.map((_, b) => 28 * (b + 1));
+    assert.deepEqual([...chart.matchAll(/<title>block (\d+): ([\d.]+) \(/g)].map((m) => Number(m[2])), sums);
+    assert.match(chart, /Layer loss per decoder block \(Wanda, measured while pruning\)/);
+    const md = files[0]![1];
+    assert.match(md, new RegExp(`!\\[Layer loss per decoder block[^\\]]*\\]\\(${ERROR_FIGURE}\\)`));
+    assert.match(md, /^\| 2 \| self_attn\.k_proj \| 6\.000 \| 11 ms \| 202 MiB \|$/m);
+    assert.equal(md.match(/^\| \d \| (self_attn|mlp)\.\w+ \|/gm)?.length, blocks.length * LINEARS.length);
+  });
+
   it('writes the sparsity figure always, the loss histogram when the losses were kept, and links both', () => {
     const without = reportFiles(record);
     assert.deepEqual(without.map(([name]) => name), [REPORT_FILE, SPARSITY_FIGURE]);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { formatLoss } from '../../../src/engine/display';
 import { pruneModel } from '../../../src/engine/prune/prune-model';
 import type { LayerScores, StructuredScores } from '../../../src/engine/structured/scores';
 import { scoreModel, type StructuredRecord } from '../../../src/engine/structured/structured-prune';
@@ -87,7 +88,14 @@ describe('the Model view outline of the embedded model', () => {
     assert.match(root.tooltip, /Wanda 50\.0% uniform: 50\.0% of the pruned linears zero, ppl \d+\.\d\d → \d+\.\d\d/);
     const linears = walk(root).filter((n) => n.kind === 'linear');
     assert.equal(linears.length, 35);
-    for (const linear of linears) assert.match(linear.description, / · 50\.0% zero$/, linear.id);
+    for (const linear of linears) {
+      assert.match(linear.description, / · 50\.0% zero · loss \d/, linear.id);
+      assert.match(linear.tooltip, /layer loss \S+, pruned in \d+ ms, resident memory then \d+ MiB/, linear.id);
+    }
+    // The loss shown is the one the record kept for that linear.
+    const q = pruned.record.layers[0]!.linears!['self_attn.q_proj']!;
+    assert.ok(q.loss > 0);
+    assert.ok(child(child(child(root, 'Layer 0'), 'Attention'), 'q_proj').description.endsWith(`loss ${formatLoss(q.loss)}`));
     for (const layer of root.children) assert.match(layer.description, /^[\d,]+ params · 50\.0% zero$/);
     assert.match(child(child(root, 'Layer 0'), 'MLP').description, /^172 channels · 33,024 weights · 50\.0% zero$/);
   });

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { OpRegistry } from '../../../src/engine/graph/op-registry';
-import { magnitudePrune, wandaPrune } from '../../../src/engine/prune/score-prune';
-import { sparseGpt } from '../../../src/engine/prune/sparsegpt';
+import { magnitude } from '../../../src/engine/prune/methods/magnitude';
+import { sparsegpt } from '../../../src/engine/prune/methods/sparsegpt';
+import { wanda } from '../../../src/engine/prune/methods/wanda';
 import type { NM } from '../../../src/engine/prune/spec';
 import { outputError, referenceMagnitude, referenceSparseGpt, referenceWanda, sparseGptHessian, wandaStat } from '../../reference/pruning-f64';
 import { correlatedInputs, normals } from '../../helpers/random-data';
+import { magnitudePrune, pruneLinear, sparseGpt, wandaPrune } from '../../helpers/prune-linear';
 
 const ops = new OpRegistry({ provider: 'cpu' });
 after(() => ops.release());
@@ -99,7 +101,7 @@ describe('SparseGPT against the float64 port of sparsegpt.py', () => {
 
   it('unstructured: the same mask and the same output error as the reference for the same count', async () => {
     const s = 0.5;
-    const pruned = await sparseGpt(ops, Float32Array.from(w64), rows, cols, Float32Array.from(h64), { ...options, sparsity: s }, 'test');
+    const pruned = await sparseGpt(ops, Float32Array.from(w64), rows, cols, Float32Array.from(h64), { ...options, sparsity: s });
     // The reference prunes every score <= the sorted entry at int(numel * s): one more than
     // int(numel * s) per block. Asking it for the count we prune makes the two comparable.
     const perBlock = Math.floor(rows * blocksize * s);
@@ -121,7 +123,7 @@ describe('SparseGPT against the float64 port of sparsegpt.py', () => {
 
   it('2:4 and 4:8: the same mask, chosen on the updated weights, and no worse output error', async () => {
     for (const nm of [{ n: 2, m: 4 }, { n: 4, m: 8 }]) {
-      const pruned = await sparseGpt(ops, Float32Array.from(w64), rows, cols, Float32Array.from(h64), { ...options, sparsity: 0.5, nm }, 'test');
+      const pruned = await sparseGpt(ops, Float32Array.from(w64), rows, cols, Float32Array.from(h64), { ...options, sparsity: 0.5, nm });
       assertNM(pruned, rows, cols, nm);
       const ref = referenceSparseGpt(w64, rows, cols, h64, { sparsity: 0, prunen: nm.n, prunem: nm.m, blocksize, percdamp: 0.01 });
       assert.deepEqual(keepMask(pruned), ref.mask);
@@ -133,7 +135,7 @@ describe('SparseGPT against the float64 port of sparsegpt.py', () => {
 
   it('beats Wanda and magnitude on the layer output error', async () => {
     const w = Float32Array.from(w64);
-    const sgpt = await sparseGpt(ops, w, rows, cols, Float32Array.from(h64), { ...options, sparsity: 0.5 }, 'test');
+    const sgpt = await sparseGpt(ops, w, rows, cols, Float32Array.from(h64), { ...options, sparsity: 0.5 });
     const wanda = await wandaPrune(ops, w, rows, cols, Float32Array.from(wandaStat(inputs, cols)), 0.5);
     const magnitude = await magnitudePrune(ops, w, rows, cols, 0.5);
     const err = (p: Float32Array) => outputError(w64, Float64Array.from(p), rows, cols, inputs);
@@ -143,8 +145,43 @@ describe('SparseGPT against the float64 port of sparsegpt.py', () => {
   it('zeroes the weights of inputs that never fire, without NaN', async () => {
     const h = Float32Array.from(h64);
     for (let k = 0; k < cols; k++) h[5 * cols + k] = h[k * cols + 5] = 0;
-    const pruned = await sparseGpt(ops, Float32Array.from(w64), rows, cols, h, { ...options, sparsity: 0.5 }, 'test');
+    const pruned = await sparseGpt(ops, Float32Array.from(w64), rows, cols, h, { ...options, sparsity: 0.5 });
     for (let r = 0; r < rows; r++) assert.equal(pruned[r * cols + 5], 0);
     assert.ok(pruned.every(Number.isFinite));
+  });
+});
+
+describe('the layer loss each method reports, against float64 recomputations', () => {
+  const rows = 16;
+  const cols = 96;
+  const inputs = correlatedInputs(6, 48, cols, 3);
+  const h64 = sparseGptHessian(inputs, cols);
+  const norms64 = wandaStat(inputs, cols);
+  const w64 = normals(rows * cols, 4);
+  const w = Float32Array.from(w64);
+  const close = (ours: number, reference: number): void => assert.ok(Math.abs(ours - reference) <= 1e-3 * reference, `loss ${ours} vs float64 ${reference}`);
+  const weighted = (pruned: Float32Array, weight: (j: number) => number): number => {
+    let sum = 0;
+    for (let i = 0; i < pruned.length; i++) sum += (w64[i]! - pruned[i]!) ** 2 * weight(i % cols);
+    return sum;
+  };
+
+  it("SparseGPT: ½ tr(ΔW H ΔWᵀ), the layer's squared output change per calibration sequence", async () => {
+    const { weight, loss } = await pruneLinear(sparsegpt, ops, w, rows, cols, Float32Array.from(h64), { sparsity: 0.6, blocksize: 32 });
+    close(loss, outputError(w64, Float64Array.from(weight), rows, cols, inputs) / inputs.length);
+  });
+
+  it('Wanda: Σ ΔW_ij² · (1/n)||X_j||², the diagonal part of the same', async () => {
+    const { weight, loss } = await pruneLinear(wanda, ops, w, rows, cols, Float32Array.from(norms64), { sparsity: 0.6 });
+    close(loss, weighted(weight, (j) => norms64[j]!));
+  });
+
+  it('magnitude: ||ΔW||², with no data to weigh it', async () => {
+    const { weight, loss } = await pruneLinear(magnitude, ops, w, rows, cols, undefined, { sparsity: 0.6 });
+    close(loss, weighted(weight, () => 1));
+  });
+
+  it('SparseGPT refuses an N:M group that does not divide the block width, before any work', () => {
+    assert.throws(() => sparsegpt.validate!({ nm: { n: 2, m: 4 }, blocksize: 30, percdamp: 0.01 }), /blocksize 30 must be a multiple of M \(4\)/);
   });
 });

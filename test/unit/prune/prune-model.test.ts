@@ -95,7 +95,7 @@ describe('pruneModel output', () => {
   it('writes a Hugging Face folder that loads where the source loads, with the record and report', async () => {
     const out = path.join(tempDir(), 'wanda-small');
     const record = await pruneModel(options(out, spec('wanda'), false));
-    assert.deepEqual(fs.readdirSync(out).sort(), ['SOURCE.md', 'config.json', 'model.safetensors', 'prunelens-loss-histogram.svg', 'prunelens-manifest.json', 'prunelens-report.md', 'prunelens-sparsity.svg', 'prunelens-tokens.safetensors', 'prunelens.json', 'tokenizer.json', 'tokenizer_config.json']);
+    assert.deepEqual(fs.readdirSync(out).sort(), ['SOURCE.md', 'config.json', 'model.safetensors', 'prunelens-block-error.svg', 'prunelens-loss-histogram.svg', 'prunelens-manifest.json', 'prunelens-report.md', 'prunelens-sparsity.svg', 'prunelens-tokens.safetensors', 'prunelens.json', 'tokenizer.json', 'tokenizer_config.json']);
     for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) {
       assert.deepEqual(fs.readFileSync(path.join(out, f)), fs.readFileSync(path.join(FIXTURE_MODEL, f)), f);
     }

@@ -1,0 +1,139 @@
+import { PruneLensError } from '../../errors';
+import { GraphBuilder } from '../../graph/onnx-builder';
+import type { OpRegistry } from '../../graph/op-registry';
+import { floatTensor } from '../../graph/session';
+import { NotPositiveDefinite, upperCholeskyOfInverse } from '../../linalg/cholesky';
+import { mat, place, slice, subMatmul } from '../../linalg/matrix-ops';
+import type { Logger } from '../../progress';
+import { applyMask, columns, lowestMask, patternFeeds, patternKey, prunedCount, rowsOf, type Pattern } from '../mask-graphs';
+import { layerLoss } from './loss';
+import type { PruneMethod } from './method';
+
+/**
+ * SparseGPT (Frantar & Alistarh, "SparseGPT: Massive Language Models Can Be Accurately Pruned in
+ * One-Shot", ICML 2023; `SparseGPT.fasterprune` in sparsegpt.py), step by step as fasterprune:
+ * prune `weight` [rows, cols] column by column and move each pruned weight's error onto the columns
+ * not yet visited, in proportion to the inverse Hessian of the layer's inputs, H = G = (2/n) Σ XᵀX.
+ * The in-block column loop and the trailing update run as ORT graphs; JS only copies column blocks.
+ */
+export const sparsegpt: PruneMethod<'sparsegpt'> = {
+  name: 'sparsegpt',
+  statistic: 'gram',
+  description: 'calibration, slower',
+  detail: "Zero by the inputs' Hessian and update the remaining weights to compensate",
+  settings: ['blocksize', 'percdamp'],
+  acceptsUpdate: true,
+  validate({ nm, blocksize }) {
+    if (nm && blocksize % nm.m !== 0) throw new PruneLensError('usage', `blocksize ${blocksize} must be a multiple of M (${nm.m})`);
+  },
+  async prune({ ops, weight, rows, cols, stat: hessian, sparsity, nm, settings, where, log }) {
+    const { blocksize, percdamp } = settings;
+    const w = Float32Array.from(weight);
+    const h = Float32Array.from(hessian!);
+
+    // dead = diag(H) == 0; H[dead, dead] = 1; W[:, dead] = 0: inputs that never fire carry no information.
+    let diagSum = 0;
+    for (let j = 0; j < cols; j++) {
+      if (h[j * cols + j] === 0) {
+        h[j * cols + j] = 1;
+        for (let r = 0; r < rows; r++) w[r * cols + j] = 0;
+      }
+      diagSum += h[j * cols + j]!;
+    }
+
+    // Hinv = cholesky(cholesky_inverse(cholesky(H + damp I)), upper=True), damp = percdamp · mean(diag(H)).
+    const hinv = await dampedInverseFactor(ops, h, cols, (percdamp * diagSum) / cols, where, log);
+
+    // Unstructured counts per block are cut from one rounded total, so the matrix prunes exactly round(numel·s).
+    const total = prunedCount(rows * cols, sparsity);
+    for (let i1 = 0; i1 < cols; i1 += blocksize) {
+      const i2 = Math.min(i1 + blocksize, cols);
+      const count = i2 - i1;
+      const pattern: Pattern = nm ? { kind: 'nm', ...nm } : { kind: 'matrix', count: Math.round((total * i2) / cols) - Math.round((total * i1) / cols) };
+      // Q1, Err1 = the block pruned column by column (blockGraph below).
+      const hinv1 = slice(hinv, cols, i1, i2, i1, i2);
+      const feeds = {
+        weight: floatTensor(slice(w, cols, 0, rows, i1, i2), [rows, count]),
+        u: floatTensor(hinv1, [count, count]),
+        diag: floatTensor(Float32Array.from({ length: count }, (_, i) => hinv1[i * count + i]!), [count]),
+        ...patternFeeds(pattern, rows),
+      };
+      const [q1, err1] = await ops.run(`sparsegpt.block.${rows}x${count}.${patternKey(pattern)}`, () => blockGraph(rows, count, pattern), feeds, ['q', 'err']);
+      // W[:, i1:i2] = Q1
+      place(w, cols, q1!, 0, rows, i1, i2);
+      // W[:, i2:] -= Err1 · Hinv[i1:i2, i2:]
+      if (i2 < cols) {
+        const rest = await subMatmul(ops, mat(slice(w, cols, 0, rows, i2, cols), rows, cols - i2), mat(err1!, rows, count), mat(slice(hinv, cols, i1, i2, i2, cols), count, cols - i2));
+        place(w, cols, rest.data, 0, rows, i2, cols);
+      }
+    }
+    for (let i = 0; i < w.length; i++) {
+      if (!Number.isFinite(w[i]!)) throw new PruneLensError('weights', `SparseGPT produced a non-finite weight at flat index ${i}`, where);
+    }
+    return { weight: w, loss: await layerLoss(ops, weight, w, rows, cols, 'gram', hessian) };
+  },
+};
+
+/** Each retry multiplies the dampening by 10; four tries reach 10x the mean diagonal. */
+const DAMPING_TRIES = 4;
+
+/** U with Uᵀ U = (H + λI)⁻¹, raising λ tenfold whenever the Cholesky factorization fails. */
+async function dampedInverseFactor(ops: OpRegistry, h: Float32Array, n: number, damping: number, where: string, log?: Logger): Promise<Float32Array> {
+  let lambda = damping;
+  for (let attempt = 1; ; attempt++) {
+    const damped = Float32Array.from(h);
+    for (let j = 0; j < n; j++) damped[j * n + j]! += lambda;
+    try {
+      return await upperCholeskyOfInverse(ops, damped, n);
+    } catch (err) {
+      if (!(err instanceof NotPositiveDefinite)) throw err;
+      if (attempt === DAMPING_TRIES) {
+        throw new PruneLensError('weights', `the input Hessian is not positive definite even with dampening ${lambda.toExponential(2)}; the calibration activations may overflow`, where);
+      }
+      log?.warn(`${where}: Cholesky failed with dampening ${lambda.toExponential(2)}; retrying with ${(lambda * 10).toExponential(2)}`);
+      lambda *= 10;
+    }
+  }
+}
+
+/**
+ * fasterprune's inner loop over one block of `count` columns, unrolled. Inputs: the block W1
+ * (`weight`), Hinv1 (`u`, upper-triangular) and its diagonal. For each column i:
+ *   w = W1[:, i], d = Hinv1[i, i]
+ *   unstructured: mask1 = the `count` lowest of W1² / diag(Hinv1)² over the whole block, chosen once;
+ *   N:M: at each group's first column, the n lowest of the group's W1² / diag² in each row
+ *   err1 = (w − q) / d, q = w with the masked entries zeroed
+ *   W1[:, i:] −= err1 ⊗ Hinv1[i, i:]   (Hinv1 is upper-triangular, so earlier columns are untouched)
+ * Outputs Q1 (`q`, the pruned block) and Err1 (`err`) [rows, count].
+ */
+function blockGraph(rows: number, count: number, pattern: Pattern): Uint8Array {
+  const g = new GraphBuilder('prunelens_sparsegpt_block');
+  let w1 = g.input('weight', 'float', [rows, count]);
+  const hinv1 = g.input('u', 'float', [count, count]);
+  const diag = g.input('diag', 'float', [count]);
+  const saliency = (values: string, from: number, to: number): string => {
+    const d = rowsOf(g, diag, from, to);
+    return g.op('Div', [g.op('Mul', [values, values]), g.op('Mul', [d, d])]);
+  };
+  const groupMasks: string[] = [];
+  let mask1 = pattern.kind === 'nm' ? '' : lowestMask(g, saliency(w1, 0, count), rows, count, pattern);
+  let maskStart = 0;
+  const err1: string[] = [];
+  for (let i = 0; i < count; i++) {
+    if (pattern.kind === 'nm' && i % pattern.m === 0) {
+      const end = Math.min(i + pattern.m, count);
+      mask1 = lowestMask(g, saliency(columns(g, w1, i, end), i, end), rows, end - i, pattern);
+      groupMasks.push(mask1);
+      maskStart = i;
+    }
+    const d = rowsOf(g, diag, i, i + 1);
+    const err = g.op('Div', [g.op('Mul', [columns(g, w1, i, i + 1), columns(g, mask1, i - maskStart, i - maskStart + 1)]), d]);
+    w1 = g.op('Sub', [w1, g.op('MatMul', [err, rowsOf(g, hinv1, i, i + 1)])]);
+    err1.push(err);
+  }
+  const fullMask = pattern.kind === 'nm' ? (groupMasks.length === 1 ? groupMasks[0]! : g.op('Concat', groupMasks, { axis: 1 })) : mask1;
+  // A pruned column ends at w − (w/d)·d, which rounding can leave a hair from zero: zero it exactly.
+  g.output(applyMask(g, w1, fullMask), 'q', 'float', [rows, count]);
+  g.output(count === 1 ? err1[0]! : g.op('Concat', err1, { axis: 1 }), 'err', 'float', [rows, count]);
+  return g.build();
+}
