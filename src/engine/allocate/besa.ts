@@ -46,16 +46,19 @@ export function allocateByError(curves: readonly ErrorCurve[], target: number): 
   });
   // A hull's slopes increase along it, so sorting by slope takes each linear's segments in order; ties keep that order.
   segments.sort((a, b) => a.slope - b.slope || a.curve - b.curve || a.from - b.from);
-  let left = target * curves.reduce((n, c) => n + c.size, 0);
+  const weights = curves.reduce((n, c) => n + c.size, 0);
+  let left = target * weights;
+  // The budget is spent when what is left is rounding dust: a crumb would move one more linear off its ratio.
+  const dust = 1e-9 * weights;
   for (const s of segments) {
-    if (left <= 0) break;
+    if (left <= dust) break;
     const size = curves[s.curve]!.size;
     const step = Math.min(s.to - s.from, left / size);
     // A whole segment ends exactly on its measured ratio, not a rounding hair from it.
     chosen[s.curve] = step === s.to - s.from ? s.to : s.from + step;
     left -= step * size;
   }
-  if (left > 1e-6 * curves.reduce((n, c) => n + c.size, 0)) {
+  if (left > dust) {
     throw new PruneLensError('usage', `the measured ratios cannot prune ${target} of the weights: the highest candidate of every linear falls short`);
   }
   return chosen;
