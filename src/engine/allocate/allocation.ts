@@ -3,11 +3,11 @@ import { LINEAR_INPUT, type TapPoint } from '../graph/decoder-block';
 import { BlockRunner } from '../model/block-runner';
 import { blockTensorShapes, layerPrefix, LINEARS, storedLinear, type LinearName } from '../model/config';
 import { throwIfCancelled, type RunControl } from '../progress';
-import type { LinearRatios, PruneContext, SequentialOptions, SequentialResult } from '../prune/sequential';
+import { pruneSequentially, type LinearRatios, type PruneContext, type SequentialOptions, type SequentialResult } from '../prune/sequential';
 import { isTargeted } from '../prune/spec';
-import { chooseRatios, ladder } from './besa';
+import { allocateByError, ladder, type ErrorCurve } from './besa';
 import { owlSparsities, scoresAbove, scoreSum, type OwlParameters } from './owl';
-import { linearRatio, linearSizes, planHeader, uniformBlocks, type BlockPlan, type Plan } from './plan';
+import { linearRatio, linearSizes, planHeader, uniformBlocks, type BlockPlan, type ErrorTable, type Plan } from './plan';
 import { readPlan, sealPlan } from './plan-file';
 
 export type AllocationRequest =
@@ -22,6 +22,7 @@ export function allocationNeedsCalibration(request: AllocationRequest): boolean 
 
 /** How the sequential loop gets each block's ratios, and how its result becomes a plan. */
 export interface Allocator {
+  /** Ratios at which the loop is to measure the error table; absent when none is wanted or the plan has it already. */
   ladder?: number[];
   ratios: SequentialOptions['ratios'];
   plan(result: SequentialResult): Plan;
@@ -29,8 +30,9 @@ export interface Allocator {
 
 /**
  * Turns an allocation request into ratios for the sequential loop. OWL needs a dense pass first;
- * BESA decides each block inside the loop from its measured errors; a plan file or uniform is read
- * as is. With `measureErrors`, every kind measures the error table that prices hand edits.
+ * BESA a measuring pass of the loop (its error table), from which it chooses every block's ratios
+ * at once; a plan file or uniform is read as is. With `measureErrors`, every kind has the error table
+ * that prices hand edits (BESA's is the one it chose from).
  */
 export async function prepareAllocation(ctx: PruneContext, request: AllocationRequest, measureErrors: boolean, control: RunControl): Promise<Allocator> {
   const cfg = ctx.checkpoint.config;
@@ -50,8 +52,8 @@ export async function prepareAllocation(ctx: PruneContext, request: AllocationRe
     blocks,
     statistics: outlierRatios ? { outlierRatios } : {},
   });
-  const fromPlan = (plan: Plan): Allocator => ({
-    ladder: measureErrors ? ladder(spec.sparsity) : undefined,
+  const fromPlan = (plan: Plan, measure = measureErrors): Allocator => ({
+    ladder: measure ? ladder(spec.sparsity) : undefined,
     ratios: (layer, linears) => Object.fromEntries(linears.map((l) => [l, linearRatio(plan, layer, l)])),
     plan: (result) => ({ ...plan, statistics: { ...plan.statistics, ...(result.errors ? { errors: result.errors } : {}) } }),
   });
@@ -68,22 +70,53 @@ export async function prepareAllocation(ctx: PruneContext, request: AllocationRe
       return fromPlan(base('owl', { M: request.M, lambda: request.lambda }, blocks, outliers));
     }
     case 'besa': {
-      const ratios = ladder(spec.sparsity);
-      return {
-        ladder: ratios,
-        ratios: (_layer, linears, errors) => chooseRatios(linears, errors!, sizes, ratios, spec.sparsity),
-        plan: (result) => ({
-          ...base('besa', { step: 0.05, span: 0.2 }, result.layers.map((r) => blockOf(r.layer, r.ratios, sizes))),
-          statistics: { errors: result.errors! },
-        }),
-      };
+      const table = await measureUniform(ctx, control);
+      const blocks = besaRatios(table, sizes, spec.sparsity).map((ratios, layer) => blockOf(layer, ratios, sizes, spec.sparsity));
+      // The table it chose from is the plan's table: nothing is left to measure.
+      return fromPlan({ ...base('besa', { step: 0.05, span: 0.2 }, blocks), statistics: { errors: table } }, false);
     }
   }
 }
 
+/**
+ * The BESA-style search's measurements: the sequential loop at the uniform target (each block fed the
+ * previous blocks pruned as uniform would prune them), measuring every targeted linear's block output
+ * error at each ratio of the ladder. Nothing is written; the search then chooses from the table.
+ */
+async function measureUniform(ctx: PruneContext, control: RunControl): Promise<ErrorTable> {
+  const { sparsity } = ctx.spec;
+  const result = await pruneSequentially(
+    { ...ctx, ladder: ladder(sparsity), ratios: (_layer, linears) => Object.fromEntries(linears.map((l) => [l, sparsity])) },
+    { ...control, onProgress: (e) => control.onProgress?.(e.type === 'stage' ? { ...e, stage: 'search' } : e) },
+  );
+  return result.errors!;
+}
+
+/**
+ * One ratio per targeted linear of every block, meeting the model-wide budget exactly with the least
+ * summed block error. Each block's errors are divided by the squared norm of its dense output (as the
+ * estimate prices them), so blocks are compared by relative error: raw errors grow with the residual
+ * stream and would push the pruning into the first blocks.
+ */
+export function besaRatios(table: ErrorTable, sizes: Record<LinearName, number>, target: number): LinearRatios[] {
+  const entries: { layer: number; linear: LinearName; curve: ErrorCurve }[] = [];
+  table.errors.forEach((measured, layer) => {
+    for (const linear of LINEARS) {
+      const errors = measured[linear];
+      if (errors) entries.push({ layer, linear, curve: { size: sizes[linear], ratios: table.ratios, errors: errors.map((e) => e / table.outputNorms[layer]!) } });
+    }
+  });
+  const chosen = allocateByError(entries.map((e) => e.curve), target);
+  const ratios: LinearRatios[] = table.errors.map(() => ({}));
+  entries.forEach(({ layer, linear }, i) => (ratios[layer]![linear] = chosen[i]!));
+  return ratios;
+}
+
 /** A block's plan entry from per-linear ratios; linears are listed only where they differ. */
-function blockOf(layer: number, ratios: LinearRatios, sizes: Record<LinearName, number>): BlockPlan {
+function blockOf(layer: number, ratios: LinearRatios, sizes: Record<LinearName, number>, target: number): BlockPlan {
   const given = LINEARS.filter((l) => ratios[l] !== undefined);
+  // A block with nothing targeted prunes nothing; it reads as the target, as in a uniform plan.
+  if (given.length === 0) return { layer, sparsity: target };
   const total = given.reduce((n, l) => n + sizes[l], 0);
   const sparsity = given.reduce((n, l) => n + sizes[l] * ratios[l]!, 0) / total;
   const uniform = given.every((l) => Math.abs(ratios[l]! - sparsity) < 1e-9);

@@ -1,77 +1,86 @@
 import { PruneLensError } from '../errors';
-import type { LinearName } from '../model/config';
 
-/** Candidate ratios around a target: steps of 0.05 up to ±0.2, kept within [0, 0.95]. */
+/**
+ * Candidate ratios around a target: steps of 0.05 up to ±0.2, kept within [0, 0.95]. The target itself
+ * is always a candidate (even past 0.95), so pruning every linear at the target stays a choice.
+ */
 export function ladder(target: number): number[] {
   const ratios: number[] = [];
   for (let k = -4; k <= 4; k++) {
-    const r = Math.round((target + 0.05 * k) * 1e6) / 1e6;
-    if (r >= 0 && r <= 0.95) ratios.push(r);
+    const r = k === 0 ? target : Math.round((target + 0.05 * k) * 1e6) / 1e6;
+    if (r >= 0 && (r <= 0.95 || k === 0)) ratios.push(r);
   }
   return ratios;
 }
 
-/** Bounds the search's table; Llama-family widths share large common factors, so it stays tiny. */
-const MAX_STATES = 2_000_000;
-
-/**
- * The BESA objective without BESA's learned masks: given each linear's measured block error at every
- * ladder ratio, pick one ratio per linear so the block prunes exactly as many weights as it would at
- * the target ratio, with the smallest summed error. Pruned-weight counts are compared in units of the
- * greatest common divisor of the linears' sizes, so the budget holds exactly; the uniform choice is
- * always feasible, so the result is never worse (by this measure) than uniform.
- */
-export function chooseRatios(
-  linears: readonly LinearName[],
-  errors: Partial<Record<LinearName, number[]>>,
-  sizes: Record<LinearName, number>,
-  ratios: number[],
-  target: number,
-): Partial<Record<LinearName, number>> {
-  const centre = ratios.findIndex((r) => Math.abs(r - target) < 1e-9);
-  if (centre < 0) throw new Error(`the ladder ${ratios.join(', ')} does not contain the target ${target}`);
-  const unit = linears.reduce((g, l) => gcd(g, sizes[l]), 0);
-  // A choice's cost: the change in pruned weights against the uniform choice, in units of 0.05 x unit.
-  const step = (k: number): number => Math.round((ratios[k]! - target) / 0.05);
-  const reach = linears.reduce((n, l) => n + (sizes[l] / unit) * Math.max(...ratios.map((_, k) => Math.abs(step(k)))), 0);
-  if ((2 * reach + 1) * linears.length > MAX_STATES) {
-    throw new PruneLensError('usage', `the BESA-style search cannot balance linears of sizes ${linears.map((l) => sizes[l]).join(', ')} exactly`);
-  }
-  // best[s] = the smallest error of the linears so far whose cost sums to s - reach.
-  let best = new Float64Array(2 * reach + 1).fill(Infinity);
-  best[reach] = 0;
-  const choices: Int8Array[] = [];
-  for (const linear of linears) {
-    const next = new Float64Array(best.length).fill(Infinity);
-    const choice = new Int8Array(best.length).fill(-1);
-    const weight = sizes[linear] / unit;
-    for (let s = 0; s < best.length; s++) {
-      if (best[s] === Infinity) continue;
-      for (let k = 0; k < ratios.length; k++) {
-        const t = s + weight * step(k);
-        if (t < 0 || t >= best.length) continue;
-        const e = best[s]! + errors[linear]![k]!;
-        // Ties keep the earlier candidate; ties against the centre go to the centre, so equal errors stay uniform.
-        if (e < next[t]! || (e === next[t]! && k === centre)) {
-          next[t] = e;
-          choice[t] = k;
-        }
-      }
-    }
-    choices.push(choice);
-    best = next;
-  }
-  const result: Partial<Record<LinearName, number>> = {};
-  let s = reach;
-  for (let i = linears.length - 1; i >= 0; i--) {
-    const k = choices[i]![s]!;
-    result[linears[i]!] = ratios[k]!;
-    s -= (sizes[linears[i]!] / unit) * step(k);
-  }
-  return result;
+/** One linear's measured cost of pruning: `errors[k]` at `ratios[k]`; pruning nothing costs nothing. */
+export interface ErrorCurve {
+  /** Weights in the linear: the budget counts pruned weights, not ratios. */
+  size: number;
+  ratios: readonly number[];
+  errors: readonly number[];
 }
 
-function gcd(a: number, b: number): number {
-  while (b) [a, b] = [b, a % b];
-  return a;
+/**
+ * BESA's objective (Xu et al., 2024: the least block output error under a sparsity budget) searched
+ * over measured error curves instead of learned with BESA's masks, and across blocks as well as
+ * within them: one ratio per linear so that the linears prune exactly `target` of their weights
+ * together, with the least summed error.
+ *
+ * Each curve is replaced by its lower convex hull through (0, 0) and the measured points; every linear
+ * starts unpruned, and hull segments are taken in order of error per pruned weight, cheapest first,
+ * until the budget is spent. That is the exact optimum of the convexified problem (a fractional
+ * knapsack); only the last segment taken is cut short, so one linear may land between two measured
+ * ratios, and the budget holds exactly for any sizes. O(n log n) in the number of segments.
+ */
+export function allocateByError(curves: readonly ErrorCurve[], target: number): number[] {
+  const chosen = curves.map(() => 0);
+  const segments: { slope: number; curve: number; from: number; to: number }[] = [];
+  curves.forEach((c, curve) => {
+    const hull = lowerHull([{ x: 0, y: 0 }, ...c.ratios.map((x, k) => ({ x, y: c.errors[k]! }))]);
+    for (let i = 1; i < hull.length; i++) {
+      const from = hull[i - 1]!;
+      const to = hull[i]!;
+      segments.push({ slope: (to.y - from.y) / ((to.x - from.x) * c.size), curve, from: from.x, to: to.x });
+    }
+  });
+  // A hull's slopes increase along it, so sorting by slope takes each linear's segments in order; ties keep that order.
+  segments.sort((a, b) => a.slope - b.slope || a.curve - b.curve || a.from - b.from);
+  const weights = curves.reduce((n, c) => n + c.size, 0);
+  let left = target * weights;
+  // The budget is spent when what is left is rounding dust: a crumb would move one more linear off its ratio.
+  const dust = 1e-9 * weights;
+  for (const s of segments) {
+    if (left <= dust) break;
+    const size = curves[s.curve]!.size;
+    const step = Math.min(s.to - s.from, left / size);
+    // A whole segment ends exactly on its measured ratio, not a rounding hair from it.
+    chosen[s.curve] = step === s.to - s.from ? s.to : s.from + step;
+    left -= step * size;
+  }
+  if (left > dust) {
+    throw new PruneLensError('usage', `the measured ratios cannot prune ${target} of the weights: the highest candidate of every linear falls short`);
+  }
+  return chosen;
+}
+
+interface Point {
+  x: number;
+  y: number;
+}
+
+/** The lower convex hull of points (sorted by x, as a ladder is); points on a hull edge are dropped. */
+function lowerHull(points: Point[]): Point[] {
+  const hull: Point[] = [];
+  for (const p of points) {
+    while (hull.length >= 2) {
+      const a = hull[hull.length - 2]!;
+      const b = hull[hull.length - 1]!;
+      // b is not below the line from a to p: drop it.
+      if ((b.y - a.y) * (p.x - a.x) >= (p.y - a.y) * (b.x - a.x)) hull.pop();
+      else break;
+    }
+    hull.push(p);
+  }
+  return hull;
 }

@@ -20,8 +20,9 @@ export interface MakePlanOptions extends RunControl {
 /**
  * Makes a plan without writing a model: the sequential loop runs as for pruning (each block pruned at
  * its ratios so the next block sees pruned inputs), measuring every targeted linear's block error at
- * a ladder of ratios around the target. BESA chooses from those errors; for every allocation they
- * become the plan's error table, which prices hand edits in the allocation panel.
+ * a ladder of ratios around the target. BESA chooses from those errors (measured at the uniform
+ * target, in its own pass); for every allocation they become the plan's error table, which prices
+ * hand edits in the allocation panel.
  */
 export async function makePlan(options: MakePlanOptions): Promise<Plan> {
   const { spec, allocation } = options;
@@ -30,6 +31,8 @@ export async function makePlan(options: MakePlanOptions): Promise<Plan> {
   return withModelSession(options.model, options.runtime, async (session) => {
     const calibration = await drawCalibration(session.tokenizer, options.calibration, options, session.checkpoint.config);
     const allocator = await prepareAllocation({ ...session, spec, calibration }, allocation, true, options);
+    // The BESA-style search measured its table in its own pass; pruning again would add nothing to the plan.
+    if (!allocator.ladder) return allocator.plan({ layers: [] });
     const result = await pruneSequentially({ ...session, spec, calibration, ladder: allocator.ladder, ratios: allocator.ratios }, options);
     return allocator.plan(result);
   });

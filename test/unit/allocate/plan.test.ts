@@ -88,16 +88,49 @@ describe('making, editing and applying a plan', () => {
     assert.ok(Math.abs(record.sparsity - parsePlan(edited, cfg, file).target) < 1e-12);
   });
 
-  it('BESA-style: every block keeps its budget, per-linear ratios come from the ladder', async () => {
+  it('BESA-style: shares the model-wide budget across blocks and linears by the error table, and prunes exactly that', async () => {
     const made = await makePlan({ model: FIXTURE_MODEL, spec: spec(0.7), allocation: { kind: 'besa' }, calibration, runtime: { provider: 'cpu' } });
+    assert.equal(made.allocation, 'besa');
     const parsed = parsePlan(made, cfg, 'besa.json');
-    assert.ok(Math.abs(parsed.target - 0.7) < 1e-9);
+    assert.ok(Math.abs(parsed.target - 0.7) < 1e-9, `${parsed.target}`);
+    const table = made.statistics.errors!;
+    assert.deepEqual(table.ratios, [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9]);
+    // Not uniform, and not a per-block rule: blocks differ.
+    assert.ok(Math.max(...made.blocks.map((b) => b.sparsity)) - Math.min(...made.blocks.map((b) => b.sparsity)) > 0.02);
+    // Every ratio but one is 0 or measured: the budget is met by moving a single linear between two measured ratios.
+    const ratios = made.blocks.flatMap((b) => LINEARS.map((l) => b.linears?.[l] ?? b.sparsity));
+    assert.ok(ratios.filter((r) => r !== 0 && !table.ratios.includes(r)).length <= 1, ratios.join(' '));
+    // By the table it chose from, it beats uniform and any block-wise reshuffle of the same budget (here OWL-like).
+    const reblocked = (sparsities: number[]): Plan => ({ ...made, blocks: sparsities.map((sparsity, layer) => ({ layer, sparsity })) });
+    assert.ok(estimatePlan(made).score < estimatePlan(reblocked([0.7, 0.7, 0.7, 0.7, 0.7])).score);
+    assert.ok(estimatePlan(made).score < estimatePlan(reblocked([0.65, 0.65, 0.7, 0.72, 0.78])).score);
+
+    const out = path.join(tempDir(), 'besa');
+    const record = await pruneModel({
+      model: FIXTURE_MODEL,
+      out,
+      spec: spec(0.7),
+      allocation: { kind: 'besa' },
+      calibration,
+      evaluation: { file: EVAL_TEXT, seqlen: 128, maxWindows: 2 },
+      runtime: { provider: 'cpu' },
+    });
+    assert.equal(record.plan.allocation, 'besa');
+    assert.deepEqual(record.plan.blocks, made.blocks, 'pruning chooses what planning chose');
+    const weights = loadF32Tensors(path.join(out, 'model.safetensors'));
+    let zeros = 0;
+    let total = 0;
     for (const block of made.blocks) {
-      assert.ok(Math.abs(block.sparsity - 0.7) < 1e-9, `block ${block.layer}: ${block.sparsity}`);
-      for (const r of Object.values(block.linears ?? {})) assert.ok(made.statistics.errors!.ratios.includes(r));
+      for (const linear of LINEARS) {
+        const t = weights.get(`model.layers.${block.layer}.${linear}.weight`)!;
+        const z = t.data.reduce((n, v) => n + (v === 0 ? 1 : 0), 0);
+        assert.equal(z, Math.round(t.data.length * (block.linears?.[linear] ?? block.sparsity)), `block ${block.layer} ${linear}`);
+        zeros += z;
+        total += t.data.length;
+      }
     }
-    const uniform = JSON.parse(JSON.stringify(made)) as Plan;
-    for (const block of uniform.blocks) delete block.linears;
-    assert.ok(estimatePlan(made).score <= estimatePlan(uniform).score);
+    // Each linear rounds its own count, so the model-wide count is within half a weight per linear of the target.
+    assert.ok(Math.abs(zeros - 0.7 * total) <= 0.5 * 5 * LINEARS.length, `${zeros} of ${total}`);
+    assert.ok(Math.abs(record.measured.sparsity - zeros / total) < 1e-12);
   });
 });
