@@ -151,9 +151,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
       // The allocation is made (or OWL's pass run) before any evaluation, and kept for a resumed run.
       let allocator: Allocator;
       let allocationSeconds = done.allocationSeconds ?? 0;
-      if (allocation.kind === 'besa') {
-        allocator = await prepareAllocation({ ...session, spec, calibration }, allocation, false, options);
-      } else if (done.plan) {
+      if (done.plan) {
         allocator = allocatorOf(done.plan);
       } else {
         const allocationStart = performance.now();

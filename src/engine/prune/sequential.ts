@@ -64,8 +64,8 @@ export interface SequentialOptions extends PruneContext {
   output?: OutputFolder;
   /** Ratios at which to measure each linear's block error (BESA's search, a plan's estimate table). */
   ladder?: number[];
-  /** The ratio of each targeted linear of a block, given its measured errors when a ladder is set. */
-  ratios(layer: number, linears: LinearName[], errors?: Partial<Record<LinearName, number[]>>): LinearRatios;
+  /** The ratio of each targeted linear of a block. */
+  ratios(layer: number, linears: LinearName[]): LinearRatios;
   /** Where an interrupted run got to: the blocks it finished, and the hidden states entering the next. */
   resume?: BlockProgress;
   /** Called after each block is written, with what a resumed run needs; the loop waits for it. */
@@ -131,9 +131,8 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
         if (statsRunner) stats = sums.statistics(reduce!, calibration!.nsamples);
       }
 
-      let measured: Partial<Record<LinearName, number[]>> | undefined;
       if (errors && dense && activations) {
-        measured = {};
+        const measured: Partial<Record<LinearName, number[]>> = {};
         for (const linear of linears) {
           const row: number[] = [];
           for (const ratio of errors.ratios) {
@@ -151,7 +150,7 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
         errors.outputNorms.push(await squaredDistance(options.ops, dense.subarray(0, measuredLength), new Float32Array(measuredLength)));
       }
 
-      const ratios = options.ratios(layer, linears, measured);
+      const ratios = options.ratios(layer, linears);
       const linearRecords: Partial<Record<LinearName, LinearRecord>> = {};
       for (const linear of linears) {
         throwIfCancelled(control.signal);

@@ -327,7 +327,8 @@ class AllocationPanel {
     const config = readConfig();
     // Each allocation runs the whole sequential loop; its stages are named for it so the bar advances across all three.
     const stageOf = (kind: Allocation, stage: string): string => `${ALLOCATION_LABELS[kind]}: ${stage}`;
-    const stages = ALLOCATION_KINDS.flatMap((kind) => [...(kind === 'owl' ? [{ stage: stageOf(kind, 'outliers'), weight: 0.5 }] : []), { stage: stageOf(kind, 'prune'), weight: 1 }]);
+    // OWL first counts outliers; the BESA-style plan is chosen from one measuring pass (its 'search').
+    const stages = ALLOCATION_KINDS.flatMap((kind) => [...(kind === 'owl' ? [{ stage: stageOf(kind, 'outliers'), weight: 0.5 }] : []), { stage: stageOf(kind, kind === 'besa' ? 'search' : 'prune'), weight: 1 }]);
     const what = quick ? `quick plans (${calibration.nsamples} windows)` : 'plans';
     await this.runJob('plans', `PruneLens: ${what} for ${model.info.name} at ${formatPercent(target)}`, stages, async (control) => {
       requireTrust();

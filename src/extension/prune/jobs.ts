@@ -38,6 +38,7 @@ export async function runPrune(services: Services, request: PruneRequest): Promi
   );
   const stages = [
     ...(allocation.kind === 'owl' ? [{ stage: 'outliers', weight: 1 }] : []),
+    ...(allocation.kind === 'besa' ? [{ stage: 'search', weight: 2 }] : []),
     { stage: 'evaluate dense', weight: 1 },
     { stage: 'prune', weight: 2 },
     { stage: 'evaluate pruned', weight: 1 },

@@ -188,7 +188,7 @@ export async function askPrune(services: Services, model: string): Promise<Prune
   const allocations: Choice<AllocationRequest>[] = [
     { label: 'uniform', detail: 'Every targeted matrix at the same sparsity', value: { kind: 'uniform' } },
     { label: 'OWL', description: 'calibration', detail: `Blocks with more outliers are pruned less, within ±${OWL_DEFAULTS.lambda}`, value: { kind: 'owl', ...OWL_DEFAULTS } },
-    { label: 'BESA-style search', description: 'calibration, slower', detail: "Per-linear ratios with the least block output error, each block's total unchanged", value: { kind: 'besa' } },
+    { label: 'BESA-style search', description: 'calibration, slower', detail: 'Per-linear ratios across all blocks with the least block output error, the model-wide total unchanged', value: { kind: 'besa' } },
   ];
   const outputName = (a: Answers): string =>
     a.method === 'structured' ? structuredOutputName(model, { ...a.units!, ratio: a.ratio! }) : pruneOutputName(model, a.method!, a.target!, a.allocation.kind);
