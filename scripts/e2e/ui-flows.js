@@ -255,9 +255,15 @@ async function main() {
         }
       },
       async closeToasts() {
-        // The center's "Clear All Notifications": the next flow then reads only its own.
-        await ui.command('Notifications: Clear All Notifications');
-        await page.locator('.notifications-center .notification-list-item').first().waitFor({ state: 'detached', timeout: UI_MS }).catch(() => {});
+        // The center's "Clear All Notifications": the next flow then reads only its own. A message that
+        // arrives just after (a finished run opens its loss diff and reports again) is cleared by asking again.
+        const items = page.locator('.notifications-center .notification-list-item');
+        await ui.until('the notifications cleared', async () => {
+          if ((await items.count()) === 0) return true;
+          await ui.command('Notifications: Clear All Notifications');
+          await page.waitForTimeout(300);
+          return (await items.count()) === 0;
+        }, UI_MS);
       },
     };
     await page.goto(workbenchUrl(server.base, folder, [
