@@ -257,7 +257,8 @@ async function main() {
       async closeToasts() {
         // The center's "Clear All Notifications": the next flow then reads only its own. A message that
         // arrives just after (a finished run opens its loss diff and reports again) is cleared by asking again.
-        const items = page.locator('.notifications-center .notification-list-item');
+        // Visible ones only: the center closes once it is empty, and a closed center's list is not what a person sees.
+        const items = page.locator('.notifications-center .notification-list-item').filter({ visible: true });
         await ui.until('the notifications cleared', async () => {
           if ((await items.count()) === 0) return true;
           await ui.command('Notifications: Clear All Notifications');
