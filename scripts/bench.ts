@@ -356,15 +356,19 @@ function evalTable(results: BenchResult[]): string {
 
 function pruneTable(results: PruneBenchResult[]): string {
   const lines = [
-    '| model | method | calibration (windows x seqlen) | prune seconds | whole run seconds | peak RSS (MB) | ppl dense | ppl pruned | measured sparsity |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| model | method | calibration (windows x seqlen) | prune seconds | vs sparsegpt | whole run seconds | peak RSS (MB) | ppl dense | ppl pruned | measured sparsity |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
+  // The goal for ALPS (issue 13): at most 3x SparseGPT's pruning time on the same model.
+  const sparsegptSeconds = new Map(results.filter((r) => r.prune.method === 'sparsegpt').map((r) => [r.model, r.prune.prune_seconds]));
   for (const { model, prune: p } of results) {
+    const base = sparsegptSeconds.get(model);
     const cells = [
       model,
       p.method,
       p.calibration === null ? '-' : `${p.calibration.nsamples} x ${p.calibration.seqlen}`,
       p.prune_seconds.toFixed(1),
+      base === undefined ? '-' : `${(p.prune_seconds / base).toFixed(2)}x`,
       p.seconds.toFixed(1),
       p.peak_rss_mb.toFixed(0),
       p.ppl_dense.toPrecision(5),
