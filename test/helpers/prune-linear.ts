@@ -5,6 +5,22 @@ import type { LinearTask, PruneMethod, Pruned } from '../../src/engine/prune/met
 import { sparsegpt } from '../../src/engine/prune/methods/sparsegpt';
 import { wanda } from '../../src/engine/prune/methods/wanda';
 import type { NM, PruneSettings } from '../../src/engine/prune/spec';
+import { outputError, sparseGptHessian } from '../reference/pruning-f64';
+import { correlatedInputs, normals } from './random-data';
+
+/**
+ * The small layer the ADMM and ALPS tests prune: 16 x 96 weights, inputs with correlated columns, its
+ * Gram matrix in float64 and float32, and the float64 output error of any pruned weights.
+ */
+export function smallLayer(): { rows: number; cols: number; inputs: Float64Array[]; h64: Float64Array; w64: Float64Array; h: Float32Array; w: Float32Array; err: (p: ArrayLike<number>) => number } {
+  const rows = 16;
+  const cols = 96;
+  const inputs = correlatedInputs(6, 48, cols, 3);
+  const h64 = sparseGptHessian(inputs, cols);
+  const w64 = normals(rows * cols, 4);
+  const err = (p: ArrayLike<number>): number => outputError(w64, Float64Array.from(p), rows, cols, inputs);
+  return { rows, cols, inputs, h64, w64, h: Float32Array.from(h64), w: Float32Array.from(w64), err };
+}
 
 /** One linear pruned by `method` as the sequential loop calls it (validation included). */
 export function pruneLinear(

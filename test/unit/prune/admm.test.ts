@@ -2,23 +2,15 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { OpRegistry } from '../../../src/engine/graph/op-registry';
 import type { NM } from '../../../src/engine/prune/spec';
-import { admmUpdate, sparseGpt, wandaPrune } from '../../helpers/prune-linear';
+import { admmUpdate, sparseGpt, wandaPrune, smallLayer } from '../../helpers/prune-linear';
 import { referenceMaskedLeastSquares } from '../../reference/admm-f64';
-import { outputError, sparseGptHessian, wandaStat } from '../../reference/pruning-f64';
-import { correlatedInputs, normals } from '../../helpers/random-data';
+import { wandaStat } from '../../reference/pruning-f64';
 
 const ops = new OpRegistry({ provider: 'cpu' });
 after(() => ops.release());
 
-const rows = 16;
-const cols = 96;
-const inputs = correlatedInputs(6, 48, cols, 3);
-const h64 = sparseGptHessian(inputs, cols);
-const w64 = normals(rows * cols, 4);
-const h = Float32Array.from(h64);
-const w = Float32Array.from(w64);
+const { rows, cols, inputs, h64, w64, h, w, err } = smallLayer();
 const percdamp = 0.01;
-const err = (p: ArrayLike<number>): number => outputError(w64, Float64Array.from(p), rows, cols, inputs);
 const keepOf = (p: Float32Array): Uint8Array => Uint8Array.from(p, (v) => (v === 0 ? 0 : 1));
 
 function sparseGptAt(sparsity: number, nm?: NM): Promise<Float32Array> {

@@ -7,22 +7,13 @@ import { alps } from '../../../src/engine/prune/methods/alps';
 import type { NM } from '../../../src/engine/prune/spec';
 import { cli, json } from '../../helpers/cli';
 import { tempDir } from '../../helpers/fixtures';
-import { pruneLinear, sparseGpt } from '../../helpers/prune-linear';
-import { correlatedInputs, normals } from '../../helpers/random-data';
-import { outputError, sparseGptHessian } from '../../reference/pruning-f64';
+import { pruneLinear, sparseGpt, smallLayer } from '../../helpers/prune-linear';
 
 const ops = new OpRegistry({ provider: 'cpu' });
 after(() => ops.release());
 
-const rows = 16;
-const cols = 96;
-const inputs = correlatedInputs(6, 48, cols, 3);
-const h64 = sparseGptHessian(inputs, cols);
-const w64 = normals(rows * cols, 4);
-const h = Float32Array.from(h64);
-const w = Float32Array.from(w64);
+const { rows, cols, inputs, h, w, err } = smallLayer();
 const percdamp = 0.01;
-const err = (p: ArrayLike<number>): number => outputError(w64, Float64Array.from(p), rows, cols, inputs);
 
 function zeros(p: Float32Array, from = 0, to = p.length): number {
   let n = 0;
