@@ -20,17 +20,17 @@ export const enum RunCommandId {
   SortByPosition = 'prunelens.sortModelByPosition',
 }
 
-/** The comparison table opens as Markdown under this scheme, read-only and never saved anywhere. */
+/** The comparison table opens as Markdown under this scheme, read-only; no file is written for it. */
 const COMPARISON_SCHEME = 'prunelens-runs';
+
+/** Where comparisons are kept (workspace state), and how many: the latest ones. */
+const COMPARISONS_KEY = 'prunelens.comparisons';
+const KEEP_COMPARISONS = 10;
 
 /**
  * Commands on runs and their results: the loss diff's editor actions, comparing runs (a table, or two
  * runs' per-token losses), deleting a run, and the Model view's sort order.
  */
-/** Where comparisons are kept (workspace state), and how many: the latest ones. */
-const COMPARISONS_KEY = 'prunelens.comparisons';
-const KEEP_COMPARISONS = 10;
-
 export function registerRunCommands(services: Services): vscode.Disposable[] {
   const { output, runs, loss, models, workspaceState } = services;
   // Comparisons are kept in the workspace's state, so a preview VS Code reopens after a window reload still has its table.
