@@ -6,32 +6,22 @@
  * regex), Llama 3 (a Split regex, then ByteLevel without one, ignore_merges, BOS by template) and
  * Qwen2 (NFC, a Split regex, ByteLevel).
  */
+import { BYTE_CHARS, byteLevelSpelling } from '../src/engine/text/fast-encoder';
 
 const GPT2_WORDS = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 const LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const QWEN2_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-function byteChars(): string[] {
-  const chars: string[] = [];
-  let extra = 0;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-    chars.push(String.fromCharCode(printable ? b : 256 + extra++));
-  }
-  return chars;
-}
-
 /** Learns `count` merges from `text`; returns the vocabulary (256 byte characters, then merge results) and the merges. */
 export function trainByteLevelBpe(text: string, count: number): { vocab: Record<string, number>; merges: [string, string][] } {
-  const chars = byteChars();
   const frequency = new Map<string, number>();
   for (const m of text.matchAll(GPT2_WORDS)) {
-    const spelled = Array.from(Buffer.from(m[0], 'utf8'), (b) => chars[b]!).join('');
+    const spelled = byteLevelSpelling(m[0]);
     frequency.set(spelled, (frequency.get(spelled) ?? 0) + 1);
   }
   const words = [...frequency].map(([w, n]) => ({ symbols: [...w], n }));
   const vocab: Record<string, number> = {};
-  chars.forEach((c, i) => (vocab[c] = i));
+  BYTE_CHARS.forEach((c, i) => (vocab[c] = i));
   const merges: [string, string][] = [];
   while (merges.length < count) {
     const pairs = new Map<string, number>();

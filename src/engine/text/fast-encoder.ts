@@ -320,7 +320,7 @@ interface TrieNode {
 }
 
 /** GPT-2's bytes_to_unicode: byte -> the character that spells it in byte-level vocabularies. */
-const BYTE_CHARS: string[] = (() => {
+export const BYTE_CHARS: readonly string[] = (() => {
   const chars: string[] = [];
   let extra = 0;
   for (let b = 0; b < 256; b++) {
