@@ -17,6 +17,7 @@ import {
   type RefWeights,
 } from '../../reference/llama-f64';
 import { loadF32Tensors, type RefTensor } from '../../reference/safetensors-minimal';
+import { maxAbsDiff } from '../../helpers/engine-logits';
 
 const MODEL_DIR = path.resolve(process.cwd(), 'models/stories260K');
 const EVAL_TXT = path.resolve(process.cwd(), '../shared/data/tinystories/eval.txt');
@@ -32,13 +33,6 @@ const tokenizer = new Tokenizer(
   readJson(path.join(MODEL_DIR, 'tokenizer.json')),
   readJson(path.join(MODEL_DIR, 'tokenizer_config.json')),
 );
-
-function maxAbsDiff(a: Float64Array, b: Float64Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 function argmaxRow(logits: Float64Array, row: number, V: number): number {
   let best = 0;

@@ -18,6 +18,7 @@ import {
   wandaStat,
   type NM,
 } from '../../reference/pruning-f64';
+import { maxAbsDiff } from '../../helpers/engine-logits';
 
 // ---------------------------------------------------------------------------------------------
 // seeded randomness and small helpers (test-local, independent of the reference)
@@ -105,13 +106,6 @@ function gaussJordanInverse(A0: Float64Array, n: number): Float64Array {
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
 
