@@ -30,7 +30,7 @@ if (tests) {
     esbuild.build({ ...common, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist' }),
     // The extension forks this for every engine job, so the extension host's thread never runs engine work.
     esbuild.build({ ...common, entryPoints: { 'engine-worker': 'src/extension/worker/engine-worker.ts' }, outdir: 'dist' }),
-    esbuild.build({ ...common, entryPoints: { bench: 'scripts/bench.ts' }, outdir: 'dist' }),
+    esbuild.build({ ...common, entryPoints: { bench: 'scripts/bench.ts', 'bench-gpu': 'scripts/bench-gpu.ts' }, outdir: 'dist' }),
     // Tokenizing runs in a worker thread, which loads its own file.
     esbuild.build({ ...common, entryPoints: { 'tokenize-worker': 'src/engine/text/tokenize-worker.ts' }, outdir: 'dist' }),
     // The webview runs in VS Code's Chromium; one script file, so its CSP can allow exactly that script.

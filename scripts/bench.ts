@@ -3,7 +3,6 @@
  * shapes, each run in its own CLI process so each row's peak memory is its own, and prints one
  * Markdown table for evaluation, one for pruning and one for what structured pruning buys in speed.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,23 +10,15 @@ import { parseArgs } from 'node:util';
 import { Checkpoint } from '../src/engine/io/checkpoint';
 import { parameterCount } from '../src/engine/model/config';
 import { METHOD_NAMES as METHODS, type Method } from '../src/engine/prune/methods';
-import { MODEL_SHAPES, type ModelShapeName } from './model-shapes';
-import { randomCheckpointConfigText, writeRandomCheckpoint, type RandomDType } from './random-checkpoint';
+import { CALIB_TEXT, CLI, EMBEDDED, EVAL_TEXT, ROOT, formatCount, logTo, modelFolder as cachedModelFolder, modelName, runCli, type ModelSource } from './bench-common';
 import { runTokenizeBench, tokenizeTable, type TokenizeBenchResult } from './tokenize-bench';
 
-const ROOT = path.resolve(__dirname, '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
-const EMBEDDED = path.join(ROOT, 'models', 'stories260K');
-const EVAL_TEXT = path.resolve(ROOT, '..', 'shared', 'data', 'tinystories', 'eval.txt');
-const CALIB_TEXT = path.resolve(ROOT, '..', 'shared', 'data', 'tinystories', 'calibration.txt');
 const SHARED_DATA = path.resolve(ROOT, '..', 'shared', 'data');
 /** `--only tokenize` runs just the tokenize table. */
 const TOKENIZE = 'tokenize';
-const CACHE = path.join(ROOT, '.cache', 'bench-models');
-const SEED = 1234;
 const PRUNE_SPARSITY = 0.5;
-
-type ModelSource = { embedded: string } | { random: ModelShapeName; dtype: RandomDType };
+const log = logTo('bench');
+const modelFolder = (source: ModelSource): Promise<string> => cachedModelFolder(source, log);
 
 interface Row {
   name: string;
@@ -233,27 +224,6 @@ async function main(): Promise<void> {
   process.stdout.write(tables.join('\n'));
 }
 
-/** The checkpoint folder for a row, generating a random one on first use or when its shape changed. */
-async function modelFolder(source: ModelSource): Promise<string> {
-  if ('embedded' in source) return source.embedded;
-  const dir = path.join(CACHE, source.random);
-  const cachedConfig = await fsp.readFile(path.join(dir, 'config.json'), 'utf8').catch(() => undefined);
-  // The folder only appears once complete (see writeRandomCheckpoint), so a matching config means a usable cache.
-  if (cachedConfig === randomCheckpointConfigText(MODEL_SHAPES[source.random], source.dtype)) return dir;
-  log(`${source.random}: generating random ${source.dtype} weights into ${path.relative(ROOT, dir)}`);
-  const start = performance.now();
-  await writeRandomCheckpoint(dir, MODEL_SHAPES[source.random], { dtype: source.dtype, seed: SEED, tokenizerFrom: EMBEDDED });
-  const { size } = await fsp.stat(path.join(dir, 'model.safetensors'));
-  log(`${source.random}: generated ${(size / 2 ** 20).toFixed(0)} MB in ${((performance.now() - start) / 1000).toFixed(1)} s`);
-  // The CLI children are what is measured; the generation buffers should not crowd them.
-  globalThis.gc?.();
-  return dir;
-}
-
-function modelName(source: ModelSource): string {
-  return 'embedded' in source ? path.basename(source.embedded) : source.random;
-}
-
 function runEval(dir: string, row: Row): Promise<EvalResult> {
   const args = ['eval', dir, '--text', EVAL_TEXT, '--seqlen', String(row.seqlen), '--json'];
   if (row.maxWindows !== undefined) args.push('--max-windows', String(row.maxWindows));
@@ -303,34 +273,6 @@ async function runStructured(dense: string, out: string, row: StructuredRow): Pr
   const evalResult = await runCli<EvalResult>(row.name, ['eval', dir, '--text', EVAL_TEXT, '--max-windows', String(STRUCTURED_EVAL_WINDOWS), '--json']);
   const generated = await runCli<GenerateResult>(row.name, ['generate', dir, '--tokens', String(GENERATE_TOKENS), '--json']);
   return { name: row.name, structured: row.structured, ...size, eval: evalResult, generate: generated };
-}
-
-/** Runs one CLI command in a child process and returns the object its --json printed. */
-function runCli<T extends object>(name: string, cliArgs: string[]): Promise<T> {
-  const args = [CLI, ...cliArgs];
-  return new Promise((resolve, reject) => {
-    // stderr passes through so the CLI's own progress and errors show as they happen.
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-    const chunks: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      const stdout = Buffer.concat(chunks).toString('utf8');
-      let printed: (T & { error?: undefined }) | { error: { message: string } } | undefined;
-      try {
-        printed = JSON.parse(stdout) as typeof printed;
-      } catch {
-        printed = undefined;
-      }
-      if (code === 0 && printed && printed.error === undefined) {
-        resolve(printed);
-        return;
-      }
-      // With --json the CLI reports its errors on stdout, not stderr.
-      const why = printed?.error?.message ?? (stdout.trim().slice(0, 500) || 'no output');
-      reject(new Error(`${name}: node ${args.join(' ')} exited with ${signal ?? code}: ${why}`));
-    });
-  });
 }
 
 function evalTable(results: BenchResult[]): string {
@@ -403,16 +345,6 @@ function structuredTable(results: StructuredBenchResult[]): string {
     lines.push(`| ${cells.join(' | ')} |`);
   }
   return lines.join('\n') + '\n';
-}
-
-function formatCount(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
-  return `${(n / 1e3).toFixed(0)}K`;
-}
-
-function log(message: string): void {
-  process.stderr.write(`[bench] ${message}\n`);
 }
 
 main().catch((err: unknown) => {

@@ -15,6 +15,14 @@ export interface RuntimeSettings {
 
 export type Feeds = Record<string, Ort.Tensor>;
 
+/**
+ * `PRUNELENS_ORT_LOG=verbose` makes ORT print, as each graph is loaded, which execution provider
+ * each node was placed on; `npm run bench:gpu` reads those lines to list the operators a GPU
+ * provider leaves to the CPU. Runs stay at warnings, or every node of every run would be logged.
+ */
+const CREATE_LOG_LEVEL = process.env.PRUNELENS_ORT_LOG === 'verbose' ? 0 : 3;
+const RUN_OPTIONS: Ort.InferenceSession.RunOptions = { logSeverityLevel: 3 };
+
 let ortModule: typeof Ort | undefined;
 
 function ort(): typeof Ort {
@@ -61,7 +69,7 @@ export class GraphSession {
       executionMode: 'sequential',
       intraOpNumThreads: settings.threads ?? availableParallelism(),
       interOpNumThreads: 1,
-      logSeverityLevel: 3,
+      logSeverityLevel: CREATE_LOG_LEVEL,
     };
     try {
       return new GraphSession(await ort().InferenceSession.create(model, options), settings.provider);
@@ -72,7 +80,7 @@ export class GraphSession {
 
   /** Runs the graph and returns the requested outputs as float32 arrays owned by the caller. */
   async run(feeds: Feeds, outputs: readonly string[]): Promise<Float32Array[]> {
-    const result = await this.session.run(feeds, outputs);
+    const result = await this.session.run(feeds, outputs, RUN_OPTIONS);
     return outputs.map((name) => {
       const tensor = result[name]!;
       const data = tensor.data as Float32Array;
@@ -89,7 +97,7 @@ export class GraphSession {
 function providerHint(provider: Provider, reason: string): string {
   switch (provider) {
     case 'cuda':
-      return `could not start the CUDA execution provider (${reason}). Its binaries are not installed by default: reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci (see README, "GPU"), or use provider cpu`;
+      return `could not start the CUDA execution provider (${reason}). Its binaries are not installed by default: with CUDA 12 and cuDNN 9 installed, run ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install (README, "Execution providers and GPUs"), or use provider cpu`;
     case 'webgpu':
       return `could not start the WebGPU execution provider (${reason}); this machine may have no usable GPU adapter. Use provider cpu`;
     case 'cpu':
