@@ -94,6 +94,7 @@ interface EvalResult {
   seconds: number;
   tokens_per_second: number;
   peak_rss_mb: number;
+  predicted_peak_mb: number;
 }
 
 interface BenchResult {
@@ -112,6 +113,7 @@ interface PruneResult {
   seconds: number;
   prune_seconds: number;
   peak_rss_mb: number;
+  predicted_peak_mb: number;
   /** Null for magnitude, which ignores calibration. */
   calibration: { nsamples: number; seqlen: number } | null;
 }
@@ -277,8 +279,8 @@ async function runStructured(dense: string, out: string, row: StructuredRow): Pr
 
 function evalTable(results: BenchResult[]): string {
   const lines = [
-    '| model | params | dtype | windows x seqlen | eval tokens/s | seconds | peak RSS (MB) | ppl |',
-    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+    '| model | params | dtype | windows x seqlen | eval tokens/s | seconds | peak RSS (MB) | predicted (MB) | ppl |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const { name, params, dtype, eval: e } of results) {
     const cells = [
@@ -289,6 +291,7 @@ function evalTable(results: BenchResult[]): string {
       e.tokens_per_second.toFixed(0),
       e.seconds.toFixed(1),
       e.peak_rss_mb.toFixed(0),
+      e.predicted_peak_mb.toFixed(0),
       e.ppl.toPrecision(5),
     ];
     lines.push(`| ${cells.join(' | ')} |`);
@@ -298,8 +301,8 @@ function evalTable(results: BenchResult[]): string {
 
 function pruneTable(results: PruneBenchResult[]): string {
   const lines = [
-    '| model | method | calibration (windows x seqlen) | prune seconds | vs sparsegpt | whole run seconds | peak RSS (MB) | ppl dense | ppl pruned | measured sparsity |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| model | method | calibration (windows x seqlen) | prune seconds | vs sparsegpt | whole run seconds | peak RSS (MB) | predicted (MB) | ppl dense | ppl pruned | measured sparsity |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   // The goal for ALPS (issue 13): at most 3x SparseGPT's pruning time on the same model.
   const sparsegptSeconds = new Map(results.filter((r) => r.prune.method === 'sparsegpt').map((r) => [r.model, r.prune.prune_seconds]));
@@ -313,6 +316,7 @@ function pruneTable(results: PruneBenchResult[]): string {
       base === undefined ? '-' : `${(p.prune_seconds / base).toFixed(2)}x`,
       p.seconds.toFixed(1),
       p.peak_rss_mb.toFixed(0),
+      p.predicted_peak_mb.toFixed(0),
       p.ppl_dense.toPrecision(5),
       p.ppl.toPrecision(5),
       `${(100 * p.sparsity).toFixed(2)}%`,

@@ -2,12 +2,12 @@ import type { EngineEvent } from '../engine/progress';
 
 /** A one-line progress bar on a terminal's stderr; silent when stderr is not a terminal. */
 export function progressBar(stream: NodeJS.WriteStream = process.stderr): { onProgress: (e: EngineEvent) => void; done: () => void } {
-  if (!stream.isTTY) return { onProgress: (e) => e.type === 'warning' && stream.write(`warning: ${e.message}\n`), done: () => {} };
+  if (!stream.isTTY) return { onProgress: (e) => e.type !== 'stage' && stream.write(`${e.type}: ${e.message}\n`), done: () => {} };
   let last = 0;
   let drawn = false;
   const onProgress = (e: EngineEvent): void => {
-    if (e.type === 'warning') {
-      stream.write(`\r\x1b[2Kwarning: ${e.message}\n`);
+    if (e.type !== 'stage') {
+      stream.write(`\r\x1b[2K${e.type}: ${e.message}\n`);
       return;
     }
     const now = Date.now();

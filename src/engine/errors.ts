@@ -12,6 +12,7 @@ export type ErrorKind =
   | 'usage' // an option out of range
   | 'provider' // an execution provider that this ORT build or machine lacks
   | 'output' // an output location that cannot be written
+  | 'memory' // a run predicted to need more memory than is available
   | 'cancelled';
 
 export class PruneLensError extends Error {

@@ -3,7 +3,9 @@ import { PruneLensError } from './errors';
 /** Plain, JSON-serialisable progress events, so the CLI can print them and the extension can post them. */
 export type EngineEvent =
   | { type: 'stage'; stage: string; done: number; total: number; detail?: string }
-  | { type: 'warning'; message: string };
+  | { type: 'warning'; message: string }
+  /** The run's predicted peak memory, sent once before any weight is read. */
+  | { type: 'memory'; message: string; predictedBytes: number; availableBytes: number };
 
 export interface Logger {
   info(message: string): void;

@@ -35,6 +35,10 @@ export function withEngineProgress<T>(
         log: output,
         onProgress: (event) => {
           if (event.type === 'warning') return output.warn(event.message);
+          if (event.type === 'memory') {
+            output.info(event.message);
+            return progress.report({ message: event.message });
+          }
           if (stage?.name !== event.stage) {
             stage = { name: event.stage, start: performance.now() };
             output.info(`${event.stage}: started`);

@@ -47,6 +47,7 @@ function evalJson(r: EvaluateModelResult, seconds: number): Record<string, unkno
     eval_seconds: r.seconds,
     tokens_per_second: r.tokens / r.seconds,
     peak_rss_mb: r.peakRssMb,
+    predicted_peak_mb: r.predictedPeakMb,
   };
 }
 
@@ -58,6 +59,6 @@ function formatEval(r: EvaluateModelResult, seconds: number): string {
     ['perplexity', `${r.ppl.toFixed(4)}  (mean NLL ${r.nll.toFixed(4)} nats over ${count(r.targets)} targets)`],
     ['speed', `${count(Math.round(r.tokens / r.seconds))} tokens/s on ${r.provider} (forward passes, ${r.seconds.toFixed(2)} s)`],
     ['time', `${seconds.toFixed(2)} s in all, loading and tokenizing included`],
-    ['peak memory', `${r.peakRssMb.toFixed(0)} MiB resident`],
+    ['peak memory', `${r.peakRssMb.toFixed(0)} MiB resident, ${r.predictedPeakMb.toFixed(0)} MiB predicted`],
   ]);
 }

@@ -174,6 +174,7 @@ function pruneJson(r: PruneRecord): Record<string, unknown> {
     seconds: r.seconds.total,
     prune_seconds: r.seconds.prune,
     peak_rss_mb: r.peakRssMb,
+    predicted_peak_mb: r.predictedPeakMb ?? null,
   };
 }
 
@@ -189,6 +190,6 @@ function formatPrune(r: PruneRecord): string {
     ['sparsity', `${pct(r.measured.sparsity)} of the pruned linears, ${pct(r.measured.modelSparsity)} of all parameters`],
     ['per block', r.layers.map((l) => pct(l.sparsity)).join(' ')],
     ['time', `pruning ${r.seconds.prune.toFixed(1)} s, whole run ${r.seconds.total.toFixed(1)} s (loading and tokenizing included)`],
-    ['peak memory', `${r.peakRssMb.toFixed(0)} MiB resident`],
+    ['peak memory', `${r.peakRssMb.toFixed(0)} MiB resident${r.predictedPeakMb === undefined ? '' : `, ${r.predictedPeakMb.toFixed(0)} MiB predicted`}`],
   ]);
 }

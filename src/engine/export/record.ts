@@ -44,6 +44,8 @@ export interface PruneRecord {
   layers: (LayerRecord & { sparsity: number })[];
   seconds: { total: number; prune: number };
   peakRssMb: number;
+  /** The peak predicted before the model was loaded (absent in records made before it was). */
+  predictedPeakMb?: number;
 }
 
 export interface RecordInputs {
@@ -60,6 +62,7 @@ export interface RecordInputs {
   layers: LayerRecord[];
   seconds: { total: number; prune: number };
   peakRssMb: number;
+  predictedPeakMb: number;
 }
 
 /** Builds the record, measuring sparsity from the weights as written, not as intended. */
@@ -110,5 +113,6 @@ export async function buildRecord(inputs: RecordInputs): Promise<PruneRecord> {
     layers,
     seconds: inputs.seconds,
     peakRssMb: inputs.peakRssMb,
+    predictedPeakMb: inputs.predictedPeakMb,
   };
 }

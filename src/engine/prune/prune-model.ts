@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { allocationNeedsCalibration, prepareAllocation, type AllocationRequest, type Allocator } from '../allocate/allocation';
@@ -14,12 +14,13 @@ import type { ResumeJournal } from '../export/resume-journal';
 import type { RuntimeSettings } from '../graph/session';
 import type { Checkpoint } from '../io/checkpoint';
 import { peakRssMb } from '../memory';
+import { evaluationWindowsAtMost, type MemoryJob } from '../memory-plan';
 import { blockTensorNames, checkTokenIds, linearWeightNames } from '../model/config';
 import type { RunControl } from '../progress';
 import { encodeText } from '../text/encode-text';
 import { readTextFile } from '../text/text-file';
-import { withModelSession } from '../model/model-session';
-import { methodOf, needsCalibration } from './methods';
+import { withModelSession, type MemoryRequest } from '../model/model-session';
+import { methodOf, needsCalibration, statisticOf } from './methods';
 import { checkCalibrationMemory, checkWritable, evaluateDense, finishJob, type EvaluationRequest, type EvaluationText } from './prune-job';
 import { pruneSequentially, type BlockProgress, type LayerRecord } from './sequential';
 import { checkSparsity, isTargeted, type PruneSpec } from './spec';
@@ -89,6 +90,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
   const allocation = options.allocation ?? { kind: 'uniform' };
   checkPruneOptions(spec, allocation, options.calibration);
   const calibrated = needsCalibration(spec) || allocationNeedsCalibration(allocation);
+  const memory: MemoryRequest = { job: () => memoryJob(options, allocation, calibrated), onProgress: options.onProgress };
   return withModelSession(options.model, options.runtime, async (session) => {
     const { checkpoint, tokenizer } = session;
     const cfg = checkpoint.config;
@@ -218,13 +220,31 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
               layers: result.layers,
               seconds: { total: (performance.now() - start) / 1000, prune: pruneSeconds },
               peakRssMb: peakRssMb(),
+              predictedPeakMb: session.memory!.peakBytes / 2 ** 20,
             }),
           report: reportFiles,
         },
         options,
       );
     });
-  });
+  }, memory);
+}
+
+/** What the run will hold, from its options alone (the evaluation text's size bounds its windows). */
+function memoryJob(options: PruneModelOptions, allocation: AllocationRequest, calibrated: boolean): MemoryJob {
+  const { spec, evaluation, calibration } = options;
+  const textBytes = evaluation ? (statSync(evaluation.file, { throwIfNoEntry: false })?.size ?? 0) : 0;
+  return {
+    evalWindows: evaluation ? evaluationWindowsAtMost(textBytes, evaluation.seqlen, evaluation.maxWindows) : 0,
+    evalSeqlen: evaluation?.seqlen ?? 0,
+    prune: {
+      statistic: statisticOf(spec),
+      nsamples: calibrated ? calibration!.nsamples : 0,
+      seqlen: calibrated ? calibration!.seqlen : 0,
+      admm: spec.method === 'alps' || spec.update !== undefined,
+      blockErrors: allocation.kind === 'besa',
+    },
+  };
 }
 
 /** The loop's state from the journal: the blocks done and the hidden states saved after the last of them. */

@@ -1,0 +1,183 @@
+import { PruneLensError } from './errors';
+import { batchPlan } from './evaluate/batching';
+import { blockTensorShapes, type ModelConfig } from './model/config';
+import type { Statistic } from './prune/methods/method';
+
+/*
+ * The peak resident memory of a run, predicted from the model's config and the run's settings before
+ * any weight is read, so a run that cannot fit is refused before it starts and the user is told which
+ * setting to change. The engine streams block by block, so the peak is the sum of what lives for the
+ * whole run (the runtime, the embeddings and LM head, the calibration hidden states) and of what one
+ * block needs at its largest. ORT keeps each session's largest working set in its arena after a run,
+ * so the working sets of the sessions a run opens add up rather than overlap.
+ */
+
+/** Node, ONNX Runtime, the bundled code and the tokenizer's worker: the measured peak of evaluating one short window of a model of a few kilobytes. */
+const RUNTIME_BYTES = 90 * 2 ** 20;
+/**
+ * Copies of the largest intermediates ORT's arena holds at its peak, measured rather than derived:
+ * the LM head's [tokens, vocab] logits, their shifted slice and log-probabilities, with the arena's
+ * rounding, come to about 4.5 (SmolLM-135M at seqlen 256 to 1024); the attention scores, masked
+ * scores and softmax to about 3.
+ */
+const HEAD_COPIES = 4.5;
+const SCORE_COPIES = 3;
+/**
+ * The per-token loss report's strings and arrays, per token of the evaluation's upper bound (one
+ * token per byte of text): measured about 64 MiB for the embedded model's 600 KB evaluation text.
+ */
+const TOKEN_LOSS_BYTES = 110;
+const F32 = 4;
+
+export interface MemoryJob {
+  /** Evaluation windows of `evalSeqlen` tokens that will run, or an upper bound (0: no evaluation). */
+  evalWindows: number;
+  evalSeqlen: number;
+  /** Unstructured pruning: what the method collects from calibration and the windows it runs. */
+  prune?: {
+    statistic: Statistic;
+    nsamples: number;
+    seqlen: number;
+    /** ADMM and ALPS keep several copies of each weight matrix while they iterate. */
+    admm: boolean;
+    /** BESA-style allocation keeps the dense block output to measure each candidate's error. */
+    blockErrors: boolean;
+  };
+}
+
+export interface MemoryPart {
+  what: string;
+  bytes: number;
+}
+
+export interface MemoryPrediction {
+  peakBytes: number;
+  /** The largest parts first. */
+  parts: MemoryPart[];
+}
+
+/** `storedBytes`: bytes per element as the checkpoint stores them (a tensor is read whole, then decoded to float32). */
+export function predictPeakMemory(cfg: ModelConfig, storedBytes: number, job: MemoryJob): MemoryPrediction {
+  const d = cfg.hiddenSize;
+  const parts: MemoryPart[] = [{ what: 'runtime', bytes: RUNTIME_BYTES }];
+  const embedding = cfg.vocabSize * d;
+  parts.push({
+    what: cfg.tieWordEmbeddings ? 'embeddings (tied LM head)' : 'embeddings and LM head',
+    bytes: embedding * F32 * (cfg.tieWordEmbeddings ? 1 : 2) + embedding * storedBytes,
+  });
+
+  const shapes = [...blockTensorShapes(cfg).values()].map((s) => s.reduce((a, b) => a * b, 1));
+  const blockBytes = shapes.reduce((a, b) => a + b, 0) * F32;
+  const largestTensor = Math.max(...shapes) * F32;
+  // The block's float32 weights and the decoded tensor on its way in; a prune also holds each pruned copy until the block is written.
+  parts.push({ what: 'one decoder block', bytes: (job.prune ? 2 : 1) * blockBytes + largestTensor });
+
+  if (job.evalWindows > 0) {
+    const plan = batchPlan(cfg, job.evalSeqlen, job.evalWindows);
+    const chunkWindows = Math.max(...plan.chunks.map((c) => c.windows));
+    parts.push({ what: 'evaluation hidden states', bytes: chunkWindows * job.evalSeqlen * d * F32 });
+    parts.push({ what: 'evaluation working set', bytes: blockRunBytes(cfg, plan.batchSize, job.evalSeqlen) + headRunBytes(cfg, plan.batchSize, job.evalSeqlen) });
+  }
+
+  const prune = job.prune;
+  if (prune && prune.nsamples > 0) {
+    const hidden = prune.nsamples * prune.seqlen * d * F32;
+    parts.push({ what: 'calibration hidden states', bytes: hidden * (prune.blockErrors ? 2 : 1) });
+    const batch = batchPlan(cfg, prune.seqlen, prune.nsamples, { chunkBytes: Infinity }).batchSize;
+    // Without an evaluation the plain block session still runs to move the calibration states on.
+    if (job.evalWindows === 0) parts.push({ what: 'calibration working set', bytes: blockRunBytes(cfg, batch, prune.seqlen) });
+    if (prune.statistic !== 'none') parts.push({ what: 'statistics pass working set', bytes: blockRunBytes(cfg, batch, prune.seqlen) + tapBytes(cfg, prune.statistic) });
+  }
+  if (prune) {
+    parts.push({ what: 'pruning one linear', bytes: methodBytes(cfg, prune.statistic, prune.admm) });
+    // A prune writes every evaluated token's dense and pruned loss, with its text, into its report.
+    if (job.evalWindows > 0) parts.push({ what: 'per-token losses', bytes: job.evalWindows * job.evalSeqlen * TOKEN_LOSS_BYTES });
+  }
+
+  parts.sort((a, b) => b.bytes - a.bytes);
+  return { peakBytes: parts.reduce((sum, p) => sum + p.bytes, 0), parts };
+}
+
+/**
+ * The largest tensors alive at once in one block run of `batch` windows: the residual stream and
+ * its norms, q, k and v, the attention scores and their softmax, and the MLP's gate, up and product.
+ */
+function blockRunBytes(cfg: ModelConfig, batch: number, seqlen: number): number {
+  const tokens = batch * seqlen;
+  const qkv = (cfg.numHeads + 2 * cfg.numKvHeads) * cfg.headDim;
+  const perToken = 6 * cfg.hiddenSize + qkv + 3 * cfg.intermediateSize;
+  return F32 * (tokens * perToken + SCORE_COPIES * batch * cfg.numHeads * seqlen * seqlen);
+}
+
+/** The LM head's logits and log-probabilities for one batch. */
+function headRunBytes(cfg: ModelConfig, batch: number, seqlen: number): number {
+  return HEAD_COPIES * F32 * batch * seqlen * cfg.vocabSize;
+}
+
+/** What the taps return per batch and their float64 running sums (Gram matrices for SparseGPT and the ADMM family). */
+function tapBytes(cfg: ModelConfig, statistic: Statistic): number {
+  const widths = tapWidths(cfg);
+  const elements = statistic === 'gram' ? widths.reduce((a, w) => a + w * w, 0) : widths.reduce((a, w) => a + w, 0);
+  // Per batch output (float32), the running sum (float64) and the scaled statistic handed to the method (float32).
+  return elements * (F32 + 8 + F32);
+}
+
+function tapWidths(cfg: ModelConfig): number[] {
+  return [cfg.hiddenSize, cfg.numHeads * cfg.headDim, cfg.hiddenSize, cfg.intermediateSize];
+}
+
+/** One linear at a time: its weight and mask, and for second-order methods the Hessian, its inverse and factor. */
+function methodBytes(cfg: ModelConfig, statistic: Statistic, admm: boolean): number {
+  const linears: [rows: number, cols: number][] = [
+    [(cfg.numHeads + 2 * cfg.numKvHeads) * cfg.headDim, cfg.hiddenSize],
+    [cfg.hiddenSize, cfg.numHeads * cfg.headDim],
+    [cfg.intermediateSize, cfg.hiddenSize],
+    [cfg.hiddenSize, cfg.intermediateSize],
+  ];
+  return Math.max(
+    ...linears.map(([rows, cols]) => {
+      const weights = rows * cols * F32 * (admm ? 6 : 3);
+      return weights + (statistic === 'gram' ? 4 * cols * cols * F32 : 0);
+    }),
+  );
+}
+
+export function formatBytes(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+}
+
+/** One line for the user: the predicted peak and its two largest parts. */
+export function describePrediction(p: MemoryPrediction): string {
+  const largest = p.parts.slice(0, 2).map((part) => `${part.what} ${formatBytes(part.bytes)}`);
+  return `predicted peak memory ${formatBytes(p.peakBytes)} (${largest.join(', ')})`;
+}
+
+/**
+ * Refuses a run whose predicted peak exceeds the memory available now, before any work, naming the
+ * settings that shrink the largest part. `available` is the kernel's estimate of what can be had
+ * without swapping (MemAvailable).
+ */
+export function checkMemoryFits(p: MemoryPrediction, available: number): void {
+  if (p.peakBytes <= available) return;
+  const largest = p.parts[0]!;
+  const advice: Record<string, string> = {
+    'calibration hidden states': 'use fewer calibration windows (--nsamples) or a shorter --seqlen',
+    'evaluation hidden states': 'evaluate fewer windows (--max-windows) or use a shorter --seqlen',
+    'evaluation working set': 'use a shorter --seqlen',
+    'statistics pass working set': 'use a shorter --seqlen',
+    'calibration working set': 'use a shorter --seqlen',
+  };
+  const fix = advice[largest.what] ?? 'free memory, or run on a machine with more memory: the model itself needs it';
+  throw new PruneLensError(
+    'memory',
+    `this run needs about ${formatBytes(p.peakBytes)} at its peak (${p.parts.map((part) => `${part.what} ${formatBytes(part.bytes)}`).join(', ')}), but ${formatBytes(available)} is available; ${fix}`,
+  );
+}
+
+/**
+ * Evaluation windows a text can give before it is tokenized: `maxWindows` when set, else an upper
+ * bound, as no tokenizer the engine reads makes more tokens than the text has bytes.
+ */
+export function evaluationWindowsAtMost(textBytes: number, seqlen: number, maxWindows: number | undefined): number {
+  return Math.min(Math.floor(textBytes / seqlen), maxWindows ?? Infinity);
+}
