@@ -58,7 +58,7 @@ async function referenceGap(dir: string, reference: (typeof FAMILY_CASES)[string
   const runner = await DecoderRunner.create(checkpoint, runtime);
   try {
     const hidden = new Float32Array(ids.length * runner.config.hiddenSize);
-    runner.embed(ids, hidden);
+    await runner.embed(ids, hidden, ids.length);
     let h: Float32Array = hidden;
     for (let layer = 0; layer < runner.config.numLayers; layer++) [h] = (await runner.block.run(runner.block.feeds(await checkpoint.readBlock(layer), layer), h, 1, ids.length)) as [Float32Array];
     const logits = await runner.logits(h, 1, ids.length);
