@@ -87,7 +87,7 @@ function familyFeatures(cfg: ModelConfig): string[] {
   const ropes = new Set(arch.layers.map((l) => l.rope.type));
   const scaled = [...ropes].filter((t) => t !== 'default');
   if (scaled.length > 0) features.push(`rope scaling: ${scaled.join(', ')}`);
-  if (arch.rotaryDim !== cfg.headDim) features.push(`partial rotary: ${arch.rotaryDim} of ${cfg.headDim} dimensions`);
+  if (arch.rotaryDim > 0 && arch.rotaryDim !== cfg.headDim) features.push(`partial rotary: ${arch.rotaryDim} of ${cfg.headDim} dimensions`);
   const sliding = arch.layers.filter((l) => l.window !== undefined);
   if (sliding.length > 0) features.push(`sliding window ${sliding[0]!.window} on ${sliding.length} of ${cfg.numLayers} layers`);
   if (new Set(arch.layers.map((l) => JSON.stringify(l.rope))).size > 1) features.push('per-layer rotary bases (local and global layers)');
