@@ -58,7 +58,10 @@ export function describeModel(checkpoint: Checkpoint): ModelSummary {
     files: checkpoint.files,
     layerPrefix: layerPrefix(cfg, 0),
     linearTensors: linearTensors(cfg),
-    norms: [...blockTensorShapes(cfg)].filter(([name]) => name.endsWith('norm.weight')).map(([name, shape]) => ({ name: name.slice(0, -'.weight'.length), width: shape[0]! })),
+    norms: [...blockTensorShapes(cfg)].filter(([name]) => name.endsWith('norm.weight')).map(([name, shape]) => {
+      const module = name.slice(0, -'.weight'.length);
+      return { name: cfg.arch.names.renames[module] ?? module, width: shape[0]! };
+    }),
     features: familyFeatures(cfg),
     activation: cfg.arch.activation,
     gated: cfg.arch.gated,

@@ -193,13 +193,15 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
     const [rows, columns] = linearShape(summary, linear);
     const t = pruned?.tensors[tensorName(layer, linear)];
     const { tensor, rows: [from, to], perHead, transposed } = summary.linearTensors[linear]!;
-    const fused = tensor !== linear ? tensor.slice(tensor.indexOf('.') + 1) : undefined;
+    const shared = Object.values(summary.linearTensors).filter((t) => t?.tensor === tensor).length > 1;
+    const fused = shared ? tensor.slice(tensor.indexOf('.') + 1) : undefined;
     // Loss, time and memory of this linear's pruning, where the record kept them.
     const cost = pruned?.layers.find((l) => l.layer === layer)?.linears?.[linear];
     return node({
       id: id(`L${layer}/${suffix}/${LINEAR_LABEL[linear]}`),
       kind: 'linear',
-      label: LINEAR_LABEL[linear],
+      // A renamed linear shows the family's own name (fc1, c_proj, dense_h_to_4h); a part of a fused one, the part's.
+      label: fused ? LINEAR_LABEL[linear] : tensor.slice(tensor.lastIndexOf('.') + 1),
       description: join([`${rows} × ${columns}`, fused && `in ${fused}`, `${count(rows * columns)} weights`, t && zeroShare(t.sparsity), cost && `loss ${formatLoss(cost.loss)}`]),
       tooltip: [
         tensorName(layer, linear),
