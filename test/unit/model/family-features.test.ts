@@ -159,6 +159,15 @@ describe('every feature, for every family', () => {
       const shapesOf = (dir: string) => [...loadF32Tensors(path.join(dir, 'model.safetensors'))].map(([name, t]) => `${name} [${t.shape.join(', ')}]`).sort();
       assert.deepEqual(shapesOf(out), shapesOf(model));
       assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')), config);
+      // The report's table has a column per stored linear of the family, each filled for every block.
+      const lines = fs.readFileSync(path.join(out, 'prunelens-report.md'), 'utf8').split('\n');
+      const header = lines.findIndex((l) => l.startsWith('| layer |'));
+      const table = lines.slice(header + 2, header + 2 + layers);
+      assert.equal(table.length, layers);
+      for (const row of table) {
+        const cells = row.split('|').slice(2, -3);
+        assert.ok(cells.length >= 4 && cells.every((cell) => /^ 50\.0% $/.test(cell)), row);
+      }
     });
 
     it(`${family}: SparseGPT 50% and 2:4 (Wanda) give the exact counts`, async () => {
