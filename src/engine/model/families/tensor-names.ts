@@ -36,7 +36,7 @@ export interface FusedLinear {
   perHead: boolean;
 }
 
-const LLAMA: TensorNames = {
+export const LLAMA_NAMES: TensorNames = {
   root: 'model.',
   otherRoots: [],
   layers: 'layers',
@@ -46,14 +46,12 @@ const LLAMA: TensorNames = {
   renames: {},
   fused: [],
   transposed: false,
-  buffers: ['self_attn.rotary_emb.inv_freq'],
+  buffers: [],
 };
-
-export const LLAMA_NAMES = LLAMA;
 
 /** Phi-3: q, k, v stacked in `qkv_proj`, gate and up in `gate_up_proj`, in the order its forward splits them. */
 export const PHI3_NAMES: TensorNames = {
-  ...LLAMA,
+  ...LLAMA_NAMES,
   fused: [
     { stored: 'self_attn.qkv_proj', parts: ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], perHead: false },
     { stored: 'mlp.gate_up_proj', parts: ['mlp.gate_proj', 'mlp.up_proj'], perHead: false },
