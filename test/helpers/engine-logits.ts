@@ -14,7 +14,7 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 export async function engineLogits(runner: DecoderRunner, checkpoint: Checkpoint, sequences: number[][]): Promise<Float32Array> {
   const seq = sequences[0]!.length;
   const hidden = new Float32Array(sequences.length * seq * runner.config.hiddenSize);
-  runner.embed(sequences.flat(), hidden);
+  await runner.embed(sequences.flat(), hidden, seq);
   let h: Float32Array = hidden;
   for (let layer = 0; layer < runner.config.numLayers; layer++) {
     [h] = (await runner.block.run(runner.block.feeds(await checkpoint.readBlock(layer), layer), h, sequences.length, seq)) as [Float32Array];

@@ -2,6 +2,9 @@ import { referenceLogits as llamaLogits, type RefConfig, type RefWeights } from 
 import { gemmaLogits } from '../reference/gemma-f64';
 import { phi3Logits } from '../reference/phi3-f64';
 import { qwen3Logits } from '../reference/qwen3-f64';
+import { gpt2Logits } from '../reference/gpt2-f64';
+import { optLogits } from '../reference/opt-f64';
+import { gptNeoxLogits } from '../reference/gpt-neox-f64';
 
 /**
  * Small configs of each supported family with the real config.json fields and every feature switched
@@ -10,7 +13,29 @@ import { qwen3Logits } from '../reference/qwen3-f64';
 export interface FamilyCase {
   config: Record<string, unknown>;
   reference: (config: Record<string, unknown>, w: RefWeights, ids: number[]) => Float64Array;
+  /** The checkpoint's names where they differ from the engine's default for the family (GPT-2 saved with `transformer.`, OPT's releases' `decoder.`). */
+  renameTensor?: (name: string) => string;
 }
+
+/** GPT-2 (124M)'s config fields scaled down; n_inner null means 4 × n_embd. */
+const GPT2 = {
+  architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', n_embd: 64, n_head: 4, n_layer: 2, n_inner: null, n_positions: 256, n_ctx: 256,
+  vocab_size: 300, layer_norm_epsilon: 1e-5, activation_function: 'gelu_new', scale_attn_weights: true, resid_pdrop: 0.1, embd_pdrop: 0.1, attn_pdrop: 0.1,
+};
+
+/** OPT-125m's config fields scaled down. */
+const OPT = {
+  architectures: ['OPTForCausalLM'], model_type: 'opt', hidden_size: 64, ffn_dim: 96, num_hidden_layers: 2, num_attention_heads: 4,
+  max_position_embeddings: 256, vocab_size: 300, word_embed_proj_dim: 64, do_layer_norm_before: true, activation_function: 'relu',
+  enable_bias: true, layer_norm_elementwise_affine: true, tie_word_embeddings: true, pad_token_id: 1, bos_token_id: 2, eos_token_id: 2,
+};
+
+/** Pythia-160m's config fields scaled down: head size 16, so rotary_pct 0.25 rotates 4 dimensions. */
+const NEOX = {
+  architectures: ['GPTNeoXForCausalLM'], model_type: 'gpt_neox', hidden_size: 64, intermediate_size: 256, num_hidden_layers: 2,
+  num_attention_heads: 4, max_position_embeddings: 256, vocab_size: 300, rotary_pct: 0.25, rotary_emb_base: 10000, use_parallel_residual: true,
+  hidden_act: 'gelu', layer_norm_eps: 1e-5, tie_word_embeddings: false, bos_token_id: 0, eos_token_id: 0,
+};
 
 const llama = (config: Record<string, unknown>, w: RefWeights, ids: number[]) => llamaLogits(config as unknown as RefConfig, w, ids);
 
@@ -137,5 +162,24 @@ export const FAMILY_CASES: Record<string, FamilyCase> = {
       max_position_embeddings: 2048, original_max_position_embeddings: 128, sliding_window: 64, hidden_act: 'silu', tie_word_embeddings: false,
     },
     reference: phi3Logits,
+  },
+  gpt2: { config: GPT2, reference: gpt2Logits },
+  // transformers saves GPT2LMHeadModel with the `transformer.` prefix the published checkpoint lacks.
+  'gpt2 (transformer. prefix, exact gelu, 3 layers)': {
+    config: { ...GPT2, n_layer: 3, n_inner: 80, activation_function: 'gelu' },
+    reference: gpt2Logits,
+    renameTensor: (name) => `transformer.${name}`,
+  },
+  opt: { config: OPT, reference: optLogits },
+  // OPT-350m: post-norm (no final LayerNorm), embeddings 32 wide projected in and out; released as OPTModel (`decoder.`).
+  'opt (350m: post-norm, project_in/out)': {
+    config: { ...OPT, num_hidden_layers: 3, word_embed_proj_dim: 32, do_layer_norm_before: false },
+    reference: optLogits,
+    renameTensor: (name) => name.replace(/^model\.decoder\./, 'decoder.'),
+  },
+  gpt_neox: { config: NEOX, reference: gptNeoxLogits },
+  'gpt_neox (sequential residual, rotary_pct 0.5)': {
+    config: { ...NEOX, num_hidden_layers: 3, use_parallel_residual: false, rotary_pct: 0.5, rotary_emb_base: 5000 },
+    reference: gptNeoxLogits,
   },
 };

@@ -15,6 +15,8 @@ import { after, before, describe, it } from 'node:test';
 import type { Llama } from 'node-llama-cpp';
 import { TextTokenizer } from '../../src/engine/text/tokenizer';
 import { llamaPerplexity, llamaTokenize, loadGguf, loadLlama } from '../../scripts/gguf-llama';
+import { FAMILY_CASES } from '../helpers/family-configs';
+import { writeTinyCheckpoint } from '../helpers/tiny-checkpoint';
 
 const SEQLEN = 256;
 const WINDOWS = Number(process.env.PRUNELENS_LLAMA_WINDOWS ?? 32);
@@ -79,6 +81,53 @@ describe(`GGUF export checked in llama.cpp (seqlen ${SEQLEN}, first ${WINDOWS} w
           assert.ok(gap < 0.005, `${type}: llama.cpp ${result.ppl} vs PruneLens ${ppl}`);
         } finally {
           await model.dispose();
+        }
+      }
+    });
+  }
+});
+
+/**
+ * GPT-2 and GPT-NeoX in llama.cpp's `gpt2` and `gptneox` architectures: random-weight checkpoints of
+ * each family's real config fields (with the embedded model's tokenizer), dense and Wanda 50%, scored
+ * by both on the same windows.
+ */
+describe(`GGUF export of GPT-2 and GPT-NeoX checked in llama.cpp (seqlen ${SEQLEN}, first ${WINDOWS} windows)`, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'prunelens-gguf-gpt-'));
+  let llama: Llama;
+  let ids: number[];
+  before(async () => {
+    llama = await loadLlama();
+    ids = Array.from((await TextTokenizer.load(MODEL)).encode(fs.readFileSync(TEXT, 'utf8')));
+  });
+  after(async () => {
+    await llama?.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const family of ['gpt2 (transformer. prefix, exact gelu, 3 layers)', 'gpt_neox', 'gpt_neox (sequential residual, rotary_pct 0.5)']) {
+    it(`${family}: dense and Wanda 50%, perplexity within 0.5% at F32 and F16`, async () => {
+      const { config, renameTensor } = FAMILY_CASES[family]!;
+      const source = path.join(dir, family.replace(/\W+/g, '-'));
+      await writeTinyCheckpoint(source, { ...config, vocab_size: 512 }, 7, renameTensor);
+      const dense = cli('eval', source, '--text', TEXT, '--seqlen', String(SEQLEN), '--max-windows', String(WINDOWS)).ppl as number;
+      const out = `${source}-wanda50`;
+      const wanda = cli('prune', source, '--method', 'wanda', '--sparsity', '0.5', '--eval', TEXT, '--seqlen', String(SEQLEN), '--max-windows', String(WINDOWS), '--out', out).ppl as number;
+      for (const [folder, ppl] of [[source, dense], [out, wanda]] as const) {
+        for (const type of ['f32', 'f16']) {
+          const file = `${folder}-${type}.gguf`;
+          cli('export', folder, '--format', 'gguf', '--type', type, '--out', file);
+          const model = await loadGguf(llama, file);
+          try {
+            assert.deepEqual(llamaTokenize(model, fs.readFileSync(TEXT, 'utf8')), ids, 'llama.cpp tokenizes the evaluation text differently');
+            const result = await llamaPerplexity(model, ids, SEQLEN, WINDOWS);
+            const gap = Math.abs(result.ppl / ppl - 1);
+            console.log(`${family} ${path.basename(folder)} ${type}: PruneLens ${ppl.toFixed(4)}, llama.cpp ${result.ppl.toFixed(4)} (${(gap * 100).toFixed(3)}%) over ${result.windows} windows`);
+            assert.equal(result.windows, WINDOWS);
+            assert.ok(gap < 0.005, `${type}: llama.cpp ${result.ppl} vs PruneLens ${ppl}`);
+          } finally {
+            await model.dispose();
+          }
         }
       }
     });

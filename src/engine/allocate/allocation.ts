@@ -1,7 +1,7 @@
 import { CalibrationActivations, TapSums } from '../calibrate/activations';
 import { LINEAR_INPUT, type TapPoint } from '../graph/decoder-block';
 import { BlockRunner } from '../model/block-runner';
-import { blockTensorShapes, layerPrefix, LINEARS, storedLinear, type LinearName } from '../model/config';
+import { blockLinears, blockTensorShapes, layerPrefix, LINEARS, storedLinear, type LinearName } from '../model/config';
 import { throwIfCancelled, type RunControl } from '../progress';
 import { pruneSequentially, type LinearRatios, type PruneContext, type SequentialOptions, type SequentialResult } from '../prune/sequential';
 import { isTargeted } from '../prune/spec';
@@ -134,7 +134,7 @@ async function outlierRatios(ctx: PruneContext, M: number, control: RunControl):
   const points: TapPoint[] = ['attn_in', 'o_in', 'mlp_in', 'down_in'];
   const tapRunner = await BlockRunner.create(cfg, ctx.runtime, points.map((point) => ({ point, reduce: 'sumsq' as const })));
   try {
-    const activations = CalibrationActivations.embed(runner, ctx.calibration!);
+    const activations = await CalibrationActivations.embed(runner, ctx.calibration!);
     const ratios: number[] = [];
     for (let layer = 0; layer < cfg.numLayers; layer++) {
       throwIfCancelled(control.signal);
@@ -145,7 +145,7 @@ async function outlierRatios(ctx: PruneContext, M: number, control: RunControl):
         taps.forEach((tap, i) => sums.add(points[i]!, tap));
       });
       const stats = sums.statistics('sumsq', ctx.calibration!.nsamples);
-      const linears = LINEARS.filter((l) => isTargeted(spec, `${layerPrefix(layer)}${storedLinear(cfg, l)}.weight`));
+      const linears = blockLinears(cfg).filter((l) => isTargeted(spec, `${layerPrefix(cfg, layer)}${storedLinear(cfg, l)}.weight`));
       const args = (l: LinearName) => {
         const [rows, cols] = shapes.get(`${l}.weight`)!;
         return [weights.get(`${l}.weight`)!, rows!, cols!, stats.get(LINEAR_INPUT[l])!] as const;

@@ -60,7 +60,8 @@ export interface Plan {
 /** Linear weights per block, by block-relative linear name. */
 export function linearSizes(cfg: ModelConfig): Record<LinearName, number> {
   const shapes = blockTensorShapes(cfg);
-  return Object.fromEntries(LINEARS.map((l) => [l, shapes.get(`${l}.weight`)!.reduce((a, b) => a * b, 1)])) as Record<LinearName, number>;
+  // A linear the family does not have (the gate of GPT-2, OPT, GPT-NeoX) holds no weights.
+  return Object.fromEntries(LINEARS.map((l) => [l, shapes.get(`${l}.weight`)?.reduce((a, b) => a * b, 1) ?? 0])) as Record<LinearName, number>;
 }
 
 /** The ratio a plan gives one linear of one block. */

@@ -18,11 +18,11 @@ export class CalibrationActivations {
     private readonly hiddenSize: number,
   ) {}
 
-  static embed(runner: DecoderRunner, calibration: CalibrationSet): CalibrationActivations {
+  static async embed(runner: DecoderRunner, calibration: CalibrationSet): Promise<CalibrationActivations> {
     const cfg = runner.config;
     runner.block.checkSequenceLength(calibration.seqlen);
     const hidden = new Float32Array(calibration.ids.length * cfg.hiddenSize);
-    runner.embed(calibration.ids, hidden);
+    await runner.embed(calibration.ids, hidden, calibration.seqlen);
     const batches = batchPlan(cfg, calibration.seqlen, calibration.nsamples, { chunkBytes: Infinity }).chunks[0]!.batches;
     return new CalibrationActivations(hidden, calibration, batches, cfg.hiddenSize);
   }

@@ -45,7 +45,7 @@ export async function generate(
   const start = performance.now();
   for (let seq = prompt.length; seq < total; seq++) {
     const hidden = new Float32Array(seq * d);
-    runner.embed(ids.subarray(0, seq), hidden);
+    await runner.embed(ids.subarray(0, seq), hidden, seq);
     for (const feeds of blocks) {
       throwIfCancelled(signal);
       const [out] = await runner.block.run(feeds, hidden, 1, seq);

@@ -72,7 +72,7 @@ export async function evaluatePerplexity(
 
   for (const chunk of plan.chunks) {
     const hidden = new Float32Array(chunk.windows * seqlen * d);
-    runner.embed(ids.subarray(chunk.first * seqlen, (chunk.first + chunk.windows) * seqlen), hidden);
+    await runner.embed(ids.subarray(chunk.first * seqlen, (chunk.first + chunk.windows) * seqlen), hidden, seqlen);
     for (let layer = 0; layer < cfg.numLayers; layer++) {
       throwIfCancelled(signal);
       const feeds = runner.block.feeds(await weights.readBlock(layer), layer);

@@ -3,7 +3,7 @@ import type { Plan } from '../allocate/plan';
 import type { CalibrationSet } from '../calibrate/calibration-data';
 import type { PerplexityResult } from '../evaluate/perplexity';
 import type { Checkpoint } from '../io/checkpoint';
-import { linearWeightNames, parameterCount } from '../model/config';
+import { layerPrefix, linearWeightNames, parameterCount } from '../model/config';
 import type { LayerRecord } from '../prune/sequential';
 import type { PruneSpec } from '../prune/spec';
 
@@ -84,7 +84,7 @@ export async function buildRecord(inputs: RecordInputs): Promise<PruneRecord> {
     }
   }
   const layers = inputs.layers.map((record) => {
-    const prefix = `model.layers.${record.layer}.`;
+    const prefix = layerPrefix(cfg, record.layer);
     const inLayer = Object.entries(tensors).filter(([name]) => name.startsWith(prefix));
     const numel = inLayer.reduce((n, [, t]) => n + t.shape[0]! * t.shape[1]!, 0);
     return { ...record, sparsity: inLayer.reduce((n, [, t]) => n + t.zeros, 0) / numel };

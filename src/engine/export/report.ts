@@ -78,7 +78,16 @@ export function renderStructuredReport(r: StructuredRecord, figures: readonly st
   return lines.join('\n');
 }
 
-const LINEAR_COLUMNS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+/** A stored block linear's layer and module (`model.layers.3.self_attn.q_proj.weight`, `h.3.attn.c_attn.weight`). */
+const BLOCK_LINEAR = /^(?:.*\.)?(?:layers|h)\.(\d+)\.(.+)\.weight$/;
+
+/** The table's columns: the stored linears of a block in the checkpoint's order (fused ones as stored), by their last name part. */
+function linearColumns(r: PruneRecord): { module: string; label: string }[] {
+  const modules = [...new Set(Object.keys(r.tensors).map((name) => BLOCK_LINEAR.exec(name)?.[2]).filter((m): m is string => m !== undefined))];
+  const last = (module: string) => module.slice(module.lastIndexOf('.') + 1);
+  // GPT-2 has attn.c_proj and mlp.c_proj: a name two modules share is written in full.
+  return modules.map((module) => ({ module, label: modules.filter((m) => last(m) === last(module)).length > 1 ? module : last(module) }));
+}
 
 /** The per-block error chart's data: what it measures, per block, with each block's breakdown for its tooltip. */
 export interface BlockErrors {
@@ -187,12 +196,15 @@ export function renderReport(r: PruneRecord, figures: readonly string[] = []): s
     '',
     ...(figures.includes(SPARSITY_FIGURE) ? [`![Measured sparsity per decoder block, with the plan's ratio marked](${SPARSITY_FIGURE})`, ''] : []),
     ...(figures.includes(ERROR_FIGURE) ? [`![${blockErrors(r)!.title}](${ERROR_FIGURE})`, ''] : []),
-    `| layer | ${LINEAR_COLUMNS.join(' | ')} | block | seconds |`,
-    `|---|${LINEAR_COLUMNS.map(() => '---|').join('')}---|---|`,
+    `| layer | ${linearColumns(r).map((c) => c.label).join(' | ')} | block | seconds |`,
+    `|---|${linearColumns(r).map(() => '---|').join('')}---|---|`,
   );
   for (const layer of r.layers) {
-    const cells = LINEAR_COLUMNS.map((linear) => {
-      const entry = Object.entries(r.tensors).find(([name]) => name.startsWith(`model.layers.${layer.layer}.`) && name.endsWith(`.${linear}.weight`));
+    const cells = linearColumns(r).map(({ module }) => {
+      const entry = Object.entries(r.tensors).find(([name]) => {
+        const m = BLOCK_LINEAR.exec(name);
+        return m !== null && Number(m[1]) === layer.layer && m[2] === module;
+      });
       return entry ? pct(entry[1].sparsity) : '';
     });
     lines.push(`| ${layer.layer} | ${cells.join(' | ')} | ${pct(layer.sparsity)} | ${formatSeconds(layer.seconds)} |`);

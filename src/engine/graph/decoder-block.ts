@@ -1,16 +1,16 @@
 import { blockTensorShapes, type LinearName, type ModelConfig } from '../model/config';
 import { GraphBuilder } from './onnx-builder';
-import { geluTanh, rmsNorm, softcap } from './ops';
+import { familyNorm, geluErf, geluTanh, softcap } from './ops';
 
 /**
  * One decoder block as an ONNX graph whose weights are graph inputs, not initializers: the same
  * session runs every layer, and pruned weights are fed in without rebuilding anything.
  *
  * Inputs: `hidden` [B, T, D]; `cos`, `sin` [T, rotary_dim] (rotary tables, rotate-half layout, for
- * the layer being run); `mask` [T, T] (additive causal mask, banded for sliding-window layers); then
+ * the layer being run; absent for families with learned positions); `mask` [T, T] (additive causal mask, banded for sliding-window layers); then
  * every block tensor under its block-relative Hugging Face name (`self_attn.q_proj.weight`, ...),
  * fused projections split. What the family changes (norms, activation, q/k norms, soft-capping,
- * partial rotary) comes from `cfg.arch`. Output: `hidden_out` [B, T, D], plus any taps.
+ * partial rotary, LayerNorm, parallel or post-norm residuals, an ungated MLP) comes from `cfg.arch`. Output: `hidden_out` [B, T, D], plus any taps.
  */
 
 /**
@@ -67,11 +67,11 @@ export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] 
   const group = heads / kvHeads;
   const arch = cfg.arch;
   const rd = arch.rotaryDim;
-  const norm = (value: string, weight: string): string => rmsNorm(g, value, weight, cfg.rmsNormEps, arch.norm);
+  const norm = (value: string, module: string): string => familyNorm(g, value, module, cfg.rmsNormEps, arch.norm);
 
   const hidden = g.input('hidden', 'float', ['batch', 'seq', d]);
-  const cos = g.input('cos', 'float', ['seq', rd]);
-  const sin = g.input('sin', 'float', ['seq', rd]);
+  const cos = rd > 0 ? g.input('cos', 'float', ['seq', rd]) : '';
+  const sin = rd > 0 ? g.input('sin', 'float', ['seq', rd]) : '';
   const mask = g.input('mask', 'float', ['seq', 'seq']);
   for (const [name, shape] of blockTensorShapes(cfg)) g.input(name, 'float', shape);
 
@@ -86,12 +86,14 @@ export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] 
   const reshapeTo = (value: string, tail: number[]): string =>
     g.op('Reshape', [value, g.op('Concat', [batchSeq, g.constInt64(tail)], { axis: 0 })]);
 
-  const attnIn = norm(x, 'input_layernorm.weight');
+  // OPT's post-norm layout (do_layer_norm_before false) feeds attention the residual stream itself.
+  const attnIn = arch.residual === 'post' ? x : norm(x, 'input_layernorm');
   tapValues.set('attn_in', attnIn);
 
   const half = rd / 2;
   const slice = (t: string, from: number, to: number): string => g.op('Slice', [t, g.constInt64([from]), g.constInt64([to]), g.constInt64([-1])]);
   const rotate = (t: string): string => {
+    if (rd === 0) return t;
     // Rotate-half rotary embedding (Hugging Face layout) on the first rotary_dim dimensions:
     // r*cos + concat(-r2, r1)*sin; the rest of the head (partial rotary) passes through.
     const r = rd === hd ? t : slice(t, 0, rd);
@@ -105,7 +107,7 @@ export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] 
     return g.op('Transpose', [headNorm ? norm(split, headNorm) : split], { perm: [0, 2, 1, 3] });
   };
 
-  const qkNorm = (which: 'q' | 'k') => (arch.qkNorm ? `self_attn.${which}_norm.weight` : undefined);
+  const qkNorm = (which: 'q' | 'k') => (arch.qkNorm ? `self_attn.${which}_norm` : undefined);
   // The query scale (head_dim^-½ or Gemma's query_pre_attn_scalar^-½) is applied to q after its norm and rotary.
   const q = g.op('Mul', [rotate(toHeads(linear(attnIn, 'self_attn.q_proj'), heads, qkNorm('q'))), g.constFloat(arch.queryScale)]);
   const k = rotate(toHeads(linear(attnIn, 'self_attn.k_proj'), kvHeads, qkNorm('k')));
@@ -126,18 +128,33 @@ export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] 
   tapValues.set('o_in', oIn);
   // Gemma 2/3 norm each half's output before the residual add ("sandwich"); there the pre-MLP norm
   // is pre_feedforward_layernorm and post_attention_layernorm is the attention output's norm.
+  // GPT-NeoX's parallel residual feeds the MLP the block input; OPT's post-norm norms each sum.
   const attnOut = linear(oIn, 'self_attn.o_proj');
-  const afterAttn = g.op('Add', [x, arch.sandwichNorms ? norm(attnOut, 'post_attention_layernorm.weight') : attnOut]);
+  const attnSum = g.op('Add', [x, arch.sandwichNorms ? norm(attnOut, 'post_attention_layernorm') : attnOut]);
+  const afterAttn = arch.residual === 'post' ? norm(attnSum, 'input_layernorm') : attnSum;
   tapValues.set('residual', afterAttn);
 
-  const mlpIn = norm(afterAttn, arch.sandwichNorms ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight');
+  const mlpIn =
+    arch.residual === 'post' ? afterAttn : norm(arch.residual === 'parallel' ? x : afterAttn, arch.sandwichNorms ? 'pre_feedforward_layernorm' : 'post_attention_layernorm');
   tapValues.set('mlp_in', mlpIn);
-  const gate = linear(mlpIn, 'mlp.gate_proj');
-  const activated = arch.activation === 'gelu_tanh' ? geluTanh(g, gate) : g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
-  const downIn = g.op('Mul', [activated, linear(mlpIn, 'mlp.up_proj')]);
+  const activate = (t: string): string => {
+    switch (arch.activation) {
+      case 'silu':
+        return g.op('Mul', [t, g.op('Sigmoid', [t])]);
+      case 'gelu_tanh':
+        return geluTanh(g, t);
+      case 'gelu':
+        return geluErf(g, t);
+      case 'relu':
+        return g.op('Relu', [t]);
+    }
+  };
+  const up = linear(mlpIn, 'mlp.up_proj');
+  const downIn = arch.gated ? g.op('Mul', [activate(linear(mlpIn, 'mlp.gate_proj')), up]) : activate(up);
   tapValues.set('down_in', downIn);
   const mlpOut = linear(downIn, 'mlp.down_proj');
-  const out = g.op('Add', [afterAttn, arch.sandwichNorms ? norm(mlpOut, 'post_feedforward_layernorm.weight') : mlpOut]);
+  const mlpSum = g.op('Add', [afterAttn, arch.sandwichNorms ? norm(mlpOut, 'post_feedforward_layernorm') : mlpOut]);
+  const out = arch.residual === 'post' ? norm(mlpSum, 'post_attention_layernorm') : mlpSum;
 
   g.output(g.op('Reshape', [out, g.op('Shape', [hidden])]), 'hidden_out', 'float', ['batch', 'seq', d]);
   for (const tap of taps) {

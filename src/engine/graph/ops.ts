@@ -11,6 +11,24 @@ export function rmsNorm(g: GraphBuilder, x: string, weight: string, eps: number,
   return g.op('Mul', [g.op('Mul', [x, inv]), scale]);
 }
 
+/** LayerNorm over the last axis as torch computes it: (x - mean) / sqrt(biased variance + eps) · weight + bias. */
+export function layerNorm(g: GraphBuilder, x: string, weight: string, bias: string, eps: number): string {
+  const centred = g.op('Sub', [x, g.op('ReduceMean', [x], { axes: [-1], keepdims: 1 })]);
+  const variance = g.op('ReduceMean', [g.op('Mul', [centred, centred])], { axes: [-1], keepdims: 1 });
+  const normed = g.op('Div', [centred, g.op('Sqrt', [g.op('Add', [variance, g.constFloat(eps)])])]);
+  return g.op('Add', [g.op('Mul', [normed, weight]), bias]);
+}
+
+/** The family's norm: RMSNorm (`rms`, `rms1p`) on `<module>.weight`, or LayerNorm on `<module>.weight` and `<module>.bias`. */
+export function familyNorm(g: GraphBuilder, x: string, module: string, eps: number, kind: 'rms' | 'rms1p' | 'layer'): string {
+  return kind === 'layer' ? layerNorm(g, x, `${module}.weight`, `${module}.bias`, eps) : rmsNorm(g, x, `${module}.weight`, eps, kind);
+}
+
+/** Exact GELU (torch's default, transformers' "gelu"): 0.5·x·(1 + erf(x/√2)). */
+export function geluErf(g: GraphBuilder, x: string): string {
+  return g.op('Mul', [g.op('Mul', [x, g.constFloat(0.5)]), g.op('Add', [g.op('Erf', [g.op('Mul', [x, g.constFloat(Math.SQRT1_2)])]), g.constFloat(1)])]);
+}
+
 /** c · tanh(x / c): Gemma 2's soft-capping of attention and final logits. */
 export function softcap(g: GraphBuilder, x: string, cap: number): string {
   return g.op('Mul', [g.op('Tanh', [g.op('Div', [x, g.constFloat(cap)])]), g.constFloat(cap)]);

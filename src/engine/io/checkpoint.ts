@@ -8,6 +8,7 @@ import {
   blockTensorShapes,
   storedBlockShapes,
   parseModelConfig,
+  withStoredRoot,
   type ModelConfig,
 } from '../model/config';
 import { toLogicalBlock } from '../model/families/fused';
@@ -62,7 +63,7 @@ export class Checkpoint {
     return Checkpoint.assemble(dir, config, configPath, readers);
   }
 
-  private static async assemble(dir: string, config: ModelConfig, configPath: string, readers: SafetensorsReader[]): Promise<Checkpoint> {
+  private static async assemble(dir: string, parsed: ModelConfig, configPath: string, readers: SafetensorsReader[]): Promise<Checkpoint> {
     try {
       const tensors = new Map<string, Located>();
       for (const reader of readers) {
@@ -74,6 +75,7 @@ export class Checkpoint {
           tensors.set(entry.name, { reader, entry });
         }
       }
+      const config = withStoredRoot(parsed, (name) => tensors.has(name));
       checkAgainstConfig(config, tensors, configPath);
       return new Checkpoint(dir, config, readers, tensors);
     } catch (err) {
@@ -138,7 +140,7 @@ export class Checkpoint {
   /** One decoder block's tensors, keyed by block-relative name (`self_attn.q_proj.weight`), fused projections split. */
   async readBlock(layer: number): Promise<Map<string, Float32Array>> {
     const block = new Map<string, Float32Array>();
-    for (const name of storedBlockShapes(this.config).keys()) block.set(name, await this.readF32(layerPrefix(layer) + name));
+    for (const name of storedBlockShapes(this.config).keys()) block.set(name, await this.readF32(layerPrefix(this.config, layer) + name));
     return toLogicalBlock(this.config, block, blockTensorShapes(this.config));
   }
 

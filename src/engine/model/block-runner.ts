@@ -9,11 +9,8 @@ export interface BlockWeightSource {
   readBlock(layer: number): Promise<Map<string, Float32Array>>;
 }
 
-interface PositionFeeds {
-  cos: Feeds[string];
-  sin: Feeds[string];
-  mask: Feeds[string];
-}
+/** The layer's mask, and its rotary tables where the family rotates. */
+type PositionFeeds = Feeds;
 
 /** One layer's weights as graph inputs; the layer picks its rotary tables and mask. */
 export interface BlockFeeds {
@@ -67,7 +64,7 @@ export class BlockRunner {
     const pos = this.positionFeeds(feeds.layer, seq);
     const outputs = ['hidden_out', ...this.taps.map(tapOutputName)];
     return this.session.run(
-      { ...feeds.weights, hidden: floatTensor(hidden, [batch, seq, this.config.hiddenSize]), cos: pos.cos, sin: pos.sin, mask: pos.mask },
+      { ...feeds.weights, ...pos, hidden: floatTensor(hidden, [batch, seq, this.config.hiddenSize]) },
       outputs,
     );
   }
@@ -77,7 +74,7 @@ export class BlockRunner {
   }
 
   /**
-   * The layer's rotary tables (computed in float64, like the reference) and its mask: causal, and
+   * The layer's rotary tables (computed in float64, like the reference; none with learned positions) and its mask: causal, and
    * for a sliding-window layer also blind to keys `window` or more positions back. Cached per kind and length.
    */
   private positionFeeds(layer: number, seq: number): PositionFeeds {
@@ -86,14 +83,18 @@ export class BlockRunner {
     if (!feeds) {
       const attention = this.config.arch.layers[layer]!;
       const rd = this.config.arch.rotaryDim;
-      const { cos, sin } = ropeTables(attention.rope, rd, seq);
       // Large-negative rather than -Infinity: some GPU softmax kernels turn inf - inf into NaN.
       const mask = new Float32Array(seq * seq);
       for (let i = 0; i < seq; i++) {
         mask.fill(-3.0e38, i * seq + i + 1, (i + 1) * seq);
         if (attention.window !== undefined && i - attention.window >= 0) mask.fill(-3.0e38, i * seq, i * seq + i - attention.window + 1);
       }
-      feeds = { cos: floatTensor(cos, [seq, rd]), sin: floatTensor(sin, [seq, rd]), mask: floatTensor(mask, [seq, seq]) };
+      feeds = { mask: floatTensor(mask, [seq, seq]) };
+      if (rd > 0) {
+        const { cos, sin } = ropeTables(attention.rope, rd, seq);
+        feeds.cos = floatTensor(cos, [seq, rd]);
+        feeds.sin = floatTensor(sin, [seq, rd]);
+      }
       this.positions.set(key, feeds);
     }
     return feeds;

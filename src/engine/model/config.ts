@@ -1,6 +1,7 @@
 import { PruneLensError } from '../errors';
-import { FAMILIES, TIED_BY_DEFAULT, type FamilySpec } from './families/architecture';
-import { FUSED_LINEARS } from './families/fused';
+import { CONFIG_KEYS, FAMILIES, TIED_BY_DEFAULT, type FamilySpec } from './families/architecture';
+import { storedShapes } from './families/fused';
+import { storedModule, topName } from './families/tensor-names';
 
 /**
  * The decoder families the engine can build. They share one graph; they differ only in which linears
@@ -36,7 +37,13 @@ const ARCHITECTURES: Record<string, Architecture> = {
   gemma2: { biasedLinears: (raw) => (raw.attention_bias === true ? ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] : []) },
   gemma3_text: { biasedLinears: (raw) => (raw.attention_bias === true ? ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] : []) },
   phi3: { biasedLinears: () => [] },
+  gpt2: { biasedLinears: () => UNGATED },
+  opt: { biasedLinears: (raw) => (raw.enable_bias === false ? [] : UNGATED) },
+  gpt_neox: { biasedLinears: (raw) => (raw.attention_bias === false ? ['mlp.up_proj', 'mlp.down_proj'] : UNGATED) },
 };
+
+/** The linears of a block without a gate (GPT-2, OPT, GPT-NeoX), all of which carry a bias there. */
+const UNGATED = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.up_proj', 'mlp.down_proj'] as const;
 
 export const SUPPORTED_MODEL_TYPES = Object.keys(ARCHITECTURES);
 
@@ -75,14 +82,18 @@ export function parseModelConfig(raw: unknown, where: string): ModelConfig {
       where,
     );
   }
-  const int = (key: string, fallback?: number): number => {
+  // The family's own key where it does not use Llama's (GPT-2's n_embd, OPT's ffn_dim), named so in every message.
+  const keyOf = (key: string): string => CONFIG_KEYS[modelType]?.[key] ?? key;
+  const int = (name: string, fallback?: number): number => {
+    const key = keyOf(name);
     const v = cfg[key] ?? fallback;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
       throw new PruneLensError('config', `"${key}" must be a positive integer, got ${JSON.stringify(v ?? null)}`, where);
     }
     return v;
   };
-  const num = (key: string, fallback: number): number => {
+  const num = (name: string, fallback: number): number => {
+    const key = keyOf(name);
     const v = cfg[key] ?? fallback;
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
       throw new PruneLensError('config', `"${key}" must be a positive number, got ${JSON.stringify(v)}`, where);
@@ -101,12 +112,13 @@ export function parseModelConfig(raw: unknown, where: string): ModelConfig {
     );
   }
   if (cfg.head_dim === undefined && hiddenSize % numHeads !== 0) {
-    throw new PruneLensError('config', `hidden_size (${hiddenSize}) is not divisible by num_attention_heads (${numHeads})`, where);
+    throw new PruneLensError('config', `${keyOf('hidden_size')} (${hiddenSize}) is not divisible by ${keyOf('num_attention_heads')} (${numHeads})`, where);
   }
   const headDim = int('head_dim', hiddenSize / numHeads);
   if (headDim % 2 !== 0) throw new PruneLensError('config', `head_dim (${headDim}) must be even for rotary embeddings`, where);
   const numLayers = int('num_hidden_layers');
-  const intermediateSize = int('intermediate_size');
+  // GPT-2's n_inner is null in its released configs: 4 × n_embd, as GPT2MLP sizes it.
+  const intermediateSize = int('intermediate_size', modelType === 'gpt2' ? 4 * hiddenSize : undefined);
   const vocabSize = int('vocab_size');
   // Bounds first: a family builds per-layer tables, which an absurd layer count must never reach.
   checkSizeBounds({ hiddenSize, intermediateSize, numLayers, numHeads, headDim, vocabSize }, where);
@@ -122,7 +134,8 @@ export function parseModelConfig(raw: unknown, where: string): ModelConfig {
     numKvHeads,
     headDim,
     vocabSize,
-    rmsNormEps: num('rms_norm_eps', 1e-6),
+    // LayerNorm families default to torch's 1e-5 (OPT has no field for it).
+    rmsNormEps: num('rms_norm_eps', arch.norm === 'layer' ? 1e-5 : 1e-6),
     ropeTheta,
     // Absent, it takes the family's default, as transformers' config classes do (Gemma ties, Llama does not).
     tieWordEmbeddings: typeof cfg.tie_word_embeddings === 'boolean' ? cfg.tie_word_embeddings : TIED_BY_DEFAULT.has(modelType),
@@ -172,8 +185,15 @@ export function checkTokenIds(ids: Int32Array, cfg: ModelConfig, where: string):
   }
 }
 
-export function layerPrefix(layer: number): string {
-  return `model.layers.${layer}.`;
+/** The stored name prefix of layer `layer`'s tensors (`model.layers.3.`, `h.3.`, `gpt_neox.layers.3.`). */
+export function layerPrefix(cfg: Pick<ModelConfig, 'arch'>, layer: number): string {
+  const { names } = cfg.arch;
+  return `${names.root}${names.layers}.${layer}.`;
+}
+
+/** The linears a block of this family holds (no gate in GPT-2, OPT and GPT-NeoX), in LINEARS order. */
+export function blockLinears(cfg: Pick<ModelConfig, 'arch'>): LinearName[] {
+  return LINEARS.filter((l) => cfg.arch.gated || l !== 'mlp.gate_proj');
 }
 
 /** [out, in] of every linear in a decoder block, from the widths alone (the model tree reads a summary, not a config). */
@@ -204,6 +224,10 @@ export function blockTensorShapes(cfg: ModelConfig): Map<string, number[]> {
     ['input_layernorm.weight', [d]],
     ['post_attention_layernorm.weight', [d]],
   ]);
+  if (cfg.arch.norm === 'layer') {
+    shapes.set('input_layernorm.bias', [d]);
+    shapes.set('post_attention_layernorm.bias', [d]);
+  }
   if (cfg.arch.sandwichNorms) {
     shapes.set('pre_feedforward_layernorm.weight', [d]);
     shapes.set('post_feedforward_layernorm.weight', [d]);
@@ -212,69 +236,82 @@ export function blockTensorShapes(cfg: ModelConfig): Map<string, number[]> {
     shapes.set('self_attn.q_norm.weight', [cfg.headDim]);
     shapes.set('self_attn.k_norm.weight', [cfg.headDim]);
   }
-  for (const name of LINEARS) {
+  for (const name of blockLinears(cfg)) {
     shapes.set(`${name}.weight`, shapesOfLinears[name]);
     if (cfg.biasedLinears.has(name)) shapes.set(`${name}.bias`, [shapesOfLinears[name][0]]);
   }
   return shapes;
 }
 
-/** The block's tensors as the checkpoint stores them: fused projections as one tensor each. */
+/** The block's tensors as the checkpoint stores them: fused projections as one tensor each, renamed, transposed. */
 export function storedBlockShapes(cfg: ModelConfig): Map<string, number[]> {
-  const logical = blockTensorShapes(cfg);
-  if (!cfg.arch.fused) return logical;
-  const shapes = new Map<string, number[]>();
-  for (const [name, shape] of logical) {
-    const dot = name.lastIndexOf('.');
-    const fused = Object.entries(FUSED_LINEARS).find(([, parts]) => (parts as readonly string[]).includes(name.slice(0, dot)));
-    if (!fused) {
-      shapes.set(name, shape);
-      continue;
-    }
-    const stored = `${fused[0]}${name.slice(dot)}`;
-    const previous = shapes.get(stored);
-    shapes.set(stored, previous ? [previous[0]! + shape[0]!, ...shape.slice(1)] : [...shape]);
-  }
-  return shapes;
+  return storedShapes(cfg, blockTensorShapes(cfg));
 }
 
 /** Every tensor the checkpoint must hold for this config, with its shape. */
 export function expectedTensorShapes(cfg: ModelConfig): Map<string, number[]> {
-  const shapes = new Map<string, number[]>([['model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize]]]);
+  const { names, projection, positionOffset, finalNorm, norm } = cfg.arch;
+  const d = cfg.hiddenSize;
+  const embedWidth = projection ?? d;
+  const shapes = new Map<string, number[]>([[topName(names, names.embed), [cfg.vocabSize, embedWidth]]]);
+  if (positionOffset !== undefined) shapes.set(topName(names, names.positions!), [cfg.maxPositionEmbeddings + positionOffset, d]);
+  if (projection !== undefined) shapes.set(topName(names, names.projectIn!), [d, projection]);
   const block = storedBlockShapes(cfg);
   for (let l = 0; l < cfg.numLayers; l++) {
-    for (const [name, shape] of block) shapes.set(layerPrefix(l) + name, shape);
+    for (const [name, shape] of block) shapes.set(layerPrefix(cfg, l) + name, shape);
   }
-  shapes.set('model.norm.weight', [cfg.hiddenSize]);
-  if (!cfg.tieWordEmbeddings) shapes.set('lm_head.weight', [cfg.vocabSize, cfg.hiddenSize]);
+  if (finalNorm) {
+    shapes.set(topName(names, names.finalNorm), [d]);
+    if (norm === 'layer') shapes.set(topName(names, names.finalNorm, 'bias'), [d]);
+  }
+  if (projection !== undefined) shapes.set(topName(names, names.projectOut!), [projection, d]);
+  if (!cfg.tieWordEmbeddings) shapes.set(`${names.lmHead}.weight`, [cfg.vocabSize, embedWidth]);
   return shapes;
 }
 
 /** Full names of every tensor the decoder blocks hold, layer by layer. */
 export function blockTensorNames(cfg: ModelConfig): string[] {
   const block = [...storedBlockShapes(cfg).keys()];
-  return Array.from({ length: cfg.numLayers }, (_, l) => block.map((name) => layerPrefix(l) + name)).flat();
+  return Array.from({ length: cfg.numLayers }, (_, l) => block.map((name) => layerPrefix(cfg, l) + name)).flat();
 }
 
-/** The block-relative name of the stored tensor that holds `linear`'s weight (`self_attn.qkv_proj` for q in Phi-3). */
-export function storedLinear(cfg: ModelConfig, linear: LinearName): string {
-  if (!cfg.arch.fused) return linear;
-  return Object.entries(FUSED_LINEARS).find(([, parts]) => (parts as readonly string[]).includes(linear))?.[0] ?? linear;
+/** The block-relative name of the stored tensor that holds `linear`'s weight (`self_attn.qkv_proj` for q in Phi-3, `attn.c_attn` in GPT-2). */
+export function storedLinear(cfg: Pick<ModelConfig, 'arch'>, linear: LinearName): string {
+  return storedModule(cfg.arch.names, linear);
 }
 
 /** Full names of every linear weight tensor in the decoder blocks, as stored: the candidates for pruning. */
 export function linearWeightNames(cfg: ModelConfig): string[] {
-  const stored = [...new Set(LINEARS.map((linear) => storedLinear(cfg, linear)))];
-  return Array.from({ length: cfg.numLayers }, (_, l) => stored.map((linear) => `${layerPrefix(l)}${linear}.weight`)).flat();
+  const stored = [...new Set(blockLinears(cfg).map((linear) => storedLinear(cfg, linear)))];
+  return Array.from({ length: cfg.numLayers }, (_, l) => stored.map((linear) => `${layerPrefix(cfg, l)}${linear}.weight`)).flat();
 }
 
-/** Tensors some exporters save that carry nothing the graph needs (old rotary caches, a duplicate tied head). */
+/**
+ * Tensors some exporters save that carry nothing the graph needs: old rotary caches, a duplicate tied
+ * head, and per-block causal-mask buffers (GPT-2's `attn.bias`, GPT-NeoX's `attention.masked_bias`).
+ */
 export function isIgnorableTensor(cfg: ModelConfig, name: string): boolean {
-  return name.endsWith('.rotary_emb.inv_freq') || (cfg.tieWordEmbeddings && name === 'lm_head.weight');
+  const { names } = cfg.arch;
+  if (name.endsWith('.rotary_emb.inv_freq') || (cfg.tieWordEmbeddings && name === `${names.lmHead}.weight`)) return true;
+  const prefix = `${names.root}${names.layers}.`;
+  if (!name.startsWith(prefix)) return false;
+  const inBlock = name.slice(prefix.length).replace(/^\d+\./, '');
+  return names.buffers.includes(inBlock);
 }
 
 export function parameterCount(cfg: ModelConfig): number {
   let n = 0;
   for (const shape of expectedTensorShapes(cfg).values()) n += shape.reduce((a, b) => a * b, 1);
   return n;
+}
+
+/**
+ * The config with the tensor-name root the checkpoint actually uses: GPT-2 is published without
+ * `transformer.` but saved with it by transformers; OPT's releases use `decoder.`, not `model.decoder.`.
+ */
+export function withStoredRoot(cfg: ModelConfig, has: (name: string) => boolean): ModelConfig {
+  const { names } = cfg.arch;
+  if (has(topName(names, names.embed))) return cfg;
+  const root = names.otherRoots.find((r) => has(`${r}${names.embed}.weight`));
+  return root === undefined ? cfg : { ...cfg, arch: { ...cfg.arch, names: { ...names, root } } };
 }

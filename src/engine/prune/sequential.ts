@@ -8,7 +8,7 @@ import type { RuntimeSettings } from '../graph/session';
 import type { Checkpoint } from '../io/checkpoint';
 import type { OutputFolder } from '../export/output-folder';
 import { BlockRunner } from '../model/block-runner';
-import { blockTensorShapes, layerPrefix, LINEARS, storedLinear, type LinearName } from '../model/config';
+import { blockLinears, blockTensorShapes, layerPrefix, storedLinear, type LinearName } from '../model/config';
 import { toStoredBlock } from '../model/families/fused';
 import type { DecoderRunner } from '../model/decoder-runner';
 import { throwIfCancelled, type RunControl } from '../progress';
@@ -100,7 +100,7 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
   const shapes = blockTensorShapes(cfg);
   const statsRunner = calibration && reduce ? await BlockRunner.create(cfg, options.runtime, TAP_POINTS.map((point) => ({ point, reduce }))) : undefined;
   try {
-    const activations = calibration ? CalibrationActivations.embed(runner, calibration) : undefined;
+    const activations = calibration ? await CalibrationActivations.embed(runner, calibration) : undefined;
     const { resume } = options;
     if (activations && resume?.hidden) activations.hidden.set(resume.hidden);
     const errors: ErrorTable | undefined = ladder && activations ? { ratios: ladder, errors: [...(resume?.errors?.errors ?? [])], outputNorms: [...(resume?.errors?.outputNorms ?? [])], windows: 0 } : undefined;
@@ -110,9 +110,9 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
     for (let layer = layers.length; layer < cfg.numLayers; layer++) {
       throwIfCancelled(control.signal);
       const start = performance.now();
-      const prefix = layerPrefix(layer);
+      const prefix = layerPrefix(cfg, layer);
       const weights = await checkpoint.readBlock(layer);
-      const linears = LINEARS.filter((l) => isTargeted(spec, `${prefix}${storedLinear(cfg, l)}.weight`));
+      const linears = blockLinears(cfg).filter((l) => isTargeted(spec, `${prefix}${storedLinear(cfg, l)}.weight`));
       let stats: Map<TapPoint, Float32Array> | undefined;
       const prune = (linear: LinearName, ratio: number): Promise<Pruned> => {
         const [rows, cols] = shapes.get(`${linear}.weight`)!;
@@ -162,7 +162,7 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
           linearRecords[linear] = { loss, ms: performance.now() - linearStart, rssMb: process.memoryUsage().rss / 2 ** 20 };
         }
       }
-      if (output) for (const [name, values] of toStoredBlock(cfg, weights)) await output.write(prefix + name, values);
+      if (output) for (const [name, values] of toStoredBlock(cfg, weights, shapes)) await output.write(prefix + name, values);
       if (activations && layer < cfg.numLayers - 1) await activations.advance(runner.block, layer, weights, control.signal);
       layers.push({ layer, seconds: (performance.now() - start) / 1000, rssMb: process.memoryUsage().rss / 2 ** 20, ratios, linears: linearRecords });
       await options.onBlockDone?.({ layers, errors, hidden: activations && layer < cfg.numLayers - 1 ? activations.hidden : undefined });

@@ -64,7 +64,7 @@ export async function computeScores(session: ModelSession, calibration: Calibrat
   const group = heads / kvHeads;
   const tapRunner = await BlockRunner.create(cfg, session.runtime, TAPS);
   try {
-    const activations = CalibrationActivations.embed(runner, calibration);
+    const activations = await CalibrationActivations.embed(runner, calibration);
     const { seqlen, nsamples } = calibration;
     const tokens = nsamples * seqlen;
     const errorWindows = Math.min(ERROR_WINDOWS, nsamples);
@@ -166,7 +166,8 @@ function channelScores(
   d: number,
 ): LayerScores['channels'] {
   const down = weights.get('mlp.down_proj.weight')!;
-  const gate = weights.get('mlp.gate_proj.weight')!;
+  // Families without a gate (GPT-2, OPT, GPT-NeoX) score a channel by its up row alone.
+  const gate = weights.get('mlp.gate_proj.weight');
   const up = weights.get('mlp.up_proj.weight')!;
   const mlpNorm = Float64Array.from(sums.mlpSq, (v) => Math.sqrt(v / nsamples));
   const flap: number[] = [];
@@ -182,7 +183,7 @@ function channelScores(
       columnAbs += Math.abs(w);
     }
     let rows = 0;
-    for (let k = 0; k < d; k++) rows += (Math.abs(gate[j * d + k]!) + Math.abs(up[j * d + k]!)) * mlpNorm[k]!;
+    for (let k = 0; k < d; k++) rows += ((gate ? Math.abs(gate[j * d + k]!) : 0) + Math.abs(up[j * d + k]!)) * mlpNorm[k]!;
     flap.push(variance * column);
     wandaSp.push(columnAbs * Math.sqrt(sums.downSq[j]! / nsamples) + rows);
   }

@@ -35,7 +35,7 @@ export function unitSizes(cfg: ModelConfig): { group: number; channel: number; b
   const queries = cfg.numHeads / cfg.numKvHeads;
   const bias = (name: string) => (cfg.biasedLinears.has(name as never) ? 1 : 0);
   const group = queries * hd * (d + bias('self_attn.q_proj')) + hd * (2 * d + bias('self_attn.k_proj') + bias('self_attn.v_proj')) + queries * hd * d;
-  const channel = 3 * d + bias('mlp.gate_proj') + bias('mlp.up_proj');
+  const channel = (cfg.arch.gated ? 3 * d + bias('mlp.gate_proj') : 2 * d) + bias('mlp.up_proj');
   const block = parameterCount({ ...cfg, numLayers: 1 }) - parameterCount({ ...cfg, numLayers: 0 });
   return { group, channel, block };
 }

@@ -1,5 +1,5 @@
 import type { ModelConfig } from '../model/config';
-import { layerTypesFor } from '../model/families/architecture';
+import { CONFIG_KEYS, layerTypesFor } from '../model/families/architecture';
 
 /** What one decoder block keeps: whole key/value groups (each with its query heads) and MLP channels. */
 export interface BlockKeep {
@@ -77,6 +77,11 @@ function pick(values: Float32Array, keep: number[]): Float32Array {
  */
 export function shrunkConfig(cfg: ModelConfig, shape: { layers: readonly number[]; kvHeads: number; channels: number }): Record<string, unknown> {
   const group = cfg.numHeads / cfg.numKvHeads;
+  if (cfg.arch.headDimFromWidth) {
+    // GPT-2, OPT, GPT-NeoX: their own keys (n_layer, n_inner, ffn_dim); heads never change (see structured-prune.ts).
+    const key = (name: string): string => CONFIG_KEYS[cfg.modelType]?.[name] ?? name;
+    return { ...cfg.raw, [key('num_hidden_layers')]: shape.layers.length, [key('intermediate_size')]: shape.channels };
+  }
   return {
     ...cfg.raw,
     ...layerTypesFor(cfg.arch, shape.layers),

@@ -5,7 +5,7 @@ import { structuredReportFiles } from '../export/report';
 import type { RuntimeSettings } from '../graph/session';
 import { Checkpoint } from '../io/checkpoint';
 import { peakRssMb } from '../memory';
-import { blockTensorNames, expectedTensorShapes, layerPrefix, parameterCount, parseModelConfig, checkTokenIds } from '../model/config';
+import { type ModelConfig, blockTensorNames, blockTensorShapes, expectedTensorShapes, layerPrefix, parameterCount, parseModelConfig, checkTokenIds } from '../model/config';
 import type { RunControl } from '../progress';
 import { throwIfCancelled } from '../progress';
 import { withModelSession } from '../model/model-session';
@@ -83,6 +83,7 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
   return withModelSession(options.model, options.runtime, async (session) => {
     const { checkpoint, tokenizer } = session;
     const cfg = checkpoint.config;
+    refuseHeadRemoval(cfg, options);
     checkWritable(checkpoint);
     if (needsScores) checkCalibrationMemory(options.calibration!, cfg);
     const evalText = options.evaluation ? await readTextFile(options.evaluation.file) : undefined;
@@ -95,10 +96,13 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
     const scores = calibration ? await computeScores(session, calibration, options) : undefined;
     const chosen = selection ?? selectRemoval(cfg, scores, options.target!);
     const config = shrunkConfig(cfg, { layers: chosen.layers, kvHeads: chosen.kvHeads, channels: chosen.channels });
-    const newCfg = parseModelConfig(config, 'config.json');
+    // The output keeps the source's tensor names, whichever root its checkpoint uses (GPT-2 with or without `transformer.`).
+    const parsed = parseModelConfig(config, 'config.json');
+    const newCfg = { ...parsed, arch: { ...parsed.arch, names: cfg.arch.names } };
+    const blockPrefix = `${cfg.arch.names.root}${cfg.arch.names.layers}.`;
     const dtypeOf = (name: string): ReturnType<Checkpoint['entry']>['dtype'] => {
-      const source = name.replace(/^model\.layers\.(\d+)\./, (_, l: string) => layerPrefix(chosen.layers[Number(l)]!));
-      return checkpoint.entry(source).dtype;
+      const inBlock = name.startsWith(blockPrefix) ? /^(\d+)\.(.*)$/.exec(name.slice(blockPrefix.length)) : null;
+      return checkpoint.entry(inBlock ? layerPrefix(cfg, chosen.layers[Number(inBlock[1])]!) + inBlock[2]! : name).dtype;
     };
     const specs = [...expectedTensorShapes(newCfg)].map(([name, shape]) => ({ name, shape, dtype: dtypeOf(name) }));
     const inputs = [options.evaluation?.file, needsScores ? options.calibration!.file : undefined].filter((f): f is string => f !== undefined);
@@ -110,7 +114,7 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
       for (const [index, layer] of chosen.layers.entries()) {
         throwIfCancelled(options.signal);
         const weights = maskHeads(cfg, await checkpoint.readBlock(layer), masked.filter(([l]) => l === layer).map(([, h]) => h));
-        for (const [name, values] of toStoredBlock(cfg, shrinkBlock(cfg, weights, chosen.keep.get(layer)!))) await output.write(layerPrefix(index) + name, values);
+        for (const [name, values] of toStoredBlock(newCfg, shrinkBlock(cfg, weights, chosen.keep.get(layer)!), blockTensorShapes(newCfg))) await output.write(layerPrefix(newCfg, index) + name, values);
       }
       if (scores) await output.writeFile(SCORES_FILE, `${JSON.stringify(scores, null, 2)}\n`);
       const before = parameterCount(cfg);
@@ -153,6 +157,18 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
       );
     });
   });
+}
+
+/**
+ * Head removal needs a config with fewer heads of the same head size; GPT-2, OPT and GPT-NeoX derive
+ * the head size from hidden_size / heads and have no head_dim field, so their loaders could not read it.
+ */
+function refuseHeadRemoval(cfg: ModelConfig, options: StructuredPruneOptions): void {
+  if (!cfg.arch.headDimFromWidth || !options.target?.heads) return;
+  throw new PruneLensError(
+    'usage',
+    `${cfg.modelType} models cannot lose attention heads: their config.json has no head_dim (the loader computes it as hidden size / heads), so no config describes fewer heads of the same size; remove MLP channels or layers instead`,
+  );
 }
 
 /** An explicit list: named layers are cut out; named heads are zeroed (see StructuredRecord.removed.maskedHeads). */

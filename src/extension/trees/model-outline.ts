@@ -64,6 +64,7 @@ const LINEAR_LABEL: Record<LinearName, string> = {
   'mlp.up_proj': 'up_proj',
   'mlp.down_proj': 'down_proj',
 };
+const ACTIVATION_LABEL: Record<ModelSummary['activation'], string> = { silu: 'SiLU', gelu_tanh: 'tanh GELU', gelu: 'GELU', relu: 'ReLU' };
 const ATTENTION = LINEARS.filter((l) => l.startsWith('self_attn.'));
 const MLP = LINEARS.filter((l) => l.startsWith('mlp.'));
 
@@ -163,8 +164,11 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
   const keptSource = structured ? range(summary.layers + structured.removed.layers.length).filter((l) => !structured.removed.layers.includes(l)) : [];
   const zeroedHeads = new Set(structured?.removed.maskedHeads.map(([l, h]) => `${keptSource.indexOf(l)}.${h}`) ?? []);
 
-  // A fused projection (Phi-3) is one stored tensor holding several linears; the record measures stored tensors.
-  const tensorName = (layer: number, linear: LinearName): string => `model.layers.${layer}.${summary.linearTensors[linear].tensor}.weight`;
+  // A fused projection (Phi-3, GPT-2, GPT-NeoX) is one stored tensor holding several linears; the record measures stored tensors.
+  const tensorName = (layer: number, linear: LinearName): string => `${summary.layerPrefix.slice(0, -2)}${layer}.${summary.linearTensors[linear]!.tensor}.weight`;
+  // GPT-2, OPT and GPT-NeoX have no gate.
+  const attentionLinears = ATTENTION.filter((l) => summary.linearTensors[l]);
+  const mlpLinears = MLP.filter((l) => summary.linearTensors[l]);
   const sparsityOf = (layer: number, linears: readonly LinearName[]): number | undefined => {
     if (!pruned) return undefined;
     let zeros = 0;
@@ -188,18 +192,22 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
   const linearNode = (layer: number, linear: LinearName, suffix: string): OutlineNode => {
     const [rows, columns] = linearShape(summary, linear);
     const t = pruned?.tensors[tensorName(layer, linear)];
-    const { tensor, rows: [from, to] } = summary.linearTensors[linear];
-    const fused = tensor !== linear ? tensor.slice(tensor.indexOf('.') + 1) : undefined;
+    const { tensor, rows: [from, to], perHead, transposed } = summary.linearTensors[linear]!;
+    const shared = Object.values(summary.linearTensors).filter((t) => t?.tensor === tensor).length > 1;
+    const fused = shared ? tensor.slice(tensor.indexOf('.') + 1) : undefined;
     // Loss, time and memory of this linear's pruning, where the record kept them.
     const cost = pruned?.layers.find((l) => l.layer === layer)?.linears?.[linear];
     return node({
       id: id(`L${layer}/${suffix}/${LINEAR_LABEL[linear]}`),
       kind: 'linear',
-      label: LINEAR_LABEL[linear],
+      // A renamed linear shows the family's own name (fc1, c_proj, dense_h_to_4h); a part of a fused one, the part's.
+      label: fused ? LINEAR_LABEL[linear] : tensor.slice(tensor.lastIndexOf('.') + 1),
       description: join([`${rows} × ${columns}`, fused && `in ${fused}`, `${count(rows * columns)} weights`, t && zeroShare(t.sparsity), cost && `loss ${formatLoss(cost.loss)}`]),
       tooltip: [
         tensorName(layer, linear),
-        fused && `rows ${from}–${to - 1} of the fused ${fused}, stored as one tensor; pruned as a matrix of its own`,
+        fused && perHead && `${to - from} rows of the fused ${fused}, head by head ([q, k, v] of each head in turn); pruned as a matrix of its own`,
+        fused && !perHead && `${transposed ? 'columns' : 'rows'} ${from}–${to - 1} of the fused ${fused}, stored as one tensor; pruned as a matrix of its own`,
+        transposed && 'stored transposed, [in, out] (Conv1D)',
         `shape [${rows}, ${columns}], ${count(rows * columns)} weights`,
         t && `${count(t.zeros)} zeros (${formatPercent(t.sparsity)}${fused ? ` of ${fused}` : ''})${t.targeted ? '' : ', not targeted by the run'}`,
         cost && `layer loss ${formatLoss(cost.loss)}, pruned in ${formatMs(cost.ms)}, resident memory then ${cost.rssMb.toFixed(0)} MiB`,
@@ -257,9 +265,9 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
 
   const layerNode = (layer: number): OutlineNode => {
     const s = scores?.layers[layer];
-    const attentionSparsity = sparsityOf(layer, ATTENTION);
-    const mlpSparsity = sparsityOf(layer, MLP);
-    const layerSparsity = sparsityOf(layer, LINEARS);
+    const attentionSparsity = sparsityOf(layer, attentionLinears);
+    const mlpSparsity = sparsityOf(layer, mlpLinears);
+    const layerSparsity = sparsityOf(layer, [...attentionLinears, ...mlpLinears]);
     const flap = s && summarize(s.channels.flap);
     const wandaSp = s && summarize(s.channels.wandaSp);
     const measured = scores && (scores.measuredOn === 'source' ? `measured on the source's layer ${scores.sourceLayers[layer]} before removal` : undefined);
@@ -268,7 +276,7 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
         id: id(`L${layer}/attention`),
         kind: 'attention',
         label: 'Attention',
-        description: join([`${summary.heads} heads`, `${summary.kvHeads} KV`, `${count(weightsOf(ATTENTION))} weights`, attentionSparsity !== undefined && zeroShare(attentionSparsity), s && `BI ${influence(s.block.attentionInfluence)}`]),
+        description: join([`${summary.heads} heads`, `${summary.kvHeads} KV`, `${count(weightsOf(attentionLinears))} weights`, attentionSparsity !== undefined && zeroShare(attentionSparsity), s && `BI ${influence(s.block.attentionInfluence)}`]),
         tooltip: [
           `Self-attention of layer ${layer}: ${summary.heads} query heads, ${summary.kvHeads} key/value heads, head_dim ${summary.headDim}`,
           normsLine(true),
@@ -278,7 +286,7 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
         layer,
       },
       [
-        ...ATTENTION.map((l) => linearNode(layer, l, 'attention')),
+        ...attentionLinears.map((l) => linearNode(layer, l, 'attention')),
         node(
           {
             id: id(`L${layer}/heads`),
@@ -301,9 +309,9 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
         id: id(`L${layer}/mlp`),
         kind: 'mlp',
         label: 'MLP',
-        description: join([`${summary.intermediateSize} channels`, `${count(weightsOf(MLP))} weights`, mlpSparsity !== undefined && zeroShare(mlpSparsity), s && `BI ${influence(s.block.mlpInfluence)}`, flap && `FLAP median ${score(flap.median)}`]),
+        description: join([`${summary.intermediateSize} channels`, `${count(weightsOf(mlpLinears))} weights`, mlpSparsity !== undefined && zeroShare(mlpSparsity), s && `BI ${influence(s.block.mlpInfluence)}`, flap && `FLAP median ${score(flap.median)}`]),
         tooltip: [
-          `${summary.activation === 'gelu_tanh' ? 'GELU' : 'SiLU'}-gated MLP of layer ${layer}: ${summary.intermediateSize} channels`,
+          `${summary.gated ? `${summary.activation === 'gelu_tanh' ? 'GELU' : 'SiLU'}-gated MLP` : `MLP (${ACTIVATION_LABEL[summary.activation]}, no gate)`} of layer ${layer}: ${summary.intermediateSize} channels`,
           s && `Influence of the MLP half: ${influence(s.block.mlpInfluence)}`,
           flap && `FLAP fluctuation per channel: min ${score(flap.min)}, median ${score(flap.median)}, max ${score(flap.max)}`,
           wandaSp && `Structured Wanda per channel: min ${score(wandaSp.min)}, median ${score(wandaSp.median)}, max ${score(wandaSp.max)}`,
@@ -312,7 +320,7 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
         ].filter(Boolean).join('\n'),
         layer,
       },
-      MLP.map((l) => linearNode(layer, l, 'mlp')),
+      mlpLinears.map((l) => linearNode(layer, l, 'mlp')),
     );
     return node(
       {

@@ -37,7 +37,7 @@ describe('config.json', () => {
   });
 
   it('names the supported architectures when model_type is unknown', () => {
-    rejects({ ...LLAMA, model_type: 'gpt2' }, 'architecture', /model_type "gpt2" is not supported; supported: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3/);
+    rejects({ ...LLAMA, model_type: 'bloom' }, 'architecture', /model_type "bloom" is not supported; supported: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, gpt2, opt, gpt_neox/);
     rejects({ ...LLAMA, model_type: undefined }, 'architecture', /model_type null is not supported/);
   });
 

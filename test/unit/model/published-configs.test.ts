@@ -29,6 +29,18 @@ const PUBLISHED: Record<string, number> = {
   'Gemma-3-1B': 999_885_952,
   'Phi-3-mini-4k-instruct': 3_821_079_552,
   'Phi-4-mini-instruct': 3_836_021_760,
+  // 50257·768 + 1024·768 (wpe) + 12 blocks of 7,087,872 + ln_f 1536; the head is tied to wte.
+  'GPT-2': 124_439_808,
+  // 50272·768 + 2050·768 (positions, offset 2) + 12 × 7,087,872 + the final LayerNorm; tied head.
+  'OPT-125m': 125_239_296,
+  // Pythia's model card: 162,322,944 in total, 85,056,000 outside embed_in and embed_out (50304·768 each).
+  'Pythia-160m': 162_322_944,
+};
+
+/** Per-block buffers the published checkpoints carry beside the weights (causal-mask caches, rotary tables). */
+const BUFFERS: Record<string, Record<string, number[]>> = {
+  'GPT-2': { 'h.0.attn.bias': [1, 1, 1024, 1024] },
+  'Pythia-160m': { 'gpt_neox.layers.0.attention.bias': [1, 1, 2048, 2048], 'gpt_neox.layers.0.attention.masked_bias': [], 'gpt_neox.layers.0.attention.rotary_emb.inv_freq': [8] },
 };
 
 function readConfig(name: string): Record<string, unknown> {
@@ -36,13 +48,13 @@ function readConfig(name: string): Record<string, unknown> {
 }
 
 /** A checkpoint folder whose model.safetensors has a full header and a sparse hole for the data. */
-function sparseCheckpoint(config: Record<string, unknown>): string {
+function sparseCheckpoint(config: Record<string, unknown>, buffers: Record<string, number[]> = {}): string {
   const dir = path.join(tempDir(), 'model');
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let offset = 0;
-  for (const [name, shape] of expectedTensorShapes(parseModelConfig(config, dir))) {
+  for (const [name, shape] of [...expectedTensorShapes(parseModelConfig(config, dir)), ...Object.entries(buffers)]) {
     const bytes = shape.reduce((a, b) => a * b, 1) * 2;
     header[name] = { dtype: 'BF16', shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
@@ -60,7 +72,7 @@ function sparseCheckpoint(config: Record<string, unknown>): string {
 describe('published configs', () => {
   for (const [name, parameters] of Object.entries(PUBLISHED)) {
     it(`${name}: opens and describes with ${parameters} parameters`, async () => {
-      const checkpoint = await Checkpoint.open(sparseCheckpoint(readConfig(name)));
+      const checkpoint = await Checkpoint.open(sparseCheckpoint(readConfig(name), BUFFERS[name]));
       try {
         const summary = describeModel(checkpoint);
         assert.equal(summary.parameters, parameters);
@@ -115,6 +127,33 @@ describe('published configs', () => {
     assert.equal(phi4.arch.rotaryDim, 96);
     assert.equal(attentionScaling(phi4.arch.layers[0]!.rope), Math.sqrt(1 + Math.log(32) / Math.log(4096)));
     assert.deepEqual(expectedTensorShapes(phi4).get('model.layers.0.self_attn.qkv_proj.weight'), [5120, 3072]);
+
+    // GPT-2: n_inner null is 4 × n_embd; Conv1D c_attn stored [in, out]; learned positions; gelu_new; tied.
+    const gpt2 = parseModelConfig(readConfig('GPT-2'), 'GPT-2');
+    assert.deepEqual([gpt2.hiddenSize, gpt2.numHeads, gpt2.numLayers, gpt2.intermediateSize, gpt2.maxPositionEmbeddings], [768, 12, 12, 3072, 1024]);
+    assert.deepEqual([gpt2.arch.activation, gpt2.arch.gated, gpt2.arch.norm, gpt2.arch.positionOffset, gpt2.arch.rotaryDim, gpt2.tieWordEmbeddings], ['gelu_tanh', false, 'layer', 0, 0, true]);
+    assert.deepEqual(expectedTensorShapes(gpt2).get('h.0.attn.c_attn.weight'), [768, 2304]);
+    assert.deepEqual(expectedTensorShapes(gpt2).get('h.0.mlp.c_proj.weight'), [3072, 768]);
+    assert.equal(gpt2.rmsNormEps, 1e-5);
+
+    // OPT-125m: ReLU, positions offset 2, pre-norm with a final LayerNorm, no projection.
+    const opt = parseModelConfig(readConfig('OPT-125m'), 'OPT-125m');
+    assert.deepEqual([opt.intermediateSize, opt.arch.activation, opt.arch.positionOffset, opt.arch.residual, opt.arch.finalNorm, opt.arch.projection], [3072, 'relu', 2, 'pre', true, undefined]);
+    assert.deepEqual(expectedTensorShapes(opt).get('model.decoder.embed_positions.weight'), [2050, 768]);
+    // OPT-350m's published differences: embeddings 512 wide projected to 1024, post-norm, no final LayerNorm.
+    const opt350 = parseModelConfig({ ...readConfig('OPT-125m'), hidden_size: 1024, ffn_dim: 4096, num_hidden_layers: 24, num_attention_heads: 16, word_embed_proj_dim: 512, do_layer_norm_before: false }, 'OPT-350m');
+    assert.deepEqual([opt350.arch.projection, opt350.arch.residual, opt350.arch.finalNorm], [512, 'post', false]);
+    assert.deepEqual(expectedTensorShapes(opt350).get('model.decoder.project_in.weight'), [1024, 512]);
+    assert.equal(expectedTensorShapes(opt350).has('model.decoder.final_layer_norm.weight'), false);
+    // 50272·512 + 2050·1024 + two 1024×512 projections + 24 blocks of 12,596,224 = 331,196,416 (OPT-350m's 331M).
+    assert.equal([...expectedTensorShapes(opt350).values()].reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0), 331_196_416);
+
+    // Pythia-160m: head size 64, rotary on 16 dimensions, parallel residual, exact GELU, untied embed_out.
+    const pythia = parseModelConfig(readConfig('Pythia-160m'), 'Pythia-160m');
+    assert.deepEqual([pythia.headDim, pythia.arch.rotaryDim, pythia.arch.residual, pythia.arch.activation, pythia.tieWordEmbeddings], [64, 16, 'parallel', 'gelu', false]);
+    assert.deepEqual(pythia.arch.layers[0]!.rope, { type: 'default', theta: 10000 });
+    assert.deepEqual(expectedTensorShapes(pythia).get('gpt_neox.layers.0.attention.query_key_value.weight'), [2304, 768]);
+    assert.deepEqual(expectedTensorShapes(pythia).get('embed_out.weight'), [50304, 768]);
   });
 
   it("the bench's Llama-3.2-1B and Qwen3-0.6B shapes are the published configs", () => {

@@ -5,6 +5,7 @@
  */
 import type { ModelConfig } from '../../model/config';
 import type { GgufValue } from './gguf-writer';
+import { GPT2_GGUF, GPT_NEOX_GGUF } from './gpt-architectures';
 
 export interface GgufArchitecture {
   /** llama.cpp's LLM_ARCH name. */
@@ -24,6 +25,13 @@ export interface GgufArchitecture {
    * rope_scaling types this family can carry (keyed by rope_type); any other rope_scaling is refused.
    */
   ropeScaling?: Readonly<Record<string, (cfg: ModelConfig) => { name: string; values: Float32Array }>>;
+  /**
+   * Families whose checkpoint names are not Llama's (GPT-2, GPT-NeoX): llama.cpp's name for a stored
+   * tensor, replacing GLOBAL_TENSORS and blockTensors.
+   */
+  tensorName?(cfg: ModelConfig, hfName: string): string | undefined;
+  /** A stored tensor llama.cpp lays out differently (GPT-2's [in, out] Conv1D, GPT-NeoX's per-head qkv): its shape and values there. */
+  relayout?(cfg: ModelConfig, hfName: string, shape: number[]): { shape: number[]; convert(values: Float32Array): Float32Array } | undefined;
 }
 
 const LLAMA_BLOCK: Record<string, string> = {
@@ -50,6 +58,8 @@ export const GGUF_ARCHITECTURES: Readonly<Record<string, GgufArchitecture>> = {
   llama: { name: 'llama', blockTensors: LLAMA_BLOCK, interleavedRope: true, ropeScaling: { llama3: (cfg) => ({ name: 'rope_freqs.weight', values: llama3RopeFactors(cfg.raw, cfg.headDim, cfg.ropeTheta) }) } },
   mistral: { name: 'llama', blockTensors: LLAMA_BLOCK, interleavedRope: true },
   qwen2: { name: 'qwen2', blockTensors: LLAMA_BLOCK, interleavedRope: false },
+  gpt2: GPT2_GGUF,
+  gpt_neox: GPT_NEOX_GGUF,
 };
 
 export const GGUF_MODEL_TYPES = Object.keys(GGUF_ARCHITECTURES);
@@ -64,7 +74,8 @@ const GLOBAL_TENSORS: Readonly<Record<string, string>> = {
 const LAYER = /^model\.layers\.(\d+)\.(.+)$/;
 
 /** llama.cpp's name for a checkpoint tensor, or undefined when this family has none for it. */
-export function ggufTensorName(arch: GgufArchitecture, hfName: string): string | undefined {
+export function ggufTensorName(arch: GgufArchitecture, hfName: string, cfg?: ModelConfig): string | undefined {
+  if (arch.tensorName && cfg) return arch.tensorName(cfg, hfName);
   const global = GLOBAL_TENSORS[hfName];
   if (global) return global;
   const m = LAYER.exec(hfName);

@@ -56,15 +56,17 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
     const extra = ropeScalingTensors(arch, cfg, path.join(checkpoint.dir, 'config.json'));
     const sources = [...expectedTensorShapes(cfg)];
     const fallbackToF16: string[] = [];
-    const specs: (GgufTensorSpec & { source: string })[] = sources.map(([source, shape]) => {
-      const name = ggufTensorName(arch, source);
+    const specs: (GgufTensorSpec & { source: string; convert?: (values: Float32Array) => Float32Array })[] = sources.map(([source, shape]) => {
+      const name = ggufTensorName(arch, source, cfg);
       if (!name) throw new PruneLensError('architecture', `tensor "${source}" has no llama.cpp name for architecture ${arch.name}`, checkpoint.dir);
+      const relayout = arch.relayout?.(cfg, source, shape);
+      if (relayout) shape = relayout.shape;
       let tensorType: GgufType = shape.length === 1 ? 'f32' : type;
       if (tensorType === 'q8_0' && shape[shape.length - 1]! % Q8_0_BLOCK !== 0) {
         tensorType = 'f16';
         fallbackToF16.push(source);
       }
-      return { name, shape, type: tensorType, source };
+      return { name, shape, type: tensorType, source, convert: relayout?.convert };
     });
     const tensors: GgufTensorSpec[] = [...specs, ...extra.map((t) => ({ name: t.name, shape: [t.values.length], type: 'f32' as const }))];
 
@@ -83,6 +85,7 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
       for (const [i, spec] of specs.entries()) {
         throwIfCancelled(options.signal);
         let values = await checkpoint.readF32(spec.source);
+        if (spec.convert) values = spec.convert(values);
         if (arch.interleavedRope && /\.self_attn\.[qk]_proj\.(weight|bias)$/.test(spec.source)) {
           const heads = spec.source.includes('.q_proj.') ? cfg.numHeads : cfg.numKvHeads;
           values = interleaveRopeRows(values, heads, cfg.headDim);
