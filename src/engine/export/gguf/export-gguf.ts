@@ -53,7 +53,10 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
     const out = path.resolve(options.out ?? `${checkpoint.dir}-${type}.gguf`);
     await checkDestination(checkpoint.dir, out, options.overwrite === true);
 
-    const extra = ropeScalingTensors(arch, cfg, path.join(checkpoint.dir, 'config.json'));
+    const where = path.join(checkpoint.dir, 'config.json');
+    arch.check?.(cfg, where);
+    const scaling = ropeScaling(arch, cfg, where);
+    const extra = scaling.tensors ?? [];
     const sources = [...expectedTensorShapes(cfg)];
     const fallbackToF16: string[] = [];
     const specs: (GgufTensorSpec & { source: string })[] = sources.map(([source, shape]) => {
@@ -70,6 +73,7 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
 
     const metadata = new Map<string, GgufValue>([
       ...architectureMetadata(arch, cfg),
+      ...(scaling.metadata ?? []),
       ['general.type', { type: 'string', value: 'model' }],
       ['general.name', { type: 'string', value: path.basename(checkpoint.dir) }],
       ['general.file_type', { type: 'u32', value: FILE_TYPE_ID[type] }],
@@ -87,6 +91,7 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
           const heads = spec.source.includes('.q_proj.') ? cfg.numHeads : cfg.numKvHeads;
           values = interleaveRopeRows(values, heads, cfg.headDim);
         }
+        if (arch.convert) values = arch.convert(cfg, spec.source, values);
         await writer.writeTensor(spec.name, encodeGgml(spec.type, values));
         options.onProgress?.({ type: 'stage', stage: 'export gguf', done: i + 1, total: specs.length, detail: spec.name });
       }
@@ -103,17 +108,17 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
   }
 }
 
-/** The tensors a config's rope_scaling needs in llama.cpp; a rope_scaling this family cannot carry is refused. */
-function ropeScalingTensors(arch: GgufArchitecture, cfg: ModelConfig, where: string): { name: string; values: Float32Array }[] {
+/** What a config's rope_scaling adds to the file in llama.cpp; a rope_scaling this family cannot carry is refused. */
+function ropeScaling(arch: GgufArchitecture, cfg: ModelConfig, where: string): ReturnType<NonNullable<GgufArchitecture['ropeScaling']>[string]> {
   const scaling = cfg.raw.rope_scaling;
-  if (scaling === undefined || scaling === null) return [];
+  if (scaling === undefined || scaling === null) return {};
   const ropeType = String((scaling as Record<string, unknown>).rope_type ?? (scaling as Record<string, unknown>).type);
   const make = arch.ropeScaling?.[ropeType];
   if (!make) {
     const supported = Object.entries(GGUF_ARCHITECTURES).flatMap(([modelType, a]) => Object.keys(a.ropeScaling ?? {}).map((t) => `${t} (${modelType})`));
     throw new PruneLensError('architecture', `rope_scaling of type "${ropeType}" cannot be written to GGUF for ${cfg.modelType}; supported: ${supported.join(', ')}`, where);
   }
-  return [make(cfg)];
+  return make(cfg, where);
 }
 
 async function checkDestination(source: string, out: string, overwrite: boolean): Promise<void> {
