@@ -37,8 +37,13 @@ const SCALE = 4;
  * The scaled models are confidently wrong, so a token whose top two logits nearly tie can move by a few
  * tenths when llama.cpp rounds (f16 weights; its CPU GELU looks up an f16 table even in f32 models);
  * the mean stays two orders below the per-token spread, where a mapping error moves most tokens by nats.
+ * Measured (F32, 4 windows): exports agree to a mean of 0.001-0.005 nats (f16: 0.003-0.012); PruneLens's
+ * own NLL of the same weights under a deliberately wrong reading differs from llama.cpp's by a mean of
+ * 0.90 (Gemma 3's local base 10000 for 20000), 1.11 (Gemma 2's window ignored), 2.43 (Phi-3's short
+ * factors for the long) and 0.030 nats (Gemma 2's query scale not folded, a perplexity gap of only
+ * 0.05% that the 0.5% check alone would pass).
  */
-const TOKEN_TOLERANCE = { f32: { mean: 0.01, max: 0.3 }, f16: { mean: 0.02, max: 0.6 } } as const;
+const TOKEN_TOLERANCE = { f32: { mean: 0.015, max: 0.3 }, f16: { mean: 0.02, max: 0.6 } } as const;
 /** The per-token NLL must spread at least this much (standard deviation, nats) for the check to discriminate. */
 const MIN_SPREAD = 1;
 
