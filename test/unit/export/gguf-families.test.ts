@@ -6,6 +6,7 @@
  * outputs at F32 and F16 is `npm run test:llama` (test/llama/gguf-families.llama.ts).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -138,6 +139,16 @@ describe('GGUF export of the families beyond Llama', () => {
       await assert.rejects(exportGguf({ model: folder, type: 'f16', out }), (e: PruneLensError) => e instanceof PruneLensError && message.test(e.message), name);
       assert.equal(fs.readdirSync(dir).some((f) => f.startsWith(`${name}.gguf`)), false, `${name}: nothing written`);
     }
+  });
+
+  it('prune --format hf,gguf refuses such a source before pruning', async () => {
+    const folder = path.join(dir, 'qwen3-sliding-source');
+    await writeTinyCheckpoint(folder, config('qwen3 (biases, yarn, sliding window)', { attention_bias: false }), 3);
+    const out = path.join(dir, 'qwen3-sliding-pruned');
+    const r = spawnSync(process.execPath, [path.resolve('dist', 'cli.js'), 'prune', folder, '--method', 'magnitude', '--format', 'hf,gguf', '--out', out, '--json'], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stdout, /qwen3 has no sliding-window attention/);
+    assert.equal(fs.existsSync(out), false);
   });
 
   describe('in llama.cpp', () => {

@@ -46,22 +46,15 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
   const checkpoint = await Checkpoint.open(options.model);
   try {
     const cfg = checkpoint.config;
-    const arch = GGUF_ARCHITECTURES[cfg.modelType];
-    if (!arch) {
-      throw new PruneLensError('architecture', `model_type "${cfg.modelType}" cannot be exported to GGUF yet; supported: ${GGUF_MODEL_TYPES.join(', ')}`, path.join(checkpoint.dir, 'config.json'));
-    }
+    const { arch, scaling } = ggufMapping(cfg, checkpoint.dir);
     const out = path.resolve(options.out ?? `${checkpoint.dir}-${type}.gguf`);
     await checkDestination(checkpoint.dir, out, options.overwrite === true);
 
-    const where = path.join(checkpoint.dir, 'config.json');
-    arch.check?.(cfg, where);
-    const scaling = ropeScaling(arch, cfg, where);
     const extra = scaling.tensors ?? [];
     const sources = [...expectedTensorShapes(cfg)];
     const fallbackToF16: string[] = [];
     const specs: (GgufTensorSpec & { source: string })[] = sources.map(([source, shape]) => {
-      const name = ggufTensorName(arch, source);
-      if (!name) throw new PruneLensError('architecture', `tensor "${source}" has no llama.cpp name for architecture ${arch.name}`, checkpoint.dir);
+      const name = ggufTensorName(arch, source)!;
       let tensorType: GgufType = shape.length === 1 ? 'f32' : type;
       if (tensorType === 'q8_0' && shape[shape.length - 1]! % Q8_0_BLOCK !== 0) {
         tensorType = 'f16';
@@ -103,6 +96,35 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
       throw err;
     }
     return { out, type, architecture: arch.name, tensors: tensors.length, bytes: writer.totalBytes, fallbackToF16, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    await checkpoint.close();
+  }
+}
+
+/**
+ * The llama.cpp architecture a checkpoint maps onto and what its rope_scaling adds, or the refusal:
+ * a family without one, a feature its architecture cannot compute, a tensor without a name there.
+ */
+function ggufMapping(cfg: ModelConfig, dir: string): { arch: GgufArchitecture; scaling: ReturnType<typeof ropeScaling> } {
+  const where = path.join(dir, 'config.json');
+  const arch = GGUF_ARCHITECTURES[cfg.modelType];
+  if (!arch) throw new PruneLensError('architecture', `model_type "${cfg.modelType}" cannot be exported to GGUF yet; supported: ${GGUF_MODEL_TYPES.join(', ')}`, where);
+  arch.check?.(cfg, where);
+  const scaling = ropeScaling(arch, cfg, where);
+  for (const source of expectedTensorShapes(cfg).keys()) {
+    if (!ggufTensorName(arch, source)) throw new PruneLensError('architecture', `tensor "${source}" has no llama.cpp name for architecture ${arch.name}`, dir);
+  }
+  return { arch, scaling };
+}
+
+/**
+ * For `prune --format hf,gguf`: refuses, before the prune, a source whose family, features or
+ * tensors cannot be written to GGUF (its pruned output keeps them).
+ */
+export async function checkGgufExportable(model: string): Promise<void> {
+  const checkpoint = await Checkpoint.open(model);
+  try {
+    ggufMapping(checkpoint.config, checkpoint.dir);
   } finally {
     await checkpoint.close();
   }
