@@ -12,7 +12,7 @@
  */
 import { PruneLensError } from '../../errors';
 import type { ModelConfig } from '../../model/config';
-import type { GgufArchitecture } from './gguf-architecture';
+import type { ExtraTensor, GgufArchitecture } from './gguf-architecture';
 import type { GgufValue } from './gguf-writer';
 
 export const PHI3: GgufArchitecture = {
@@ -46,7 +46,7 @@ export const PHI3: GgufArchitecture = {
   ropeScaling: { longrope: longrope, su: longrope },
 };
 
-function longrope(cfg: ModelConfig): { tensors: { name: string; values: Float32Array }[]; metadata: [string, GgufValue][] } {
+function longrope(cfg: ModelConfig): { tensors: ExtraTensor[]; metadata: [string, GgufValue][] } {
   const rope = cfg.arch.layers[0]!.rope;
   if (rope.type !== 'longrope') throw new Error('unreachable: longrope tensors for another rope type');
   return {
