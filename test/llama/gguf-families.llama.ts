@@ -61,9 +61,9 @@ const CASES: Record<string, { config: Record<string, unknown>; structured: strin
   gemma: { config: FAMILY_CASES.gemma!.config, structured: 'heads,channels', scale: 2 },
   // Soft caps 2 and 3, window 16 on even layers, query_pre_attn_scalar 24 with head_dim 32 (folded into q).
   gemma2: { config: FAMILY_CASES.gemma2!.config, structured: 'heads,channels' },
-  // Gemma 3 has no attention soft cap (llama.cpp's gemma3 neither); five local layers (base 10000) then a global one (base 1e6, linear 8).
-  // The local base is 20000 here (10000 in the releases, which is also llama.cpp's default): a file that
-  // failed to carry it would then fail this check.
+  // Gemma 3 has no attention soft cap (llama.cpp's gemma3 neither); five local layers, then a global one
+  // (base 1e6, linear 8). The local base is 20000 here, not the releases' 10000, which is also llama.cpp's
+  // default: a file that failed to carry it would then fail this check.
   gemma3: { config: { ...FAMILY_CASES.gemma3_text!.config, attn_logit_softcapping: null, rope_local_base_freq: 20000 }, structured: 'heads,channels' },
   // Longrope (long factors: 256 > 64), partial rotary 0.75, GQA, fused projections. llama.cpp's phi3
   // sizes attention by hidden_size, so the structured output removes MLP channels only.
