@@ -56,7 +56,7 @@ name and renamed into place when complete. The default output name says what was
       throw new PruneLensError('usage', `--plan gives every ratio; it cannot be combined with ${withPlan.map((o) => `--${o}`).join(', ')}`);
     }
     const model = singlePositional(positionals, 'MODEL');
-    if (formats.gguf) await checkGgufExportable(model);
+    if (formats.gguf) await checkGgufExportable(model, false);
     const spec = pruneSpec(parsed);
     const allocation = values.plan !== undefined ? { kind: 'plan' as const, file: values.plan } : allocationRequest(parsed);
     const options = {
@@ -78,10 +78,10 @@ name and renamed into place when complete. The default output name says what was
 
 async function runStructured(values: Parsed<typeof PRUNE_OPTIONS>['values'], positionals: string[], ctx: CliContext, formats: ReturnType<typeof pruneFormats>): Promise<void> {
   const model = singlePositional(positionals, 'MODEL');
-  if (formats.gguf) await checkGgufExportable(model);
   const target = values.structured !== undefined ? structuredTarget(values) : undefined;
   if (values.remove !== undefined && target) throw new PruneLensError('usage', '--remove names what to remove; it cannot be combined with --structured');
   const explicit = values.remove !== undefined ? parseRemoval(values.remove) : undefined;
+  if (formats.gguf) await checkGgufExportable(model, target?.heads === true || (explicit?.heads.length ?? 0) > 0);
   const name = target ? structuredOutputName(model, target) : removalOutputName(model, explicit!);
   const options = {
     model,

@@ -149,6 +149,14 @@ describe('GGUF export of the families beyond Llama', () => {
     assert.notEqual(r.status, 0);
     assert.match(r.stdout, /qwen3 has no sliding-window attention/);
     assert.equal(fs.existsSync(out), false);
+
+    // phi3 takes fewer heads nowhere in llama.cpp: a structured prune of heads is refused up front, of channels not.
+    const phi3 = path.join(dir, 'phi-source');
+    await writeTinyCheckpoint(phi3, config('phi3 (longrope, partial rotary, GQA)'), 3);
+    const heads = spawnSync(process.execPath, [path.resolve('dist', 'cli.js'), 'prune', phi3, '--structured', 'heads', '--ratio', '0.1', '--format', 'hf,gguf', '--out', out, '--json'], { encoding: 'utf8' });
+    assert.notEqual(heads.status, 0);
+    assert.match(heads.stdout, /phi3 sizes attention by hidden_size: heads × head_dim must equal 64, here 2 × 16/);
+    assert.equal(fs.existsSync(out), false);
   });
 
   describe('in llama.cpp', () => {

@@ -119,12 +119,19 @@ function ggufMapping(cfg: ModelConfig, dir: string): { arch: GgufArchitecture; s
 
 /**
  * For `prune --format hf,gguf`: refuses, before the prune, a source whose family, features or
- * tensors cannot be written to GGUF (its pruned output keeps them).
+ * tensors cannot be written to GGUF (its pruned output keeps them), and, when the prune removes
+ * heads, a family whose llama.cpp architecture cannot take fewer (structured pruning removes whole
+ * KV groups, so the check runs on the source with one group less).
  */
-export async function checkGgufExportable(model: string): Promise<void> {
+export async function checkGgufExportable(model: string, removesHeads: boolean): Promise<void> {
   const checkpoint = await Checkpoint.open(model);
   try {
-    ggufMapping(checkpoint.config, checkpoint.dir);
+    const cfg = checkpoint.config;
+    const { arch } = ggufMapping(cfg, checkpoint.dir);
+    if (removesHeads && cfg.numKvHeads > 1) {
+      const group = cfg.numHeads / cfg.numKvHeads;
+      arch.check?.({ ...cfg, numHeads: cfg.numHeads - group, numKvHeads: cfg.numKvHeads - 1 }, path.join(checkpoint.dir, 'config.json'));
+    }
   } finally {
     await checkpoint.close();
   }
