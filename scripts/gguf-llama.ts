@@ -30,6 +30,8 @@ export interface LlamaPerplexity {
   nll: number;
   targets: number;
   windows: number;
+  /** NLL of every target, window after window (seqlen - 1 per window), aligned with PruneLens's tokenNll. */
+  tokenNll: Float64Array;
 }
 
 /**
@@ -42,7 +44,7 @@ export async function llamaPerplexity(model: LlamaModel, ids: readonly number[],
   const context = await model.createContext({ contextSize: seqlen, batchSize: seqlen, sequences: 1, threads: 1 });
   try {
     const sequence = context.getSequence();
-    let nll = 0;
+    const tokenNll = new Float64Array(windows * (seqlen - 1));
     for (let w = 0; w < windows; w++) {
       const window = ids.slice(w * seqlen, (w + 1) * seqlen) as Token[];
       await sequence.clearHistory();
@@ -52,11 +54,12 @@ export async function llamaPerplexity(model: LlamaModel, ids: readonly number[],
       for (let i = 0; i < seqlen - 1; i++) {
         const p = results[i]?.next.probabilities?.get(window[i + 1]!);
         if (p === undefined) throw new Error(`llama.cpp gave no probability at window ${w}, position ${i}`);
-        nll -= Math.log(p);
+        tokenNll[w * (seqlen - 1) + i] = -Math.log(p);
       }
     }
     const targets = windows * (seqlen - 1);
-    return { ppl: Math.exp(nll / targets), nll: nll / targets, targets, windows };
+    const nll = tokenNll.reduce((a, b) => a + b, 0) / targets;
+    return { ppl: Math.exp(nll), nll, targets, windows, tokenNll };
   } finally {
     await context.dispose();
   }

@@ -3,6 +3,7 @@ import { blocksFingerprint, readPlan } from '../../engine/allocate/plan-file';
 import { PruneLensError } from '../../engine/errors';
 import { modelFolderOf, planLabel, pruneOutputName, removalOutputName, structuredOutputName } from '../../engine/export/output-name';
 import type { PruneRecord } from '../../engine/export/record';
+import { checkGgufExportable } from '../../engine/export/gguf/export-gguf';
 import { Checkpoint } from '../../engine/io/checkpoint';
 import { pruneModel } from '../../engine/prune/prune-model';
 import { METHOD_LABELS, METHOD_NAMES, UPDATE_NAMES } from '../../engine/prune/methods/catalog';
@@ -55,6 +56,7 @@ name and renamed into place when complete. The default output name says what was
       throw new PruneLensError('usage', `--plan gives every ratio; it cannot be combined with ${withPlan.map((o) => `--${o}`).join(', ')}`);
     }
     const model = singlePositional(positionals, 'MODEL');
+    if (formats.gguf) await checkGgufExportable(model, false);
     const spec = pruneSpec(parsed);
     const allocation = values.plan !== undefined ? { kind: 'plan' as const, file: values.plan } : allocationRequest(parsed);
     const options = {
@@ -79,6 +81,7 @@ async function runStructured(values: Parsed<typeof PRUNE_OPTIONS>['values'], pos
   const target = values.structured !== undefined ? structuredTarget(values) : undefined;
   if (values.remove !== undefined && target) throw new PruneLensError('usage', '--remove names what to remove; it cannot be combined with --structured');
   const explicit = values.remove !== undefined ? parseRemoval(values.remove) : undefined;
+  if (formats.gguf) await checkGgufExportable(model, target?.heads === true || (explicit?.heads.length ?? 0) > 0);
   const name = target ? structuredOutputName(model, target) : removalOutputName(model, explicit!);
   const options = {
     model,

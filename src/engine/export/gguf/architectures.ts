@@ -4,60 +4,25 @@
  * entry in GGUF_ARCHITECTURES; tensors without a name here are refused before anything is written.
  */
 import type { ModelConfig } from '../../model/config';
+import { GEMMA, GEMMA2, GEMMA3 } from './arch-gemma';
+import { PHI3 } from './arch-phi3';
+import { QWEN3 } from './arch-qwen3';
+import { LLAMA_BLOCK, type GgufArchitecture } from './gguf-architecture';
 import type { GgufValue } from './gguf-writer';
 import { GPT2_GGUF, GPT_NEOX_GGUF } from './gpt-architectures';
 
-export interface GgufArchitecture {
-  /** llama.cpp's LLM_ARCH name. */
-  name: string;
-  /** Hugging Face block-relative tensor name -> llama.cpp's name after `blk.N.`. */
-  blockTensors: Readonly<Record<string, string>>;
-  /**
-   * llama.cpp's `llama` architecture rotates adjacent pairs of q/k rows (its NORM rope) where
-   * Hugging Face rotates the two halves of each head, so q and k rows are reordered on the way out;
-   * NEOX-rope architectures (qwen2) take Hugging Face's order unchanged.
-   */
-  interleavedRope: boolean;
-  /** Metadata beyond the shared llama-style keys. */
-  metadata?(cfg: ModelConfig): [string, GgufValue][];
-  /**
-   * Tensors llama.cpp needs that the checkpoint does not hold, computed from config.json, for the
-   * rope_scaling types this family can carry (keyed by rope_type); any other rope_scaling is refused.
-   */
-  ropeScaling?: Readonly<Record<string, (cfg: ModelConfig) => { name: string; values: Float32Array }>>;
-  /**
-   * Families whose checkpoint names are not Llama's (GPT-2, GPT-NeoX): llama.cpp's name for a stored
-   * tensor, replacing GLOBAL_TENSORS and blockTensors.
-   */
-  tensorName?(cfg: ModelConfig, hfName: string): string | undefined;
-  /** A stored tensor llama.cpp lays out differently (GPT-2's [in, out] Conv1D, GPT-NeoX's per-head qkv): its shape and values there. */
-  relayout?(cfg: ModelConfig, hfName: string, shape: number[]): { shape: number[]; convert(values: Float32Array): Float32Array } | undefined;
-}
-
-const LLAMA_BLOCK: Record<string, string> = {
-  'input_layernorm.weight': 'attn_norm.weight',
-  'self_attn.q_proj.weight': 'attn_q.weight',
-  'self_attn.k_proj.weight': 'attn_k.weight',
-  'self_attn.v_proj.weight': 'attn_v.weight',
-  'self_attn.o_proj.weight': 'attn_output.weight',
-  'self_attn.q_proj.bias': 'attn_q.bias',
-  'self_attn.k_proj.bias': 'attn_k.bias',
-  'self_attn.v_proj.bias': 'attn_v.bias',
-  'self_attn.o_proj.bias': 'attn_output.bias',
-  'post_attention_layernorm.weight': 'ffn_norm.weight',
-  'mlp.gate_proj.weight': 'ffn_gate.weight',
-  'mlp.up_proj.weight': 'ffn_up.weight',
-  'mlp.down_proj.weight': 'ffn_down.weight',
-  'mlp.gate_proj.bias': 'ffn_gate.bias',
-  'mlp.up_proj.bias': 'ffn_up.bias',
-  'mlp.down_proj.bias': 'ffn_down.bias',
-};
+export type { GgufArchitecture } from './gguf-architecture';
 
 /** Keyed by config.json's model_type. Mistral is llama.cpp's llama (as convert_hf_to_gguf.py writes it). */
 export const GGUF_ARCHITECTURES: Readonly<Record<string, GgufArchitecture>> = {
-  llama: { name: 'llama', blockTensors: LLAMA_BLOCK, interleavedRope: true, ropeScaling: { llama3: (cfg) => ({ name: 'rope_freqs.weight', values: llama3RopeFactors(cfg.raw, cfg.headDim, cfg.ropeTheta) }) } },
+  llama: { name: 'llama', blockTensors: LLAMA_BLOCK, interleavedRope: true, ropeScaling: { llama3: (cfg) => ({ tensors: [{ name: 'rope_freqs.weight', values: llama3RopeFactors(cfg.raw, cfg.headDim, cfg.ropeTheta) }] }) } },
   mistral: { name: 'llama', blockTensors: LLAMA_BLOCK, interleavedRope: true },
   qwen2: { name: 'qwen2', blockTensors: LLAMA_BLOCK, interleavedRope: false },
+  qwen3: QWEN3,
+  gemma: GEMMA,
+  gemma2: GEMMA2,
+  gemma3_text: GEMMA3,
+  phi3: PHI3,
   gpt2: GPT2_GGUF,
   gpt_neox: GPT_NEOX_GGUF,
 };
@@ -95,7 +60,7 @@ export function architectureMetadata(arch: GgufArchitecture, cfg: ModelConfig): 
     [`${a}.attention.head_count`, { type: 'u32', value: cfg.numHeads }],
     [`${a}.attention.head_count_kv`, { type: 'u32', value: cfg.numKvHeads }],
     [`${a}.rope.freq_base`, { type: 'f32', value: cfg.ropeTheta }],
-    [`${a}.rope.dimension_count`, { type: 'u32', value: cfg.headDim }],
+    [`${a}.rope.dimension_count`, { type: 'u32', value: cfg.arch.rotaryDim }],
     [`${a}.attention.layer_norm_rms_epsilon`, { type: 'f32', value: cfg.rmsNormEps }],
     [`${a}.vocab_size`, { type: 'u32', value: cfg.vocabSize }],
   ];

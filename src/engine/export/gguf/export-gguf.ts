@@ -46,19 +46,16 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
   const checkpoint = await Checkpoint.open(options.model);
   try {
     const cfg = checkpoint.config;
-    const arch = GGUF_ARCHITECTURES[cfg.modelType];
-    if (!arch) {
-      throw new PruneLensError('architecture', `model_type "${cfg.modelType}" cannot be exported to GGUF yet; supported: ${GGUF_MODEL_TYPES.join(', ')}`, path.join(checkpoint.dir, 'config.json'));
-    }
+    const { arch, scaling } = ggufMapping(cfg, checkpoint.dir);
     const out = path.resolve(options.out ?? `${checkpoint.dir}-${type}.gguf`);
     await checkDestination(checkpoint.dir, out, options.overwrite === true);
 
-    const extra = ropeScalingTensors(arch, cfg, path.join(checkpoint.dir, 'config.json'));
+    const extra = scaling.tensors ?? [];
     const sources = [...expectedTensorShapes(cfg)];
     const fallbackToF16: string[] = [];
     const specs: (GgufTensorSpec & { source: string; convert?: (values: Float32Array) => Float32Array })[] = sources.map(([source, shape]) => {
-      const name = ggufTensorName(arch, source, cfg);
-      if (!name) throw new PruneLensError('architecture', `tensor "${source}" has no llama.cpp name for architecture ${arch.name}`, checkpoint.dir);
+      // Every tensor has a name there: ggufMapping checked.
+      const name = ggufTensorName(arch, source, cfg)!;
       const relayout = arch.relayout?.(cfg, source, shape);
       if (relayout) shape = relayout.shape;
       let tensorType: GgufType = shape.length === 1 ? 'f32' : type;
@@ -72,6 +69,7 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
 
     const metadata = new Map<string, GgufValue>([
       ...architectureMetadata(arch, cfg),
+      ...(scaling.metadata ?? []),
       ['general.type', { type: 'string', value: 'model' }],
       ['general.name', { type: 'string', value: path.basename(checkpoint.dir) }],
       ['general.file_type', { type: 'u32', value: FILE_TYPE_ID[type] }],
@@ -90,6 +88,7 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
           const heads = spec.source.includes('.q_proj.') ? cfg.numHeads : cfg.numKvHeads;
           values = interleaveRopeRows(values, heads, cfg.headDim);
         }
+        if (arch.convert) values = arch.convert(cfg, spec.source, values);
         await writer.writeTensor(spec.name, encodeGgml(spec.type, values));
         options.onProgress?.({ type: 'stage', stage: 'export gguf', done: i + 1, total: specs.length, detail: spec.name });
       }
@@ -106,17 +105,53 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
   }
 }
 
-/** The tensors a config's rope_scaling needs in llama.cpp; a rope_scaling this family cannot carry is refused. */
-function ropeScalingTensors(arch: GgufArchitecture, cfg: ModelConfig, where: string): { name: string; values: Float32Array }[] {
+/**
+ * The llama.cpp architecture a checkpoint maps onto and what its rope_scaling adds, or the refusal:
+ * a family without one, a feature its architecture cannot compute, a tensor without a name there.
+ */
+function ggufMapping(cfg: ModelConfig, dir: string): { arch: GgufArchitecture; scaling: ReturnType<typeof ropeScaling> } {
+  const where = path.join(dir, 'config.json');
+  const arch = GGUF_ARCHITECTURES[cfg.modelType];
+  if (!arch) throw new PruneLensError('architecture', `model_type "${cfg.modelType}" cannot be exported to GGUF yet; supported: ${GGUF_MODEL_TYPES.join(', ')}`, where);
+  arch.check?.(cfg, where);
+  const scaling = ropeScaling(arch, cfg, where);
+  for (const source of expectedTensorShapes(cfg).keys()) {
+    if (!ggufTensorName(arch, source, cfg)) throw new PruneLensError('architecture', `tensor "${source}" has no llama.cpp name for architecture ${arch.name}`, dir);
+  }
+  return { arch, scaling };
+}
+
+/**
+ * For `prune --format hf,gguf`: refuses, before the prune, a source whose family, features or
+ * tensors cannot be written to GGUF (its pruned output keeps them), and, when the prune removes
+ * heads, a family whose llama.cpp architecture cannot take fewer (structured pruning removes whole
+ * KV groups, so the check runs on the source with one group less).
+ */
+export async function checkGgufExportable(model: string, removesHeads: boolean): Promise<void> {
+  const checkpoint = await Checkpoint.open(model);
+  try {
+    const cfg = checkpoint.config;
+    const { arch } = ggufMapping(cfg, checkpoint.dir);
+    if (removesHeads && cfg.numKvHeads > 1) {
+      const group = cfg.numHeads / cfg.numKvHeads;
+      arch.check?.({ ...cfg, numHeads: cfg.numHeads - group, numKvHeads: cfg.numKvHeads - 1 }, path.join(checkpoint.dir, 'config.json'));
+    }
+  } finally {
+    await checkpoint.close();
+  }
+}
+
+/** What a config's rope_scaling adds to the file in llama.cpp; a rope_scaling this family cannot carry is refused. */
+function ropeScaling(arch: GgufArchitecture, cfg: ModelConfig, where: string): ReturnType<NonNullable<GgufArchitecture['ropeScaling']>[string]> {
   const scaling = cfg.raw.rope_scaling;
-  if (scaling === undefined || scaling === null) return [];
+  if (scaling === undefined || scaling === null) return {};
   const ropeType = String((scaling as Record<string, unknown>).rope_type ?? (scaling as Record<string, unknown>).type);
   const make = arch.ropeScaling?.[ropeType];
   if (!make) {
     const supported = Object.entries(GGUF_ARCHITECTURES).flatMap(([modelType, a]) => Object.keys(a.ropeScaling ?? {}).map((t) => `${t} (${modelType})`));
     throw new PruneLensError('architecture', `rope_scaling of type "${ropeType}" cannot be written to GGUF for ${cfg.modelType}; supported: ${supported.join(', ')}`, where);
   }
-  return [make(cfg)];
+  return make(cfg, where);
 }
 
 async function checkDestination(source: string, out: string, overwrite: boolean): Promise<void> {

@@ -6,7 +6,7 @@
  * rope covers the rotary dimensions only (llama.cpp's NEOX rope is Hugging Face's rotate-half).
  */
 import type { ModelConfig } from '../../model/config';
-import type { GgufArchitecture } from './architectures';
+import type { GgufArchitecture } from './gguf-architecture';
 import type { GgufValue } from './gguf-writer';
 
 /** [rows, cols] row-major -> [cols, rows]. */
