@@ -7,6 +7,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { PruneLensError } from '../errors';
+import { GGUF_ARCHITECTURES, GGUF_MODEL_TYPES } from '../export/gguf/architectures';
 import { exportGguf, type ExportGgufOptions, type ExportGgufResult } from '../export/gguf/export-gguf';
 import { isGgufType, GGUF_TYPES, type GgufType } from '../export/gguf/ggml-types';
 import { MANIFEST_FILE, type Manifest } from '../export/output-paths';
@@ -51,6 +52,21 @@ export async function exportRunGguf(options: ExportRunGgufOptions): Promise<Expo
   const savings = await measureSavings({ dense: denseGguf.file, pruned: result.out }, result.type, text, control);
   await recordSavings(options.model, { file: result.out, type: result.type, bytes: result.bytes, savings });
   return { export: result, savings };
+}
+
+/** An architecture llama.cpp has no GGUF mapping for, refused before anything is asked or written (exportGguf checks again). */
+export async function refuseUnsupportedArchitecture(model: string): Promise<void> {
+  const file = path.join(model, 'config.json');
+  const text = await fs.readFile(file, 'utf8').catch((err: Error) => {
+    throw new PruneLensError('config', `cannot read: ${err.message}`, file);
+  });
+  let type: string;
+  try {
+    type = String((JSON.parse(text) as { model_type?: unknown }).model_type);
+  } catch (err) {
+    throw new PruneLensError('config', `invalid JSON: ${(err as Error).message}`, file);
+  }
+  if (!GGUF_ARCHITECTURES[type]) throw new PruneLensError('architecture', `model_type "${type}" cannot be exported to GGUF yet; supported: ${GGUF_MODEL_TYPES.join(', ')}`, file);
 }
 
 /** The dense model a run was pruned from, as its prunelens.json names it; refused when there is none to compare with. */

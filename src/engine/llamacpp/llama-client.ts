@@ -8,11 +8,22 @@
  * llama.cpp (its install script, which could, is not needed and does not run under npm 11's allowScripts).
  * One thread: on a shared machine more threads spin against other work and run an order of magnitude slower.
  */
+import { createRequire } from 'node:module';
 import type { Llama, LlamaModel, Token } from 'node-llama-cpp';
 import { PruneLensError } from '../errors';
 import { throwIfCancelled } from '../progress';
 
 export const LLAMA_CPP_PACKAGE = 'node-llama-cpp';
+
+/** Whether node-llama-cpp can be found from here (resolving loads nothing), so a command can say so before any work. */
+export function llamaInstalled(): boolean {
+  try {
+    createRequire(__filename).resolve(LLAMA_CPP_PACKAGE);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export async function loadLlama(): Promise<Llama> {
   // node-llama-cpp is an ES module; esbuild keeps this import() so Node loads it as one.
