@@ -95,6 +95,8 @@ export async function llamaPerplexity(model: LlamaModel, ids: readonly number[],
 export interface Generation {
   /** The generated text alone (the prompt is not repeated). */
   text: string;
+  /** The generated ids, without the prompt's. */
+  ids: number[];
   /** Tokens generated; fewer than asked when the model ended the text. */
   tokens: number;
   /** Prompt tokens llama.cpp read, its BOS included. */
@@ -120,7 +122,7 @@ export async function llamaGenerate(model: LlamaModel, prompt: string, maxTokens
       if (out.length >= maxTokens) break;
     }
     const seconds = (performance.now() - started) / 1000;
-    return { text: model.detokenize(out, false, ids), tokens: out.length, promptTokens: ids.length, tokensPerSecond: out.length / seconds };
+    return { text: model.detokenize(out, false, ids), ids: out.map(Number), tokens: out.length, promptTokens: ids.length, tokensPerSecond: out.length / seconds };
   } finally {
     await context.dispose();
   }
