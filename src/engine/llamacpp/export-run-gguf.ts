@@ -16,6 +16,7 @@ import { REPORT_FILE } from '../export/report';
 import { writeDurably } from '../export/resume-journal';
 import { SAMPLE_EVALUATION_TEXT } from '../embedded';
 import { cachedGguf } from './gguf-cache';
+import { loadLlama } from './llama-client';
 import { measureSavings, SAVINGS_HEADING, savingsSection, type GgufSavings } from './gguf-savings';
 
 /** What prunelens.json keeps of a measured GGUF export. */
@@ -47,11 +48,17 @@ export async function exportRunGguf(options: ExportRunGgufOptions): Promise<Expo
     throw new PruneLensError('text', `cannot read the text: ${err.message}`, textFile);
   });
   const control = { signal: options.signal, onProgress: options.onProgress, log: options.log };
-  const result = await exportGguf(options);
-  const denseGguf = await cachedGguf(dense, result.type, control);
-  const savings = await measureSavings({ dense: denseGguf.file, pruned: result.out }, result.type, text, control);
-  await recordSavings(options.model, { file: result.out, type: result.type, bytes: result.bytes, savings });
-  return { export: result, savings };
+  // llama.cpp first: when it cannot start, nothing is exported for nothing.
+  const llama = await loadLlama();
+  try {
+    const result = await exportGguf(options);
+    const denseGguf = await cachedGguf(dense, result.type, control);
+    const savings = await measureSavings(llama, { dense: denseGguf.file, pruned: result.out }, result.type, text, control);
+    await recordSavings(options.model, { file: result.out, type: result.type, bytes: result.bytes, savings });
+    return { export: result, savings };
+  } finally {
+    await llama.dispose();
+  }
 }
 
 /** An architecture llama.cpp has no GGUF mapping for, refused before anything is asked or written (exportGguf checks again). */

@@ -8,7 +8,8 @@
 import { promises as fs } from 'node:fs';
 import type { GgufType } from '../export/gguf/ggml-types';
 import { throwIfCancelled, type RunControl } from '../progress';
-import { llamaRuntime, llamaSpeed, loadLlama, type LlamaSpeed } from './llama-client';
+import type { Llama } from 'node-llama-cpp';
+import { llamaRuntime, llamaSpeed, type LlamaSpeed } from './llama-client';
 
 const ROUNDS = 2;
 const PROMPT_TOKENS = 128;
@@ -30,35 +31,30 @@ export interface GgufSavings {
   pruned: GgufSide;
 }
 
-export async function measureSavings(files: { dense: string; pruned: string }, type: GgufType, text: string, control: RunControl = {}): Promise<GgufSavings> {
-  const llama = await loadLlama();
-  try {
-    const sides = ['dense', 'pruned'] as const;
-    const best: Partial<Record<(typeof sides)[number], LlamaSpeed>> = {};
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const [i, side] of sides.entries()) {
-        throwIfCancelled(control.signal);
-        const m = await llamaSpeed(llama, files[side], { text, promptTokens: PROMPT_TOKENS, generateTokens: GENERATE_TOKENS, repeats: 1, signal: control.signal });
-        const b = best[side];
-        best[side] = !b
-          ? m
-          : { loadMiB: Math.min(b.loadMiB, m.loadMiB), promptTokensPerSecond: Math.max(b.promptTokensPerSecond, m.promptTokensPerSecond), generateTokensPerSecond: Math.max(b.generateTokensPerSecond, m.generateTokensPerSecond) };
-        control.onProgress?.({ type: 'stage', stage: 'measure in llama.cpp', done: round * sides.length + i + 1, total: ROUNDS * sides.length, detail: side });
-      }
+export async function measureSavings(llama: Llama, files: { dense: string; pruned: string }, type: GgufType, text: string, control: RunControl = {}): Promise<GgufSavings> {
+  const sides = ['dense', 'pruned'] as const;
+  const best: Partial<Record<(typeof sides)[number], LlamaSpeed>> = {};
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, side] of sides.entries()) {
+      throwIfCancelled(control.signal);
+      const m = await llamaSpeed(llama, files[side], { text, promptTokens: PROMPT_TOKENS, generateTokens: GENERATE_TOKENS, repeats: 1, signal: control.signal });
+      const b = best[side];
+      best[side] = !b
+        ? m
+        : { loadMiB: Math.min(b.loadMiB, m.loadMiB), promptTokensPerSecond: Math.max(b.promptTokensPerSecond, m.promptTokensPerSecond), generateTokensPerSecond: Math.max(b.generateTokensPerSecond, m.generateTokensPerSecond) };
+      control.onProgress?.({ type: 'stage', stage: 'measure in llama.cpp', done: round * sides.length + i + 1, total: ROUNDS * sides.length, detail: side });
     }
-    const side = async (s: (typeof sides)[number]): Promise<GgufSide> => ({ file: files[s], bytes: (await fs.stat(files[s])).size, ...best[s]! });
-    return {
-      type,
-      measured: new Date().toISOString(),
-      runtime: await llamaRuntime(llama),
-      promptTokens: PROMPT_TOKENS,
-      generateTokens: GENERATE_TOKENS,
-      dense: await side('dense'),
-      pruned: await side('pruned'),
-    };
-  } finally {
-    await llama.dispose();
   }
+  const side = async (s: (typeof sides)[number]): Promise<GgufSide> => ({ file: files[s], bytes: (await fs.stat(files[s])).size, ...best[s]! });
+  return {
+    type,
+    measured: new Date().toISOString(),
+    runtime: await llamaRuntime(llama),
+    promptTokens: PROMPT_TOKENS,
+    generateTokens: GENERATE_TOKENS,
+    dense: await side('dense'),
+    pruned: await side('pruned'),
+  };
 }
 
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
