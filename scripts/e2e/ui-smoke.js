@@ -183,12 +183,14 @@ const steps = {
     await ui.page.keyboard.press('Enter');
     await ui.until('the GGUF file in the workspace', () => fs.existsSync(file), WORK_TIMEOUT);
     if (fs.readFileSync(file).subarray(0, 4).toString('latin1') !== 'GGUF') throw new Error(`${file} is not a GGUF file`);
-    console.log(`PASS ${path.basename(file)} appears (${fs.statSync(file).size} bytes, starts with GGUF)`);
+    console.log(`PASS ${path.basename(file)} is written (${fs.statSync(file).size} bytes, starts with GGUF)`);
     await ui.expect(ui.toast(`exported ${run}-q8_0.gguf`), 'the finish message reports the export and the savings', WORK_TIMEOUT);
     const savings = JSON.parse(fs.readFileSync(path.join(ui.folder, run, 'prunelens.json'), 'utf8')).gguf?.savings;
     if (!savings || savings.pruned.bytes !== fs.statSync(file).size) throw new Error(`the run's record lacks the measured savings: ${JSON.stringify(savings)}`);
     console.log(`PASS the run's prunelens.json holds the llama.cpp savings (${savings.dense.bytes} -> ${savings.pruned.bytes} bytes, generation ${savings.dense.generateTokensPerSecond.toFixed(0)} -> ${savings.pruned.generateTokensPerSecond.toFixed(0)} tokens/s)`);
     await ui.dismissToasts();
+    await ui.page.locator('.activitybar').getByRole('tab', { name: /Explorer/ }).first().click();
+    await ui.expect(ui.treeItem(path.basename(file)), 'the GGUF file appears in the Explorer');
   },
   '12-try-it': async (ui) => {
     const run = newestRun(ui.folder);
@@ -198,7 +200,7 @@ const steps = {
     await ui.page.locator('.quick-input-widget input').fill(prompt);
     await ui.page.keyboard.press('Enter');
     await ui.expect(ui.previewText(`pruned: ${escapeRe(run)}`), 'the dense and the pruned text open side by side', WORK_TIMEOUT);
-    const cells = await ui.previewCells('try it');
+    const cells = await ui.previewCells(`pruned: ${escapeRe(run)}`);
     if (cells.length < 2 || !cells.slice(0, 2).every((c) => c.startsWith(prompt) && c.length > prompt.length + 20)) throw new Error(`the two continuations are not there: ${JSON.stringify(cells)}`);
     console.log(`PASS both models continued "${prompt}": dense "${cells[0].slice(prompt.length, prompt.length + 60)}…", pruned "${cells[1].slice(prompt.length, prompt.length + 60)}…"`);
   },
@@ -218,6 +220,11 @@ const steps = {
     await ui.page.keyboard.press('Enter');
     await ui.expect(ui.previewText('sparsity per decoder block'), 'the runs comparison table opens');
     await ui.expect(ui.previewText('In llama.cpp \\(GGUF'), 'the comparison shows the measured GGUF savings');
+    // Scrolled to that section for this step's photograph.
+    for (const frame of ui.page.frames()) {
+      const heading = frame.locator('h2', { hasText: 'In llama.cpp' });
+      if (await heading.count().catch(() => 0)) await heading.first().scrollIntoViewIfNeeded();
+    }
   },
 };
 
@@ -381,11 +388,12 @@ async function main() {
         }, 60_000);
         await page.keyboard.press('Enter');
       },
-      /** The cells of the table in the Markdown preview that says `text`. */
+      /** The cells of the first table in a Markdown preview whose text matches `text` (the workbench's own frame has no table cells). */
       async previewCells(text) {
         const pattern = new RegExp(text, 'i');
         for (const frame of page.frames()) {
-          if (await frame.locator('body', { hasText: pattern }).count().catch(() => 0)) return frame.locator('td').allInnerTexts();
+          const cells = frame.locator('td');
+          if ((await cells.count().catch(() => 0)) && (await frame.locator('body', { hasText: pattern }).count().catch(() => 0))) return cells.allInnerTexts();
         }
         return [];
       },

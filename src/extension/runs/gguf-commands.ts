@@ -137,6 +137,8 @@ export function registerGgufCommands(services: Services): vscode.Disposable[] {
         await workspaceState.update(TRIES_KEY, Object.fromEntries([...kept.slice(-(KEEP_TRIES - 1)), [uri.toString(), tryDocument(result, runLabel(run.record))]]));
         changed.fire(uri);
         await vscode.commands.executeCommand('markdown.showPreview', uri);
+        // A preview tab is replaced by the next editor opened; the two texts are there to be read and compared.
+        await vscode.commands.executeCommand('workbench.action.keepEditor');
       }),
     ),
   ];
