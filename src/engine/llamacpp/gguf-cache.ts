@@ -49,7 +49,27 @@ export async function cachedGguf(model: string, type: GgufType, control: RunCont
   const file = path.join(ggufCacheDir(), `${key.slice(0, 32)}-${type}.gguf`);
   if (await fs.stat(file).then((s) => s.isFile(), () => false)) return { file, exported: false };
   await fs.mkdir(path.dirname(file), { recursive: true });
+  await removeAbandoned(file);
   control.log?.info(`exporting ${model} to ${file} (${type}) for llama.cpp`);
   await exportGguf({ model, type, out: file, signal: control.signal, onProgress: control.onProgress, log: control.log });
   return { file, exported: true };
+}
+
+/** Unfinished copies of `file` whose writer is gone (a killed engine process cannot remove its own). */
+async function removeAbandoned(file: string): Promise<void> {
+  const prefix = `${path.basename(file)}.partial-`;
+  for (const entry of await fs.readdir(path.dirname(file))) {
+    const pid = Number(entry.slice(prefix.length));
+    if (!entry.startsWith(prefix) || !Number.isInteger(pid) || isAlive(pid)) continue;
+    await fs.rm(path.join(path.dirname(file), entry), { force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
