@@ -7,7 +7,7 @@
  *
  *   npm run bench:gguf [-- smollm-135m|tinyllama-1.1b ...] [-- --type f16|q8_0|...]
  *
- * Speeds are on one thread (see gguf-llama.ts); on a machine of one's own more threads are faster for both.
+ * Speeds are on one thread (see src/engine/llamacpp/llama-client.ts); on a machine of one's own more threads are faster for both.
  */
 import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import type { Token } from 'node-llama-cpp';
 import { MODEL_SHAPES, type ModelShapeName } from './model-shapes';
 import { randomCheckpointConfigText, writeRandomCheckpoint } from './random-checkpoint';
-import { loadGguf, loadLlama } from './gguf-llama';
+import { loadGguf, loadLlama } from '../src/engine/llamacpp/llama-client';
 
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');

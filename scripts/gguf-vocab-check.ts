@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { exportGguf } from '../src/engine/export/gguf/export-gguf';
 import { TextTokenizer } from '../src/engine/text/tokenizer';
-import { loadGguf, loadLlama } from './gguf-llama';
+import { loadGguf, loadLlama } from '../src/engine/llamacpp/llama-client';
 import { writeRandomCheckpoint } from './random-checkpoint';
 
 const ROOT = path.resolve(__dirname, '..');

@@ -1,7 +1,7 @@
 // UI smoke test: packages the extension with vsce, installs the VSIX into a fresh code-server, opens the
 // workbench on a copy of the embedded model and drives it as a person would (clicks, drags, keys, hovers),
-// one screenshot per step; then photographs the allocation panel, the Model view, the loss diff and the runs
-// comparison in Light Modern (where the steps ran) and again in Dark Modern.
+// one screenshot per step; then photographs the allocation panel, the Model view, the loss diff, Try It's
+// side-by-side text and the runs comparison in Light Modern (where the steps ran) and again in Dark Modern.
 // node ui-smoke.js [SCREENSHOT_DIR]   (default out/e2e/screenshots); env KEEP=1 keeps the temp folder.
 // Add a step to `steps`: it gets the `ui` helpers below and is photographed when it returns. No step waits
 // a fixed time for work to finish: each waits for what the UI shows when the work is done.
@@ -9,6 +9,8 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { REPO, log, makeTemp, makeWorkspace, startCodeServer, workbenchUrl, launchBrowser, cleanup, contextMenu, until } = require('./lib');
+
+const escapeRe = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The steps run in the first; every theme's photographs follow. */
 const THEMES = { light: 'Default Light Modern', dark: 'Default Dark Modern' };
@@ -30,6 +32,17 @@ const views = {
   async diff(ui) {
     await ui.tab('eval.txt').first().click();
     await ui.waitCount(ui.page.locator('.monaco-editor .view-overlays [class*="ced-"]'), (n) => n > 20, 'the loss diff is drawn');
+  },
+  async tryIt(ui) {
+    // Its tab is scrolled out of a full tab strip; the open-editors picker reaches it as a person would.
+    await ui.command('View: Show All Editors By Most Recently Used');
+    const input = ui.page.locator('.quick-input-widget input');
+    // The picker's input starts with its own prefix; the name is typed after it.
+    await ui.until('the open-editors picker', async () => (await input.inputValue().catch(() => '')).startsWith('edt'), 60_000);
+    await ui.page.keyboard.type('Try stories');
+    await ui.until('the Try It preview focused in the picker', async () => /Try stories/.test(await ui.page.locator('.quick-input-list .monaco-list-row.focused').first().innerText({ timeout: 1000 }).catch(() => '')), 60_000);
+    await ui.page.keyboard.press('Enter');
+    await ui.expect(ui.tab('Try stories').and(ui.page.locator('.tab.active')), 'Try It\'s side-by-side text is the active editor');
   },
   async comparison(ui) {
     await ui.tab('Runs compared').click();
@@ -161,7 +174,44 @@ const steps = {
     await ui.expect(ui.panelText('Applied to'), 'the panel reports the second applied run', WORK_TIMEOUT);
     await ui.dismissToasts();
   },
-  '11-runs-comparison': async (ui) => {
+  '11-export-gguf': async (ui) => {
+    const run = newestRun(ui.folder);
+    await ui.runMenu(run, 'Export to GGUF\u2026');
+    const input = ui.page.locator('.quick-input-widget input');
+    await ui.expect(ui.page.locator('.quick-input-widget', { hasText: 'weight type' }), 'Export to GGUF asks for the weight type');
+    await input.fill('q8_0');
+    await ui.until('q8_0 alone in the type list', async () => (await ui.page.locator('.quick-input-list .monaco-list-row').allInnerTexts()).every((t) => t.startsWith('q8_0')), 60_000);
+    await ui.page.keyboard.press('Enter');
+    await ui.expect(ui.page.locator('.quick-input-widget', { hasText: 'Export and measure in llama.cpp' }), 'then whether to measure the savings in llama.cpp');
+    await ui.page.keyboard.press('Enter');
+    // code-server's save dialog is a quick input holding the suggested path; Enter accepts it.
+    const file = path.join(ui.folder, `${run}-q8_0.gguf`);
+    await ui.until('the save dialog suggests <run>-q8_0.gguf', async () => (await input.inputValue().catch(() => '')).endsWith(`${run}-q8_0.gguf`), 60_000);
+    await ui.page.keyboard.press('Enter');
+    await ui.until('the GGUF file in the workspace', () => fs.existsSync(file), WORK_TIMEOUT);
+    if (fs.readFileSync(file).subarray(0, 4).toString('latin1') !== 'GGUF') throw new Error(`${file} is not a GGUF file`);
+    console.log(`PASS ${path.basename(file)} is written (${fs.statSync(file).size} bytes, starts with GGUF)`);
+    await ui.expect(ui.toast(`exported ${run}-q8_0.gguf`), 'the finish message reports the export and the savings', WORK_TIMEOUT);
+    const savings = JSON.parse(fs.readFileSync(path.join(ui.folder, run, 'prunelens.json'), 'utf8')).gguf?.savings;
+    if (!savings || savings.pruned.bytes !== fs.statSync(file).size) throw new Error(`the run's record lacks the measured savings: ${JSON.stringify(savings)}`);
+    console.log(`PASS the run's prunelens.json holds the llama.cpp savings (${savings.dense.bytes} -> ${savings.pruned.bytes} bytes, generation ${savings.dense.generateTokensPerSecond.toFixed(0)} -> ${savings.pruned.generateTokensPerSecond.toFixed(0)} tokens/s)`);
+    await ui.dismissToasts();
+    await ui.page.locator('.activitybar').getByRole('tab', { name: /Explorer/ }).first().click();
+    await ui.expect(ui.treeItem(path.basename(file)), 'the GGUF file appears in the Explorer');
+  },
+  '12-try-it': async (ui) => {
+    const run = newestRun(ui.folder);
+    await ui.runMenu(run, 'Try It\u2026');
+    const prompt = 'Lily and Ben went to the park';
+    await ui.expect(ui.page.locator('.quick-input-widget', { hasText: 'continue it greedily' }), 'Try It asks for a prompt');
+    await ui.page.locator('.quick-input-widget input').fill(prompt);
+    await ui.page.keyboard.press('Enter');
+    await ui.expect(ui.previewText(`pruned: ${escapeRe(run)}`), 'the dense and the pruned text open side by side', WORK_TIMEOUT);
+    const cells = await ui.previewCells(`pruned: ${escapeRe(run)}`);
+    if (cells.length < 2 || !cells.slice(0, 2).every((c) => c.startsWith(prompt) && c.length > prompt.length + 20)) throw new Error(`the two continuations are not there: ${JSON.stringify(cells)}`);
+    console.log(`PASS both models continued "${prompt}": dense "${cells[0].slice(prompt.length, prompt.length + 60)}…", pruned "${cells[1].slice(prompt.length, prompt.length + 60)}…"`);
+  },
+  '13-runs-comparison': async (ui) => {
     await ui.command('PruneLens: Compare Runs');
     // Tick the first applied run and the one just made (not the exported copy): a click on a row of a
     // multi-select pick toggles its checkbox.
@@ -176,6 +226,12 @@ const steps = {
     await ui.expect(ui.page.locator('.quick-input-widget', { hasText: '2 Selected' }), 'two different runs are ticked');
     await ui.page.keyboard.press('Enter');
     await ui.expect(ui.previewText('sparsity per decoder block'), 'the runs comparison table opens');
+    await ui.expect(ui.previewText('In llama.cpp \\(GGUF'), 'the comparison shows the measured GGUF savings');
+    // Scrolled to that section for this step's photograph.
+    for (const frame of ui.page.frames()) {
+      const heading = frame.locator('h2', { hasText: 'In llama.cpp' });
+      if (await heading.count().catch(() => 0)) await heading.first().scrollIntoViewIfNeeded();
+    }
   },
 };
 
@@ -184,9 +240,15 @@ function runFolders(folder) {
   return fs.readdirSync(folder).filter((n) => fs.existsSync(path.join(folder, n, 'prunelens.json')));
 }
 
+/** The run made last (by its record's creation time). */
+function newestRun(folder) {
+  const created = (n) => JSON.parse(fs.readFileSync(path.join(folder, n, 'prunelens.json'), 'utf8')).created;
+  return runFolders(folder).sort((a, b) => created(b).localeCompare(created(a)))[0];
+}
+
 /** After the photographs: what must survive a window reload. */
 const last = {
-  '12-reload': async (ui) => {
+  '14-reload': async (ui) => {
     await ui.command('Developer: Reload Window');
     await ui.expect(ui.page.locator('.part.activitybar'), 'the window is back', WORK_TIMEOUT);
     await views.diff(ui);
@@ -332,6 +394,24 @@ async function main() {
           return isTitle();
         }, 60_000);
         await page.keyboard.press('Enter');
+      },
+      /** The cells of the first table in a Markdown preview whose text matches `text` (the workbench's own frame has no table cells). */
+      async previewCells(text) {
+        const pattern = new RegExp(text, 'i');
+        for (const frame of page.frames()) {
+          const cells = frame.locator('td');
+          if ((await cells.count().catch(() => 0)) && (await frame.locator('body', { hasText: pattern }).count().catch(() => 0))) return cells.allInnerTexts();
+        }
+        return [];
+      },
+      /** Right-click the Runs view's row of the run in folder `run` (its description ends with the folder's name), then `item`. */
+      async runMenu(run, item) {
+        if (!(await page.locator('.pane-header', { hasText: /^Runs/ }).isVisible())) await page.locator('.activitybar').getByRole('tab', { name: /PruneLens/ }).first().click();
+        const header = page.locator('.pane-header', { hasText: /^Runs/ });
+        if ((await header.getAttribute('aria-expanded')) === 'false') await header.click();
+        const row = page.locator('.monaco-list-row', { hasText: new RegExp(`· ${escapeRe(run)}(\\s|$)`) });
+        await ui.expect(row, `the Runs view lists ${run}`);
+        await contextMenu(page, row.first(), [item], { timeout: WORK_TIMEOUT, shot: async () => {} });
       },
       /** Right-click, then PruneLens's submenu, then `item` (lib.js, contextMenu). */
       contextMenu: (target, item) => contextMenu(page, target, ['PruneLens', item], { timeout: WORK_TIMEOUT, shot: async () => {} }),

@@ -4,6 +4,7 @@ import { COMMON_OPTIONS, parse, suggest, type CliContext, type Command, type Opt
 import { estimate } from './commands/estimate';
 import { evaluate } from './commands/eval';
 import { exportModel } from './commands/export';
+import { tryCommand } from './commands/try';
 import { generate } from './commands/generate';
 import { info } from './commands/info';
 import { plan } from './commands/plan';
@@ -13,7 +14,7 @@ import { rangeText } from '../engine/range';
 import { cancelOnSignals } from './signals';
 
 /** Every command, in the order `prunelens --help` lists them; adding a command is one entry here. */
-export const COMMANDS: Record<string, Command> = { info, eval: evaluate, generate, prune, plan, estimate, scores, export: exportModel };
+export const COMMANDS: Record<string, Command> = { info, eval: evaluate, generate, prune, plan, estimate, scores, export: exportModel, try: tryCommand };
 
 const OVERVIEW = `MODEL is a Hugging Face folder (config.json + safetensors + tokenizer.json) or a file in it;
 the embedded stories260K model by default. Texts default to the bundled TinyStories samples.

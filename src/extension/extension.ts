@@ -8,6 +8,7 @@ import { CheckpointFolders } from './checkpoint-folders';
 import { registerCommands } from './commands';
 import { reportErrors } from './errors';
 import { FileHashes } from './file-hashes';
+import { registerGgufCommands } from './runs/gguf-commands';
 import { registerRunCommands } from './runs/run-commands';
 import { RunRegistry, type FinishedRun } from './runs/run-registry';
 import { ModelTree } from './trees/model-tree';
@@ -56,6 +57,7 @@ export function activate(context: vscode.ExtensionContext): PruneLensApi {
     }),
     ...registerCommands(services),
     ...registerRunCommands(services),
+    ...registerGgufCommands(services),
   );
   void checkpoints.refresh();
   void runs.refresh();

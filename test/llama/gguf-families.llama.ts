@@ -23,7 +23,7 @@ import { evaluateModel } from '../../src/engine/evaluate/evaluate-model';
 import { writeSafetensors } from '../../src/engine/io/safetensors-writer';
 import { expectedTensorShapes, parseModelConfig } from '../../src/engine/model/config';
 import { TextTokenizer } from '../../src/engine/text/tokenizer';
-import { llamaPerplexity, llamaTokenize, loadGguf, loadLlama } from '../../scripts/gguf-llama';
+import { llamaPerplexity, llamaTokenize, loadGguf, loadLlama } from '../../src/engine/llamacpp/llama-client';
 import { FAMILY_CASES } from '../helpers/family-configs';
 import { writeTinyCheckpoint } from '../helpers/tiny-checkpoint';
 

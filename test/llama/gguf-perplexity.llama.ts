@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Llama } from 'node-llama-cpp';
 import { TextTokenizer } from '../../src/engine/text/tokenizer';
-import { llamaPerplexity, llamaTokenize, loadGguf, loadLlama } from '../../scripts/gguf-llama';
+import { llamaPerplexity, llamaTokenize, loadGguf, loadLlama } from '../../src/engine/llamacpp/llama-client';
 import { FAMILY_CASES } from '../helpers/family-configs';
 import { writeTinyCheckpoint } from '../helpers/tiny-checkpoint';
 

@@ -1,25 +1,33 @@
 import { exportGguf, type ExportGgufResult } from '../../engine/export/gguf/export-gguf';
+import { savingsTable } from '../../engine/llamacpp/gguf-savings';
+import { exportRunGguf } from '../../engine/llamacpp/export-run-gguf';
 import { PruneLensError } from '../../engine/errors';
 import { defineCommand, print, singlePositional, table, withProgress, type CliContext } from '../command';
 import { bytes } from '../format';
 
 export const exportModel = defineCommand({
-  synopsis: ['[MODEL] --format gguf [--type f32|f16|bf16|q8_0] [--out FILE] [--overwrite] [--json]'],
+  synopsis: ['[MODEL] --format gguf [--type f32|f16|bf16|q8_0] [--out FILE] [--overwrite] [--measure [--text FILE]] [--json]'],
   summary: 'Export a checkpoint (dense or pruned) as a GGUF file for llama.cpp, Ollama and LM Studio.',
   details: `The file is written under a temporary name and renamed into place when complete. Types: f32,
 f16 and bf16 keep every weight (pruned zeros included); q8_0 quantises 2-D weights whose rows are a
-multiple of 32 and keeps the rest at f16.`,
+multiple of 32 and keeps the rest at f16. --measure (MODEL a PruneLens run, llama.cpp's optional
+node-llama-cpp installed) also exports the dense model the run came from into the cache and measures
+both in llama.cpp: file size, memory added by loading, prompt and generation tokens/s; the savings go
+into the run's prunelens.json and report.`,
   options: {
     format: { type: 'string', arg: 'gguf', help: 'the export format (gguf)' },
     type: { type: 'string', arg: 'f32|f16|bf16|q8_0', default: 'f16', help: 'the tensor type written' },
     out: { type: 'string', arg: 'FILE', defaultText: 'beside the model, <folder>-<type>.gguf', help: 'the GGUF file' },
     overwrite: { type: 'boolean', help: 'replace an earlier file at --out' },
+    measure: { type: 'boolean', help: 'measure dense and pruned in llama.cpp and record the savings in the run' },
+    text: { type: 'string', arg: 'FILE', defaultText: 'the bundled evaluation text', help: 'text whose tokens make the timed prompt (--measure)' },
   },
   async run({ values, positionals }, ctx) {
     if (values.format !== 'gguf') throw new PruneLensError('usage', `--format must be gguf (the one export format besides the Hugging Face folder prune writes); got ${values.format === undefined ? 'none' : `"${values.format}"`}`);
-    const options = { model: singlePositional(positionals, 'MODEL'), type: values.type, out: values.out, overwrite: values.overwrite };
-    const result = await withProgress(ctx, (control) => exportGguf({ ...options, ...control }));
-    print(ctx, exportJson(result), formatExport(result));
+    if (values.text !== undefined && !values.measure) throw new PruneLensError('usage', '--text is the prompt text of --measure; add --measure or drop --text');
+    const options = { model: singlePositional(positionals, 'MODEL'), type: values.type, out: values.out, overwrite: values.overwrite, measure: values.measure, textFile: values.text };
+    const { export: result, savings } = await withProgress(ctx, (control) => exportRunGguf({ ...options, ...control }));
+    print(ctx, { ...exportJson(result), ...(savings ? { savings } : {}) }, formatExport(result) + (savings ? `\n\n${savingsTable(savings).join('\n')}\n(${savings.runtime})` : ''));
   },
 });
 

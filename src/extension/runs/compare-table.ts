@@ -1,9 +1,10 @@
 /**
  * Runs side by side as Markdown tables (what "Compare Runs" previews): perplexity, sparsity overall and
- * per block, size on disk and time. No `vscode` import, so it is tested under plain Node.
+ * per block, size on disk and time, and what a measured GGUF export saved in llama.cpp. No `vscode` import, so it is tested under plain Node.
  */
 import * as path from 'node:path';
 import { ALLOCATION_NAMES, formatMiB, formatPercent, formatPerplexity, formatSeconds, METHOD_LABELS } from '../../engine/display';
+import type { GgufSavings } from '../../engine/llamacpp/gguf-savings';
 import { isStructuredRecord, runDate, runLabel, type OutputRecord } from './output-record';
 
 export interface ComparedRun {
@@ -44,6 +45,24 @@ export function compareTable(runs: readonly ComparedRun[]): string {
       lines.push(row(`block ${b}`, of((r) => (isStructuredRecord(r.record) ? '–' : r.record.layers[b] ? formatPercent(r.record.layers[b]!.sparsity) : '–'))));
     }
     lines.push('');
+  }
+  const measured = runs.filter((r) => r.record.gguf?.savings);
+  if (measured.length > 0) {
+    // Dense → pruned, each measured in llama.cpp on the same machine in one sitting (export-run-gguf.ts).
+    const gguf = (f: (s: GgufSavings) => string): string[] => of((r) => (r.record.gguf?.savings ? f(r.record.gguf.savings) : 'not measured'));
+    const pair = (of: (side: GgufSavings['dense']) => number, show: (v: number) => string) => (s: GgufSavings): string => `${show(of(s.dense))} → ${show(of(s.pruned))}`;
+    lines.push(
+      '## In llama.cpp (GGUF, dense → pruned)',
+      '',
+      ...header,
+      row('GGUF type', gguf((s) => s.type)),
+      row('file size', gguf(pair((x) => x.bytes, formatMiB))),
+      row('memory added by loading', gguf(pair((x) => x.loadMiB * 2 ** 20, formatMiB))),
+      row('prompt tokens/s', gguf(pair((x) => x.promptTokensPerSecond, (v) => v.toFixed(0)))),
+      row('generation tokens/s', gguf(pair((x) => x.generateTokensPerSecond, (v) => v.toFixed(1)))),
+      row('measured with', gguf((s) => s.runtime)),
+      '',
+    );
   }
   const structured = runs.filter((r) => isStructuredRecord(r.record));
   if (structured.length > 0) {

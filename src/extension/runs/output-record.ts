@@ -4,10 +4,11 @@ import { PruneLensError } from '../../engine/errors';
 import { RECORD_FILE } from '../../engine/export/output-folder';
 import { ALLOCATION_NAMES, formatPercent, formatPerplexity, METHOD_LABELS } from '../../engine/display';
 import type { PruneRecord } from '../../engine/export/record';
+import type { GgufExportNote } from '../../engine/llamacpp/export-run-gguf';
 import type { StructuredRecord } from '../../engine/structured/structured-prune';
 
-/** What a PruneLens output's prunelens.json holds: an unstructured or a structured run. */
-export type OutputRecord = PruneRecord | StructuredRecord;
+/** What a PruneLens output's prunelens.json holds: an unstructured or a structured run, and its measured GGUF export if one was made. */
+export type OutputRecord = (PruneRecord | StructuredRecord) & { gguf?: GgufExportNote };
 
 export function isStructuredRecord(record: OutputRecord): record is StructuredRecord {
   return 'kind' in record && record.kind === 'structured';

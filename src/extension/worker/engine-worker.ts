@@ -3,6 +3,8 @@
 // editor stays responsive however long tokenizing, planning, scoring or pruning takes. No vscode here.
 import { makePlan } from '../../engine/allocate/make-plan';
 import { evaluateModel } from '../../engine/evaluate/evaluate-model';
+import { exportRunGguf } from '../../engine/llamacpp/export-run-gguf';
+import { tryRun } from '../../engine/llamacpp/try-run';
 import { pruneModel } from '../../engine/prune/prune-model';
 import type { RunControl } from '../../engine/progress';
 import { scoreModel, structuredPrune } from '../../engine/structured/structured-prune';
@@ -16,6 +18,8 @@ const JOBS: { [K in EngineJobKind]: Runner<K> } = {
   evaluate: evaluateModel,
   scores: scoreModel,
   plan: makePlan,
+  gguf: exportRunGguf,
+  try: tryRun,
 };
 
 const abort = new AbortController();

@@ -3,6 +3,8 @@ import type { MakePlanOptions } from '../../engine/allocate/make-plan';
 import type { ErrorKind } from '../../engine/errors';
 import type { EvaluateModelOptions, EvaluateModelResult } from '../../engine/evaluate/evaluate-model';
 import type { PruneRecord } from '../../engine/export/record';
+import type { ExportRunGgufOptions, ExportRunGgufResult } from '../../engine/llamacpp/export-run-gguf';
+import type { TryRunOptions, TryRunResult } from '../../engine/llamacpp/try-run';
 import type { PruneModelOptions } from '../../engine/prune/prune-model';
 import type { EngineEvent, RunControl } from '../../engine/progress';
 import type { StructuredScores } from '../../engine/structured/scores';
@@ -18,6 +20,8 @@ export interface EngineJobTypes {
   evaluate: { options: Data<EvaluateModelOptions>; result: EvaluateModelResult };
   scores: { options: Data<Parameters<typeof scoreModel>[0]>; result: StructuredScores };
   plan: { options: Data<MakePlanOptions>; result: Plan };
+  gguf: { options: Data<ExportRunGgufOptions>; result: ExportRunGgufResult };
+  try: { options: Data<TryRunOptions>; result: TryRunResult };
 }
 
 export type EngineJobKind = keyof EngineJobTypes;

@@ -18,7 +18,7 @@ import { preTokenizerName } from '../../../src/engine/export/gguf/tokenizer-meta
 import { llama3RopeFactors } from '../../../src/engine/export/gguf/architectures';
 import { Checkpoint } from '../../../src/engine/io/checkpoint';
 import { TextTokenizer } from '../../../src/engine/text/tokenizer';
-import { llamaPerplexity, llamaTokenize, loadGguf, loadLlama } from '../../../scripts/gguf-llama';
+import { llamaPerplexity, llamaTokenize, loadGguf, loadLlama } from '../../../src/engine/llamacpp/llama-client';
 import { copyOfFixture, editJson, FIXTURE_MODEL, tempDir } from '../../helpers/fixtures';
 import { writeTinyCheckpoint } from '../../helpers/tiny-checkpoint';
 

@@ -14,7 +14,7 @@ import type { Llama } from 'node-llama-cpp';
 import { PruneLensError } from '../../../src/engine/errors';
 import { evaluateModel } from '../../../src/engine/evaluate/evaluate-model';
 import { exportGguf } from '../../../src/engine/export/gguf/export-gguf';
-import { llamaPerplexity, loadGguf, loadLlama } from '../../../scripts/gguf-llama';
+import { llamaPerplexity, loadGguf, loadLlama } from '../../../src/engine/llamacpp/llama-client';
 import { FAMILY_CASES } from '../../helpers/family-configs';
 import { EVAL_TEXT, tempDir } from '../../helpers/fixtures';
 import { writeTinyCheckpoint } from '../../helpers/tiny-checkpoint';

@@ -43,6 +43,23 @@ describe('Compare Runs: one table', () => {
     assert.deepEqual(row('evaluated on'), ['eval.txt, 595 × 256', 'eval.txt, 595 × 256', 'not evaluated']);
     assert.deepEqual(row('block 2'), ['55.0%', '–', '–']);
     assert.equal(md.split('\n').filter((l) => l.startsWith('| block ')).length, 3);
+    assert.ok(!md.includes('In llama.cpp'), 'no GGUF section when no run was measured');
+  });
+
+  it('adds what a measured GGUF export saved in llama.cpp, dense → pruned, and says which runs were not measured', () => {
+    const side = (bytes: number, loadMiB: number, prompt: number, generate: number) => ({ file: '/f.gguf', bytes, loadMiB, promptTokensPerSecond: prompt, generateTokensPerSecond: generate });
+    const savings = { type: 'f16', measured: '2026-11-27T14:00:00Z', runtime: 'llama.cpp via node-llama-cpp 3.21.1 (prebuilt CPU, 1 thread)', promptTokens: 128, generateTokens: 32, dense: side(256 * 2 ** 20, 300, 400.4, 20.04), pruned: side(204.8 * 2 ** 20, 240, 512, 25.55) } as const;
+    const md = compareTable([
+      { folder: '/w/a', record: pruned({ gguf: { file: '/w/a-f16.gguf', type: 'f16', bytes: 1, savings } } as Partial<PruneRecord>), bytes: 1 },
+      { folder: '/w/b', record: pruned({}), bytes: 1 },
+    ]);
+    const section = md.slice(md.indexOf('## In llama.cpp (GGUF, dense → pruned)'));
+    const row = (label: string): string[] => section.split('\n').find((l) => l.startsWith(`| ${label} |`))!.split('|').slice(2, -1).map((c) => c.trim());
+    assert.deepEqual(row('GGUF type'), ['f16', 'not measured']);
+    assert.deepEqual(row('file size'), ['256.0 MiB → 204.8 MiB', 'not measured']);
+    assert.deepEqual(row('memory added by loading'), ['300.0 MiB → 240.0 MiB', 'not measured']);
+    assert.deepEqual(row('prompt tokens/s'), ['400 → 512', 'not measured']);
+    assert.deepEqual(row('generation tokens/s'), ['20.0 → 25.6', 'not measured']);
   });
 });
 
