@@ -116,19 +116,17 @@ function project(g: GraphBuilder, z: string, rows: number, cols: number, project
 /**
  * `steps` ADMM iterations, unrolled (the scaled form of Boyd et al. §3.1.1 with V = ρU unscaled,
  * as ALPS writes it, so ρ may change between calls without rescaling V):
- *   B ← (target − V + ρD) (Ĝ + ρI)⁻¹      the least-squares step; (Ĝ + ρI)⁻¹ = L⁻ᵀ L⁻¹ from the
- *                                          input `factor` L⁻¹, the inverse Cholesky factor of Ĝ + ρI
+ *   B ← (target − V + ρD) (Ĝ + ρI)⁻¹      the least-squares step; (Ĝ + ρI)⁻¹ is the input `inverse`
  *   D ← project(B + V/ρ)                  onto the mask, or the best support re-chosen
  *   V ← V + ρ(B − D)                      the dual ascent
- * Inputs target, factor, d, v, rho [1] and `pruned` (fixed) or `previous` (the mask at the last
+ * Inputs target, inverse, d, v, rho [1] and `pruned` (fixed) or `previous` (the mask at the last
  * call, chosen); outputs b, d_out, v_out and, when the support is chosen, `pruned` and `change` [1] (entries
  * whose pruned/kept state differs from `previous`: the measure ALPS ties ρ to).
  */
 export function buildAdmmSteps(rows: number, cols: number, steps: number, projection: Projection): Uint8Array {
   const g = new GraphBuilder('prunelens_admm_steps');
   const target = g.input('target', 'float', [rows, cols]);
-  const factor = g.input('factor', 'float', [cols, cols]);
-  const inverse = g.op('Gemm', [factor, factor], { transA: 1 });
+  const inverse = g.input('inverse', 'float', [cols, cols]);
   let d = g.input('d', 'float', [rows, cols]);
   let v = g.input('v', 'float', [rows, cols]);
   const rho = g.input('rho', 'float', [1]);
