@@ -42,6 +42,23 @@ async function run(ops: OpRegistry, key: string, graph: () => Uint8Array, inputs
   return mat(out!, rows, cols);
 }
 
+/** aᵀ · b */
+export function matmulTN(ops: OpRegistry, a: Mat, b: Mat): Promise<Mat> {
+  return run(ops, 'linalg.matmulTN', () => build('matmul_tn', (g) => g.op('Gemm', ['a', 'b'], { transA: 1 }), ['a', 'b']), { a, b }, a.cols, b.cols);
+}
+
+/** c + aᵀ · b */
+export function addMatmulTN(ops: OpRegistry, c: Mat, a: Mat, b: Mat): Promise<Mat> {
+  return run(
+    ops,
+    'linalg.addMatmulTN',
+    () => build('add_matmul_tn', (g) => g.op('Add', ['c', g.op('Gemm', ['a', 'b'], { transA: 1 })]), ['c', 'a', 'b']),
+    { c, a, b },
+    c.rows,
+    c.cols,
+  );
+}
+
 /** a · bᵀ */
 export function matmulNT(ops: OpRegistry, a: Mat, b: Mat): Promise<Mat> {
   return run(ops, 'linalg.matmulNT', () => build('matmul_nt', (g) => g.op('Gemm', ['a', 'b'], { transB: 1 }), ['a', 'b']), { a, b }, a.rows, b.rows);

@@ -1,7 +1,7 @@
 import { PruneLensError } from '../errors';
 import type { OpRegistry } from '../graph/op-registry';
 import { floatTensor, type Feeds } from '../graph/session';
-import { inverseCholesky, NotPositiveDefinite } from '../linalg/cholesky';
+import { inverseSpd, NotPositiveDefinite } from '../linalg/cholesky';
 import { mat } from '../linalg/matrix-ops';
 import { buildAdmmSteps, buildCgSteps, buildDenormalise, buildNormalise, buildResidual, projectionKey, type Projection } from './admm-graphs';
 
@@ -20,8 +20,8 @@ import { buildAdmmSteps, buildCgSteps, buildDenormalise, buildNormalise, buildRe
  * Every O(n³) step runs in ORT: (Ĝ + ρI)⁻¹ comes from the blocked Cholesky (linalg/cholesky.ts)
  * as L⁻ᵀ L⁻¹, and each ADMM or CG iteration is a [rows, cols] x [cols, cols] product in an
  * unrolled graph (admm-graphs.ts). ORT has no eigendecomposition, which ALPS uses to change ρ
- * without refactoring; one Cholesky per value of ρ costs the same O(n³) order as ALPS's
- * Q (Λ + ρ)⁻¹ Qᵀ and needs no iterative eigensolver.
+ * without refactoring; one Cholesky and L⁻ᵀ L⁻¹ per value of ρ (2n³ flops) costs about what ALPS's
+ * Q (Λ + ρ)⁻¹ Qᵀ does and needs no iterative eigensolver.
  */
 
 /**
@@ -57,13 +57,13 @@ export async function normalise(ops: OpRegistry, weight: Float32Array, rows: num
   return { rows, cols, gn: gn!, b0: b0!, target: target!, s: s! };
 }
 
-/** L⁻¹ for the Cholesky factor L of Ĝ + ρI: the steps graph forms (Ĝ + ρI)⁻¹ = L⁻ᵀ L⁻¹ from it. */
-export async function penaltyFactor(ops: OpRegistry, p: LayerProblem, rho: number, where: string): Promise<Float32Array> {
+/** (Ĝ + ρI)⁻¹, the matrix of every least-squares step at penalty ρ. */
+export async function penaltyInverse(ops: OpRegistry, p: LayerProblem, rho: number, where: string): Promise<Float32Array> {
   const n = p.cols;
   const shifted = Float32Array.from(p.gn);
   for (let j = 0; j < n; j++) shifted[j * n + j]! += rho;
   try {
-    return (await inverseCholesky(ops, mat(shifted, n, n))).data;
+    return (await inverseSpd(ops, mat(shifted, n, n))).data;
   } catch (err) {
     if (!(err instanceof NotPositiveDefinite)) throw err;
     throw new PruneLensError('weights', `the normalised input Gram matrix plus ${rho.toExponential(2)} is not positive definite; the calibration activations may overflow`, where);
@@ -78,14 +78,14 @@ export interface AdmmState {
 }
 
 /**
- * `steps` ADMM iterations at penalty ρ, `factor` = L⁻¹ from penaltyFactor(ρ). With a chosen projection the
+ * `steps` ADMM iterations at penalty ρ, `inverse` = (Ĝ + ρI)⁻¹ from penaltyInverse(ρ). With a chosen projection the
  * graph also returns the new mask and how many entries changed state against `previous`.
  */
 export async function admmSteps(
   ops: OpRegistry,
   p: LayerProblem,
   state: AdmmState,
-  factor: Float32Array,
+  inverse: Float32Array,
   rho: number,
   steps: number,
   projection: Projection,
@@ -95,7 +95,7 @@ export async function admmSteps(
   const shape = [rows, cols];
   const feeds = {
     target: floatTensor(p.target, shape),
-    factor: floatTensor(factor, [cols, cols]),
+    inverse: floatTensor(inverse, [cols, cols]),
     d: floatTensor(state.d, shape),
     v: floatTensor(state.v, shape),
     rho: floatTensor(Float32Array.of(rho), [1]),

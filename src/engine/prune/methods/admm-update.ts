@@ -1,5 +1,5 @@
 import { floatTensor } from '../../graph/session';
-import { admmSteps, conjugateGradients, denormalise, normalise, penaltyFactor, prunedMaskOf, type AdmmState } from '../admm';
+import { admmSteps, conjugateGradients, denormalise, normalise, penaltyInverse, prunedMaskOf, type AdmmState } from '../admm';
 import { layerLoss } from './loss';
 import type { WeightUpdate } from './method';
 
@@ -18,7 +18,7 @@ const CG_STEPS = 100;
  * 2024; fmfi-compbio/admm-pruning, lib/admm.py): for the mask of `pruned` (its zeros), the weights
  * on the support that best reconstruct the layer's dense output, min ||X Wᵀ − X W₀ᵀ||² (admm.ts):
  *   1. normalise G and W₀ (dead inputs, dampening, unit diagonal);
- *   2. the Cholesky factor of Ĝ + ρI once, ρ = 1;
+ *   2. (Ĝ + ρI)⁻¹ once, ρ = 1;
  *   3. 20 ADMM iterations from D = B₀ on the support, V = 0;
  *   4. CG on the support from D to the tolerance;
  *   5. back to W.
@@ -31,9 +31,9 @@ export const admm: WeightUpdate<'admm'> = {
   async update({ ops, weight, rows, cols, stat: gram, settings, where }, pruned) {
     const mask = prunedMaskOf(pruned);
     const p = await normalise(ops, weight, rows, cols, gram!, settings.percdamp);
-    const factor = await penaltyFactor(ops, p, RHO, where);
+    const inverse = await penaltyInverse(ops, p, RHO, where);
     const start: AdmmState = { b: p.b0, d: Float32Array.from(p.b0, (v, i) => (mask[i] ? 0 : v)), v: new Float32Array(rows * cols) };
-    const { d } = await admmSteps(ops, p, start, factor, RHO, ITERATIONS, { kind: 'fixed' }, { pruned: floatTensor(mask, [rows, cols]) });
+    const { d } = await admmSteps(ops, p, start, inverse, RHO, ITERATIONS, { kind: 'fixed' }, { pruned: floatTensor(mask, [rows, cols]) });
     const b = await conjugateGradients(ops, p, d, mask, CG_STEPS);
     const updated = await denormalise(ops, p, b, mask, where);
     return { weight: updated, loss: await layerLoss(ops, weight, updated, rows, cols, 'gram', gram) };

@@ -1,5 +1,5 @@
 import { floatTensor } from '../../graph/session';
-import { admmSteps, conjugateGradients, denormalise, normalise, penaltyFactor, type AdmmState } from '../admm';
+import { admmSteps, conjugateGradients, denormalise, normalise, penaltyInverse, type AdmmState } from '../admm';
 import { buildProjection } from '../admm-graphs';
 import { patternFeeds, patternKey, patternOf } from '../mask-graphs';
 import { layerLoss } from './loss';
@@ -61,9 +61,9 @@ export const alps: PruneMethod<'alps'> = {
     let state = fresh();
     let rho = RHO_START;
     let rising = false;
-    let factor = await penaltyFactor(ops, p, rho, where);
+    let inverse = await penaltyInverse(ops, p, rho, where);
     for (let done = 0; done < MAX_ITERATIONS; ) {
-      const out = await admmSteps(ops, p, state, factor, rho, CHECK_EVERY, { kind: 'chosen', pattern }, { ...maskFeeds, previous: floatTensor(pruned, [rows, cols]) });
+      const out = await admmSteps(ops, p, state, inverse, rho, CHECK_EVERY, { kind: 'chosen', pattern }, { ...maskFeeds, previous: floatTensor(pruned, [rows, cols]) });
       done += CHECK_EVERY;
       state = out;
       pruned = out.pruned!;
@@ -72,7 +72,7 @@ export const alps: PruneMethod<'alps'> = {
       if (next.restart) state = fresh();
       rising = next.rising;
       rho = Math.min(next.rho, RHO_MAX);
-      factor = await penaltyFactor(ops, p, rho, where);
+      inverse = await penaltyInverse(ops, p, rho, where);
     }
 
     // The final support is that of the least-squares iterate B; CG then solves on it exactly.
