@@ -20,7 +20,7 @@ import { Checkpoint } from '../../../src/engine/io/checkpoint';
 import { TextTokenizer } from '../../../src/engine/text/tokenizer';
 import { llamaPerplexity, llamaTokenize, loadGguf, loadLlama } from '../../../src/engine/llamacpp/llama-client';
 import { copyOfFixture, editJson, FIXTURE_MODEL, tempDir } from '../../helpers/fixtures';
-import { writeTinyCheckpoint } from '../../helpers/tiny-checkpoint';
+import { assertLlamaCppPerplexityAgrees } from '../../helpers/llama-agreement';
 
 const TEXT = path.resolve('data', 'tinystories', 'eval.txt');
 
@@ -213,17 +213,7 @@ describe('GGUF export', () => {
     for (const [family, config] of Object.entries(FAMILIES)) {
       it(`${family}: llama.cpp's perplexity of the F32 export equals PruneLens's`, async () => {
         const folder = path.join(dir, family.replace(/\W+/g, '-'));
-        await writeTinyCheckpoint(folder, config, 11);
-        const file = `${folder}.gguf`;
-        await exportGguf({ model: folder, type: 'f32', out: file });
-        const ours = await evaluateModel({ model: folder, textFile: TEXT, seqlen: 128, maxWindows: 2, runtime: { provider: 'cpu' } });
-        const model = await loadGguf(llama, file);
-        try {
-          const theirs = await llamaPerplexity(model, Array.from(ours.windowIds), 128, 2);
-          assert.ok(Math.abs(theirs.ppl / ours.ppl - 1) < 0.005, `llama.cpp ${theirs.ppl} vs PruneLens ${ours.ppl}`);
-        } finally {
-          await model.dispose();
-        }
+        await assertLlamaCppPerplexityAgrees(llama, folder, config, TEXT);
       });
     }
   });

@@ -12,11 +12,11 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Llama } from 'node-llama-cpp';
 import { PruneLensError } from '../../../src/engine/errors';
-import { evaluateModel } from '../../../src/engine/evaluate/evaluate-model';
 import { exportGguf } from '../../../src/engine/export/gguf/export-gguf';
-import { llamaPerplexity, loadGguf, loadLlama } from '../../../src/engine/llamacpp/llama-client';
+import { loadLlama } from '../../../src/engine/llamacpp/llama-client';
 import { FAMILY_CASES } from '../../helpers/family-configs';
 import { EVAL_TEXT, tempDir } from '../../helpers/fixtures';
+import { assertLlamaCppPerplexityAgrees } from '../../helpers/llama-agreement';
 import { writeTinyCheckpoint } from '../../helpers/tiny-checkpoint';
 
 type Info = Awaited<ReturnType<typeof import('node-llama-cpp').readGgufFileInfo>>;
@@ -179,17 +179,7 @@ describe('GGUF export of the families beyond Llama', () => {
       it(`${family}: llama.cpp's perplexity of the F32 export equals PruneLens's`, async () => {
         // Not "phi3": llama.cpp gives a model of that general.name Phi-3's special tokens, which the fixture vocabulary lacks.
         const folder = path.join(dir, `llama-${family.replace('phi3', 'phi')}`);
-        await writeTinyCheckpoint(folder, cfg, 11);
-        const file = `${folder}.gguf`;
-        await exportGguf({ model: folder, type: 'f32', out: file });
-        const ours = await evaluateModel({ model: folder, textFile: EVAL_TEXT, seqlen: 128, maxWindows: 2, runtime: { provider: 'cpu' } });
-        const model = await loadGguf(llama, file);
-        try {
-          const theirs = await llamaPerplexity(model, Array.from(ours.windowIds), 128, 2);
-          assert.ok(Math.abs(theirs.ppl / ours.ppl - 1) < 0.005, `llama.cpp ${theirs.ppl} vs PruneLens ${ours.ppl}`);
-        } finally {
-          await model.dispose();
-        }
+        await assertLlamaCppPerplexityAgrees(llama, folder, cfg, EVAL_TEXT);
       });
     }
   });
