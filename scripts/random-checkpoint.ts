@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { expectedTensorShapes, parseModelConfig } from '../src/engine/model/config';
 import { encodeFromF32 } from '../src/engine/io/dtype';
 import { writeSafetensors, type TensorSpec } from '../src/engine/io/safetensors-writer';
+import { pidAlive } from '../src/engine/process-alive';
 
 export type RandomDType = 'F32' | 'BF16' | 'F16';
 
@@ -103,17 +104,8 @@ async function removeAbandonedTemps(dir: string): Promise<void> {
   for (const name of names) {
     if (!name.startsWith(prefix)) continue;
     const pid = Number(name.slice(prefix.length));
-    if (Number.isSafeInteger(pid) && pid !== process.pid && !isAlive(pid)) {
+    if (Number.isSafeInteger(pid) && pid !== process.pid && !pidAlive(pid)) {
       await fsp.rm(path.join(parent, name), { recursive: true, force: true });
     }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -12,6 +12,7 @@ import { exportGguf } from '../export/gguf/export-gguf';
 import type { GgufType } from '../export/gguf/ggml-types';
 import type { RunControl } from '../progress';
 import { tokenCacheDir } from '../text/token-cache';
+import { pidAlive } from '../process-alive';
 
 /** Beside the token cache: $PRUNELENS_CACHE/gguf (the extension's global storage), else ~/.cache/prunelens/gguf. */
 export function ggufCacheDir(): string {
@@ -60,16 +61,7 @@ async function removeAbandoned(file: string): Promise<void> {
   const prefix = `${path.basename(file)}.partial-`;
   for (const entry of await fs.readdir(path.dirname(file))) {
     const pid = Number(entry.slice(prefix.length));
-    if (!entry.startsWith(prefix) || !Number.isInteger(pid) || isAlive(pid)) continue;
+    if (!entry.startsWith(prefix) || !Number.isInteger(pid) || pidAlive(pid)) continue;
     await fs.rm(path.join(path.dirname(file), entry), { force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
