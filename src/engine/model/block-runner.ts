@@ -28,21 +28,37 @@ export interface BlockFeeds {
  */
 export class BlockRunner {
   private readonly positions = new Map<string, PositionFeeds>();
-  private readonly shapes: Map<string, number[]>;
   /** Layers that attend alike (same rotary, same window) share tables: one key per kind. */
   private readonly layerKinds: string[];
 
   private constructor(
     readonly config: ModelConfig,
-    private readonly session: GraphSession,
+    /** One session per kind of MLP (dense, or MoE in a sparse layer): index 0 dense, 1 sparse. */
+    private readonly sessions: (GraphSession | undefined)[],
     readonly taps: readonly TapRequest[],
   ) {
-    this.shapes = blockTensorShapes(config);
     this.layerKinds = config.arch.layers.map((l) => JSON.stringify(l));
   }
 
+  /**
+   * Taps on experts (`expert_*`) exist only in sparse layers; a runner built with them serves only
+   * those, and the dense layers of a mixed model get a session without them.
+   */
   static async create(config: ModelConfig, settings: RuntimeSettings, taps: readonly TapRequest[] = []): Promise<BlockRunner> {
-    return new BlockRunner(config, await GraphSession.create(buildDecoderBlock(config, taps), settings), taps);
+    const sparse = config.arch.moe?.sparse ?? [];
+    const kinds = [false, true].map((s) => Array.from({ length: config.numLayers }, (_, l) => l).find((l) => (sparse[l] ?? false) === s));
+    const sessions = await Promise.all(
+      kinds.map(async (layer, kind) => {
+        if (layer === undefined) return undefined;
+        const own = kind === 1 ? taps : taps.filter((t) => !t.point.startsWith('expert_'));
+        return GraphSession.create(buildDecoderBlock(config, own, layer), settings);
+      }),
+    );
+    return new BlockRunner(config, sessions, taps);
+  }
+
+  private sparse(layer: number): boolean {
+    return this.config.arch.moe?.sparse[layer] ?? false;
   }
 
   /** Refuses window lengths the graph would compute wrongly, before any work is done. */
@@ -58,22 +74,31 @@ export class BlockRunner {
 
   feeds(weights: Map<string, Float32Array>, layer: number): BlockFeeds {
     const feeds: Feeds = {};
-    for (const [name, data] of weights) feeds[name] = floatTensor(data, this.shapes.get(name)!);
+    const shapes = blockTensorShapes(this.config, layer);
+    for (const [name, data] of weights) feeds[name] = floatTensor(data, shapes.get(name)!);
     return { layer, weights: feeds };
   }
 
-  /** Runs one block on `hidden` ([batch, seq, D]); returns its output, then the taps' outputs in order. */
+  /**
+   * Runs one block on `hidden` ([batch, seq, D]); returns its output, then the taps' outputs in order
+   * (in a dense layer of a MoE model the expert taps are absent: empty arrays in their places).
+   */
   async run(feeds: BlockFeeds, hidden: Float32Array, batch: number, seq: number): Promise<Float32Array[]> {
     const pos = this.positionFeeds(feeds.layer, seq);
-    const outputs = ['hidden_out', ...this.taps.map(tapOutputName)];
-    return this.session.run(
+    const sparse = this.sparse(feeds.layer);
+    const present = this.taps.filter((t) => sparse || !t.point.startsWith('expert_'));
+    const outputs = ['hidden_out', ...present.map(tapOutputName)];
+    const results = await this.sessions[sparse ? 1 : 0]!.run(
       { ...feeds.weights, hidden: floatTensor(hidden, [batch, seq, this.config.hiddenSize]), cos: pos.cos, sin: pos.sin, mask: pos.mask },
       outputs,
     );
+    if (present.length === this.taps.length) return results;
+    const byName = new Map(outputs.map((name, i) => [name, results[i]!]));
+    return [results[0]!, ...this.taps.map((t) => byName.get(tapOutputName(t)) ?? new Float32Array(0))];
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    await Promise.all(this.sessions.map((s) => s?.release()));
   }
 
   /**

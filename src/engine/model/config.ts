@@ -1,6 +1,7 @@
 import { PruneLensError } from '../errors';
 import { FAMILIES, TIED_BY_DEFAULT, type FamilySpec } from './families/architecture';
 import { FUSED_LINEARS } from './families/fused';
+import { moeTensorShapes } from './families/moe';
 
 /**
  * The decoder families the engine can build. They share one graph; they differ only in which linears
@@ -36,6 +37,10 @@ const ARCHITECTURES: Record<string, Architecture> = {
   gemma2: { biasedLinears: (raw) => (raw.attention_bias === true ? ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] : []) },
   gemma3_text: { biasedLinears: (raw) => (raw.attention_bias === true ? ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] : []) },
   phi3: { biasedLinears: () => [] },
+  mixtral: { biasedLinears: () => [] },
+  qwen2_moe: { biasedLinears: (raw) => (raw.qkv_bias === false ? [] : ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj']) },
+  qwen3_moe: { biasedLinears: (raw) => (raw.attention_bias === true ? ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] : []) },
+  olmoe: { biasedLinears: (raw) => (raw.attention_bias === true ? ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] : []) },
 };
 
 export const SUPPORTED_MODEL_TYPES = Object.keys(ARCHITECTURES);
@@ -197,8 +202,9 @@ export function linearShapes(dims: Pick<ModelConfig, 'hiddenSize' | 'intermediat
  * The block-relative name and shape of every tensor a decoder block holds, as the engine works on it:
  * the seven linears separately, whatever the checkpoint fuses (see families/fused.ts).
  */
-export function blockTensorShapes(cfg: ModelConfig): Map<string, number[]> {
+export function blockTensorShapes(cfg: ModelConfig, layer = 0): Map<string, number[]> {
   const d = cfg.hiddenSize;
+  const moe = cfg.arch.moe?.sparse[layer] ? cfg.arch.moe : undefined;
   const shapesOfLinears = linearShapes(cfg);
   const shapes = new Map<string, number[]>([
     ['input_layernorm.weight', [d]],
@@ -209,19 +215,23 @@ export function blockTensorShapes(cfg: ModelConfig): Map<string, number[]> {
     shapes.set('post_feedforward_layernorm.weight', [d]);
   }
   if (cfg.arch.qkNorm) {
-    shapes.set('self_attn.q_norm.weight', [cfg.headDim]);
-    shapes.set('self_attn.k_norm.weight', [cfg.headDim]);
+    const projection = cfg.arch.qkNormOver === 'projection';
+    shapes.set('self_attn.q_norm.weight', [projection ? cfg.numHeads * cfg.headDim : cfg.headDim]);
+    shapes.set('self_attn.k_norm.weight', [projection ? cfg.numKvHeads * cfg.headDim : cfg.headDim]);
   }
   for (const name of LINEARS) {
+    // A sparse layer's MLP is its router and experts (families/moe.ts), not the three dense linears.
+    if (moe && name.startsWith('mlp.')) continue;
     shapes.set(`${name}.weight`, shapesOfLinears[name]);
     if (cfg.biasedLinears.has(name)) shapes.set(`${name}.bias`, [shapesOfLinears[name][0]]);
   }
+  if (moe) for (const [name, shape] of moeTensorShapes(moe, d)) shapes.set(name, shape);
   return shapes;
 }
 
 /** The block's tensors as the checkpoint stores them: fused projections as one tensor each. */
-export function storedBlockShapes(cfg: ModelConfig): Map<string, number[]> {
-  const logical = blockTensorShapes(cfg);
+export function storedBlockShapes(cfg: ModelConfig, layer = 0): Map<string, number[]> {
+  const logical = blockTensorShapes(cfg, layer);
   if (!cfg.arch.fused) return logical;
   const shapes = new Map<string, number[]>();
   for (const [name, shape] of logical) {
@@ -241,9 +251,8 @@ export function storedBlockShapes(cfg: ModelConfig): Map<string, number[]> {
 /** Every tensor the checkpoint must hold for this config, with its shape. */
 export function expectedTensorShapes(cfg: ModelConfig): Map<string, number[]> {
   const shapes = new Map<string, number[]>([['model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize]]]);
-  const block = storedBlockShapes(cfg);
   for (let l = 0; l < cfg.numLayers; l++) {
-    for (const [name, shape] of block) shapes.set(layerPrefix(l) + name, shape);
+    for (const [name, shape] of storedBlockShapes(cfg, l)) shapes.set(layerPrefix(l) + name, shape);
   }
   shapes.set('model.norm.weight', [cfg.hiddenSize]);
   if (!cfg.tieWordEmbeddings) shapes.set('lm_head.weight', [cfg.vocabSize, cfg.hiddenSize]);
@@ -252,8 +261,7 @@ export function expectedTensorShapes(cfg: ModelConfig): Map<string, number[]> {
 
 /** Full names of every tensor the decoder blocks hold, layer by layer. */
 export function blockTensorNames(cfg: ModelConfig): string[] {
-  const block = [...storedBlockShapes(cfg).keys()];
-  return Array.from({ length: cfg.numLayers }, (_, l) => block.map((name) => layerPrefix(l) + name)).flat();
+  return Array.from({ length: cfg.numLayers }, (_, l) => [...storedBlockShapes(cfg, l).keys()].map((name) => layerPrefix(l) + name)).flat();
 }
 
 /** The block-relative name of the stored tensor that holds `linear`'s weight (`self_attn.qkv_proj` for q in Phi-3). */
@@ -265,7 +273,10 @@ export function storedLinear(cfg: ModelConfig, linear: LinearName): string {
 /** Full names of every linear weight tensor in the decoder blocks, as stored: the candidates for pruning. */
 export function linearWeightNames(cfg: ModelConfig): string[] {
   const stored = [...new Set(LINEARS.map((linear) => storedLinear(cfg, linear)))];
-  return Array.from({ length: cfg.numLayers }, (_, l) => stored.map((linear) => `${layerPrefix(l)}${linear}.weight`)).flat();
+  return Array.from({ length: cfg.numLayers }, (_, l) => {
+    const present = storedBlockShapes(cfg, l);
+    return stored.filter((linear) => present.has(`${linear}.weight`)).map((linear) => `${layerPrefix(l)}${linear}.weight`);
+  }).flat();
 }
 
 /** Tensors some exporters save that carry nothing the graph needs (old rotary caches, a duplicate tied head). */

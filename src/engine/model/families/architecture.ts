@@ -1,4 +1,5 @@
 import { PruneLensError } from '../../errors';
+import { moeSpec, type MoeSpec } from './moe';
 import { parseRope, type Rope } from './rope';
 
 /** How one layer attends: its rotary embedding and, for local layers, how far back it looks. */
@@ -19,6 +20,8 @@ export interface FamilySpec {
   activation: 'silu' | 'gelu_tanh';
   /** RMSNorm of each query and key head (head_dim wide) before rotary (Qwen3, Gemma 3). */
   qkNorm: boolean;
+  /** OLMoE norms the whole q and k projections (heads x head_dim wide) instead of each head. */
+  qkNormOver?: 'projection';
   /** Norms after attention and after the MLP, before the residual add (Gemma 2 and 3). */
   sandwichNorms: boolean;
   /** Embeddings multiplied by √hidden_size, the factor rounded to the model's dtype (Gemma). */
@@ -35,6 +38,8 @@ export interface FamilySpec {
   layers: LayerAttention[];
   /** Phi-3 stores q/k/v as one `qkv_proj` and gate/up as one `gate_up_proj`. */
   fused: boolean;
+  /** Mixture-of-experts MLPs (families/moe.ts); absent for dense families. */
+  moe?: MoeSpec;
 }
 
 export type Raw = Record<string, unknown>;
@@ -176,6 +181,10 @@ export const FAMILIES: Record<string, (inputs: FamilyInputs) => FamilySpec> = {
   gemma2: (i) => gemma(i, 2),
   gemma3_text: (i) => gemma(i, 3),
   phi3: phi3,
+  mixtral: (i) => llamaLike(i, slidingWindow(i.raw, i.where), undefined, { moe: moeSpec(i, 'mixtral') }),
+  qwen2_moe: (i) => qwen(i, { moe: moeSpec(i, 'qwen2_moe') }),
+  qwen3_moe: (i) => qwen(i, { qkNorm: true, moe: moeSpec(i, 'qwen3_moe') }),
+  olmoe: (i) => llamaLike(i, undefined, undefined, { qkNorm: true, qkNormOver: 'projection', moe: moeSpec(i, 'olmoe') }),
 };
 
 /** Families whose config class ties the embeddings when config.json does not say. */
