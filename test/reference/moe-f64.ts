@@ -29,8 +29,11 @@ export function isSparseLayer(cfg: RawConfig, layer: number): boolean {
   return !only.includes(layer) && (layer + 1) % (cfg.decoder_sparse_step ?? 1) === 0;
 }
 
+/** Called for each (token, chosen expert) of a sparse layer: the weight it gets and ‖expert output‖₂. */
+export type RouteObserver = (layer: number, token: number, expert: number, weight: number, outputNorm: number) => void;
+
 /** The sparse MoE block on one token x [D]; returns its output [D]. */
-function moeToken(cfg: RawConfig, w: RefWeights, p: string, x: Float64Array): Float64Array {
+function moeToken(cfg: RawConfig, w: RefWeights, p: string, x: Float64Array, observe?: (expert: number, weight: number, outputNorm: number) => void): Float64Array {
   const D: number = cfg.hidden_size;
   const mixtral = cfg.model_type === 'mixtral';
   const E: number = mixtral ? cfg.num_local_experts : cfg.num_experts;
@@ -51,6 +54,7 @@ function moeToken(cfg: RawConfig, w: RefWeights, p: string, x: Float64Array): Fl
     const e = `${m}experts.${j}.`;
     const y = swiglu(x, 1, D, F, need(w, `${e}${gn}.weight`), need(w, `${e}${un}.weight`), need(w, `${e}${dn}.weight`));
     for (let i = 0; i < D; i++) out[i] += (probs[j]! / norm) * y[i]!;
+    observe?.(j, probs[j]! / norm, Math.hypot(...y));
   }
   if (cfg.model_type === 'qwen2_moe') {
     const S: number = cfg.shared_expert_intermediate_size;
@@ -69,7 +73,7 @@ function slidingWindow(cfg: RawConfig, layer: number): number | undefined {
   return undefined;
 }
 
-export function moeBlock(cfg: RawConfig, w: RefWeights, layer: number, hidden: Float64Array, T: number): Float64Array {
+export function moeBlock(cfg: RawConfig, w: RefWeights, layer: number, hidden: Float64Array, T: number, observe?: RouteObserver): Float64Array {
   const D: number = cfg.hidden_size;
   const nH: number = cfg.num_attention_heads;
   const nKV: number = cfg.num_key_value_heads;
@@ -100,7 +104,7 @@ export function moeBlock(cfg: RawConfig, w: RefWeights, layer: number, hidden: F
   let mlp: Float64Array;
   if (isSparseLayer(cfg, layer)) {
     mlp = new Float64Array(T * D);
-    for (let t = 0; t < T; t++) mlp.set(moeToken(cfg, w, p, xn2.subarray(t * D, (t + 1) * D)), t * D);
+    for (let t = 0; t < T; t++) mlp.set(moeToken(cfg, w, p, xn2.subarray(t * D, (t + 1) * D), observe && ((j, g, n) => observe(layer, t, j, g, n))), t * D);
   } else {
     const F: number = cfg.intermediate_size;
     mlp = swiglu(xn2, T, D, F, need(w, p + 'mlp.gate_proj.weight'), need(w, p + 'mlp.up_proj.weight'), need(w, p + 'mlp.down_proj.weight'));
@@ -109,10 +113,10 @@ export function moeBlock(cfg: RawConfig, w: RefWeights, layer: number, hidden: F
 }
 
 /** Logits [T, vocab] for one sequence. */
-export function moeLogits(cfg: RawConfig, w: RefWeights, ids: number[]): Float64Array {
+export function moeLogits(cfg: RawConfig, w: RefWeights, ids: number[], observe?: RouteObserver): Float64Array {
   const T = ids.length;
   let h = referenceEmbed(cfg as never, w, ids);
-  for (let l = 0; l < cfg.num_hidden_layers; l++) h = moeBlock(cfg, w, l, h, T);
+  for (let l = 0; l < cfg.num_hidden_layers; l++) h = moeBlock(cfg, w, l, h, T, observe);
   const xn = rmsNorm(h, T, cfg.hidden_size, need(w, 'model.norm.weight'), cfg.rms_norm_eps);
   return linear(xn, T, cfg.hidden_size, need(w, cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'), cfg.vocab_size);
 }
