@@ -29,11 +29,14 @@ export function isSparseLayer(cfg: RawConfig, layer: number): boolean {
   return !only.includes(layer) && (layer + 1) % (cfg.decoder_sparse_step ?? 1) === 0;
 }
 
-/** Called for each (token, chosen expert) of a sparse layer: the weight it gets and ‖expert output‖₂. */
-export type RouteObserver = (layer: number, token: number, expert: number, weight: number, outputNorm: number) => void;
+/**
+ * Called for each (token, chosen expert) of a sparse layer: the weight it gets, ‖expert output‖₂, and
+ * what the expert's linears read: the token's normed input (gate, up) and silu(gate)·up (down).
+ */
+export type RouteObserver = (layer: number, token: number, expert: number, weight: number, outputNorm: number, input: Float64Array, hidden: Float64Array) => void;
 
 /** The sparse MoE block on one token x [D]; returns its output [D]. */
-function moeToken(cfg: RawConfig, w: RefWeights, p: string, x: Float64Array, observe?: (expert: number, weight: number, outputNorm: number) => void): Float64Array {
+function moeToken(cfg: RawConfig, w: RefWeights, p: string, x: Float64Array, observe?: (expert: number, weight: number, outputNorm: number, input: Float64Array, hidden: Float64Array) => void): Float64Array {
   const D: number = cfg.hidden_size;
   const mixtral = cfg.model_type === 'mixtral';
   const E: number = mixtral ? cfg.num_local_experts : cfg.num_experts;
@@ -52,9 +55,12 @@ function moeToken(cfg: RawConfig, w: RefWeights, p: string, x: Float64Array, obs
   const out = new Float64Array(D);
   for (const j of chosen) {
     const e = `${m}experts.${j}.`;
-    const y = swiglu(x, 1, D, F, need(w, `${e}${gn}.weight`), need(w, `${e}${un}.weight`), need(w, `${e}${dn}.weight`));
+    const g = linear(x, 1, D, need(w, `${e}${gn}.weight`), F);
+    const u = linear(x, 1, D, need(w, `${e}${un}.weight`), F);
+    const h = g.map((v, i) => silu(v) * u[i]!);
+    const y = linear(h, 1, F, need(w, `${e}${dn}.weight`), D);
     for (let i = 0; i < D; i++) out[i] += (probs[j]! / norm) * y[i]!;
-    observe?.(j, probs[j]! / norm, Math.hypot(...y));
+    observe?.(j, probs[j]! / norm, Math.hypot(...y), x, h);
   }
   if (cfg.model_type === 'qwen2_moe') {
     const S: number = cfg.shared_expert_intermediate_size;
@@ -104,7 +110,7 @@ export function moeBlock(cfg: RawConfig, w: RefWeights, layer: number, hidden: F
   let mlp: Float64Array;
   if (isSparseLayer(cfg, layer)) {
     mlp = new Float64Array(T * D);
-    for (let t = 0; t < T; t++) mlp.set(moeToken(cfg, w, p, xn2.subarray(t * D, (t + 1) * D), observe && ((j, g, n) => observe(layer, t, j, g, n))), t * D);
+    for (let t = 0; t < T; t++) mlp.set(moeToken(cfg, w, p, xn2.subarray(t * D, (t + 1) * D), observe && ((j, g, n, input, h) => observe(layer, t, j, g, n, input, h))), t * D);
   } else {
     const F: number = cfg.intermediate_size;
     mlp = swiglu(xn2, T, D, F, need(w, p + 'mlp.gate_proj.weight'), need(w, p + 'mlp.up_proj.weight'), need(w, p + 'mlp.down_proj.weight'));

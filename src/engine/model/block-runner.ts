@@ -41,8 +41,8 @@ export class BlockRunner {
   }
 
   /**
-   * Taps on experts (`expert_*`) exist only in sparse layers; a runner built with them serves only
-   * those, and the dense layers of a mixed model get a session without them.
+   * Taps on experts (`expert_*`) exist only in sparse layers and `down_in` only in dense ones: each
+   * kind of layer gets a session with the taps it has (see `run`).
    */
   static async create(config: ModelConfig, settings: RuntimeSettings, taps: readonly TapRequest[] = []): Promise<BlockRunner> {
     const sparse = config.arch.moe?.sparse ?? [];
@@ -50,8 +50,7 @@ export class BlockRunner {
     const sessions = await Promise.all(
       kinds.map(async (layer, kind) => {
         if (layer === undefined) return undefined;
-        const own = kind === 1 ? taps : taps.filter((t) => !t.point.startsWith('expert_'));
-        return GraphSession.create(buildDecoderBlock(config, own, layer), settings);
+        return GraphSession.create(buildDecoderBlock(config, taps.filter((t) => hasTap(kind === 1, t)), layer), settings);
       }),
     );
     return new BlockRunner(config, sessions, taps);
@@ -81,12 +80,12 @@ export class BlockRunner {
 
   /**
    * Runs one block on `hidden` ([batch, seq, D]); returns its output, then the taps' outputs in order
-   * (in a dense layer of a MoE model the expert taps are absent: empty arrays in their places).
+   * (a tap the layer does not have, see `create`, gives an empty array in its place).
    */
   async run(feeds: BlockFeeds, hidden: Float32Array, batch: number, seq: number): Promise<Float32Array[]> {
     const pos = this.positionFeeds(feeds.layer, seq);
     const sparse = this.sparse(feeds.layer);
-    const present = this.taps.filter((t) => sparse || !t.point.startsWith('expert_'));
+    const present = this.taps.filter((t) => hasTap(sparse, t));
     const outputs = ['hidden_out', ...present.map(tapOutputName)];
     const results = await this.sessions[sparse ? 1 : 0]!.run(
       { ...feeds.weights, hidden: floatTensor(hidden, [batch, seq, this.config.hiddenSize]), cos: pos.cos, sin: pos.sin, mask: pos.mask },
@@ -123,4 +122,9 @@ export class BlockRunner {
     }
     return feeds;
   }
+}
+
+/** Whether a sparse (MoE) or dense layer's graph has the tap. */
+function hasTap(sparse: boolean, tap: TapRequest): boolean {
+  return sparse ? tap.point !== 'down_in' : !tap.point.startsWith('expert_');
 }

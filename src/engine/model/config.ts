@@ -275,7 +275,9 @@ export function linearWeightNames(cfg: ModelConfig): string[] {
   const stored = [...new Set(LINEARS.map((linear) => storedLinear(cfg, linear)))];
   return Array.from({ length: cfg.numLayers }, (_, l) => {
     const present = storedBlockShapes(cfg, l);
-    return stored.filter((linear) => present.has(`${linear}.weight`)).map((linear) => `${layerPrefix(l)}${linear}.weight`);
+    // A sparse layer's experts are linears too; its router is not (a row per expert, pruned only whole, with the expert).
+    const experts = [...present.keys()].filter((name) => name.includes('.experts.'));
+    return [...stored.filter((linear) => present.has(`${linear}.weight`)).map((linear) => `${linear}.weight`), ...experts].map((name) => `${layerPrefix(l)}${name}`);
   }).flat();
 }
 

@@ -14,6 +14,9 @@ import { withModelSession } from '../../../src/engine/model/model-session';
 import { TextTokenizer } from '../../../src/engine/text/tokenizer';
 import { readTextFile } from '../../../src/engine/text/text-file';
 import { moeLogits } from '../../reference/moe-f64';
+import { referenceMagnitude, referenceWanda, wandaStat } from '../../reference/pruning-f64';
+import { pruneModel } from '../../../src/engine/prune/prune-model';
+import { DEFAULT_SETTINGS } from '../../../src/engine/prune/spec';
 import { loadF32Tensors } from '../../reference/safetensors-minimal';
 import { EVAL_TEXT, SHARED_DATA, tempDir } from '../../helpers/fixtures';
 import { writeTinyCheckpoint } from '../../helpers/tiny-checkpoint';
@@ -152,5 +155,52 @@ describe('expert removal', () => {
     assert.equal(written.num_experts_per_tok, 6);
     assert.equal(record.config.topK, 6);
     assert.deepEqual(Object.values(record.removed).map((r) => r.length), [2, 2]);
+  });
+});
+
+describe('unstructured pruning inside experts', () => {
+  it('mixtral, Wanda 50%: each expert of the first block by its routed tokens only, as the float64 reference routes them; starved experts by magnitude, logged', async () => {
+    const { dir, config } = await tinyMoe('mixtral', 5);
+    const out = path.join(path.dirname(dir), 'wanda-50');
+    const calibration = { file: CALIB_TEXT, nsamples: 6, seqlen: 48, seed: 0 };
+    const warnings: string[] = [];
+    await pruneModel({
+      model: dir, out, spec: { ...DEFAULT_SETTINGS, method: 'wanda', sparsity: 0.5, include: [], exclude: [] }, calibration, runtime: RUNTIME,
+      log: { info: () => undefined, warn: (m) => warnings.push(m) },
+    });
+    // The reference's routing of the calibration windows through the dense first block.
+    const ids = await withModelSession(dir, RUNTIME, async (s) => (await drawCalibration(s.tokenizer, calibration, {}, s.checkpoint.config)).ids);
+    const source = weightsOf(dir);
+    const inputs = Array.from({ length: 8 }, () => ({ x: [] as number[], h: [] as number[], count: 0 }));
+    for (let s = 0; s < calibration.nsamples; s++) {
+      moeLogits(config, source, Array.from(ids.subarray(s * 48, (s + 1) * 48)), (layer, _t, j, _g, _n, x, h) => {
+        if (layer !== 0) return;
+        inputs[j]!.x.push(...x);
+        inputs[j]!.h.push(...h);
+        inputs[j]!.count++;
+      });
+    }
+    const result = weightsOf(out);
+    let wanda = 0;
+    let magnitude = 0;
+    inputs.forEach(({ x, h, count }, j) => {
+      for (const [name, rows, cols, rowsIn] of [['w1', 48, 64, x], ['w3', 48, 64, x], ['w2', 64, 48, h]] as const) {
+        const full = `model.layers.0.block_sparse_moe.experts.${j}.${name}.weight`;
+        const W = source(full)!.data;
+        const starved = count < cols;
+        const { mask } = starved ? referenceMagnitude(W, rows, cols, 0.5) : referenceWanda(W, rows, cols, wandaStat([Float64Array.from(rowsIn)], cols), 0.5);
+        const written = result(full)!.data;
+        const mismatched = mask.reduce((n, m, i) => n + (m === 0 ? Number(written[i] !== 0) : Number(written[i] === 0)), 0);
+        assert.equal(mismatched, 0, `expert ${j} ${name} (${count} tokens, ${starved ? 'magnitude' : 'Wanda'}): ${mismatched} weights pruned differently`);
+        if (starved) {
+          magnitude++;
+          assert.ok(warnings.some((m) => m.includes(`experts.${j}.${name}.weight`) && m.includes(`routed ${count} calibration tokens`)), `no warning for expert ${j} ${name}`);
+        } else {
+          wanda++;
+        }
+      }
+    });
+    // 288 calibration tokens over 8 experts: some experts get enough for Wanda, some do not (14 and 10 linears here).
+    assert.ok(wanda > 0 && magnitude > 0, `Wanda on ${wanda} linears, magnitude on ${magnitude}: both paths must be exercised`);
   });
 });
