@@ -65,9 +65,16 @@ export interface StructuredRecord {
 
 /** Scores, on their own: `prunelens scores` and the model tree. */
 export async function scoreModel(options: { model: string; calibration: CalibrationRequest; runtime: RuntimeSettings } & RunControl): Promise<StructuredScores> {
-  return withModelSession(options.model, options.runtime, async (session) =>
-    computeScores(session, await drawCalibration(session.tokenizer, options.calibration, options, session.checkpoint.config), options),
-  );
+  return withModelSession(options.model, options.runtime, async (session) => {
+    refuseExperts(session.checkpoint);
+    return computeScores(session, await drawCalibration(session.tokenizer, options.calibration, options, session.checkpoint.config), options);
+  });
+}
+
+/** Heads, channels and blocks are scored and cut in dense MLPs; a MoE model's unit is the expert. */
+function refuseExperts(checkpoint: Checkpoint): void {
+  const cfg = checkpoint.config;
+  if (cfg.arch.moe) throw new PruneLensError('usage', `model_type "${cfg.modelType}" is a mixture of experts: heads, channels and layers are not scored or removed there; remove experts with --structured experts`, checkpoint.dir);
 }
 
 /**
@@ -83,6 +90,7 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
   return withModelSession(options.model, options.runtime, async (session) => {
     const { checkpoint, tokenizer } = session;
     const cfg = checkpoint.config;
+    refuseExperts(checkpoint);
     checkWritable(checkpoint);
     if (needsScores) checkCalibrationMemory(options.calibration!, cfg);
     const evalText = options.evaluation ? await readTextFile(options.evaluation.file) : undefined;
