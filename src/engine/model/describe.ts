@@ -29,6 +29,8 @@ export interface ModelSummary {
   features: string[];
   /** The MLP's gate activation: SiLU (SwiGLU) or tanh-approximated GELU (GeGLU). */
   activation: 'silu' | 'gelu_tanh';
+  /** Mixture-of-experts models: experts per sparse layer, how many each token uses, one expert's width, which layers are sparse. */
+  experts?: { count: number; topK: number; renormalised: boolean; width: number; sparseLayers: number[]; sharedWidth?: number };
 }
 
 export function describeModel(checkpoint: Checkpoint): ModelSummary {
@@ -54,6 +56,18 @@ export function describeModel(checkpoint: Checkpoint): ModelSummary {
     norms: [...blockTensorShapes(cfg)].filter(([name]) => name.endsWith('norm.weight')).map(([name, shape]) => ({ name: name.slice(0, -'.weight'.length), width: shape[0]! })),
     features: familyFeatures(cfg),
     activation: cfg.arch.activation,
+    ...(cfg.arch.moe
+      ? {
+          experts: {
+            count: cfg.arch.moe.experts,
+            topK: cfg.arch.moe.topK,
+            renormalised: cfg.arch.moe.normTopK,
+            width: cfg.arch.moe.expertWidth,
+            sparseLayers: cfg.arch.moe.sparse.flatMap((sparse, l) => (sparse ? [l] : [])),
+            ...(cfg.arch.moe.sharedWidth !== undefined ? { sharedWidth: cfg.arch.moe.sharedWidth } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -89,5 +103,11 @@ function familyFeatures(cfg: ModelConfig): string[] {
   if (arch.attnSoftcap !== undefined) features.push(`attention soft-capping ${arch.attnSoftcap}`);
   if (arch.finalSoftcap !== undefined) features.push(`final logit soft-capping ${arch.finalSoftcap}`);
   if (arch.fused) features.push('fused qkv_proj and gate_up_proj');
+  if (arch.qkNormOver === 'projection') features.push('q/k norms over the whole projection');
+  if (arch.moe) {
+    const { experts, topK, normTopK, sparse, sharedWidth } = arch.moe;
+    const sparseCount = sparse.filter(Boolean).length;
+    features.push(`${experts} experts, top-${topK}${normTopK ? ' renormalised' : ''}${sparseCount < cfg.numLayers ? ` in ${sparseCount} of ${cfg.numLayers} layers` : ''}${sharedWidth !== undefined ? `, shared expert ${sharedWidth}` : ''}`);
+  }
   return features;
 }
