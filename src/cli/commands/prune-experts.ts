@@ -33,9 +33,9 @@ export async function runExpertRemoval(values: ExpertValues, positionals: string
 function expertJson(r: ExpertRecord): Record<string, unknown> {
   return {
     out: r.output,
-    structured: { experts: true, ratio: r.target.ratio, metric: r.target.metric, seed: r.target.seed },
-    removed: r.removed,
-    config: r.config,
+    structured: { experts: true, ratio: r.experts.target.ratio, metric: r.experts.target.metric, seed: r.experts.target.seed },
+    removed: r.experts.removed,
+    config: { ...r.config, experts: r.experts.count, topK: r.experts.topK, expertsBefore: r.experts.countBefore, topKBefore: r.experts.topKBefore },
     params_before: r.parameters.before,
     params_after: r.parameters.after,
     params_removed: r.parameters.removedFraction,
@@ -56,8 +56,8 @@ function formatExperts(r: ExpertRecord): string {
   const ppl = (v: number | null): string => (v === null ? '-' : v.toFixed(4));
   return table([
     ['output', r.output],
-    ['removed', `${r.config.expertsBefore - r.config.experts} of ${r.config.expertsBefore} experts per layer by ${r.target.metric}: ${Object.entries(r.removed).map(([l, e]) => `${l}: ${e.join(',')}`).join('; ')}`],
-    ['experts', `${r.config.experts}, top-${r.config.topK}`],
+    ['removed', `${r.experts.countBefore - r.experts.count} of ${r.experts.countBefore} experts per layer by ${r.experts.target.metric}: ${Object.entries(r.experts.removed).map(([l, e]) => `${l}: ${e.join(',')}`).join('; ')}`],
+    ['experts', `${r.experts.count}, top-${r.experts.topK}`],
     ['parameters', `${r.parameters.before.toLocaleString('en-US')} -> ${r.parameters.after.toLocaleString('en-US')} (${(100 * r.parameters.removedFraction).toFixed(2)}% removed)`],
     ['bytes', `${r.bytes.before.toLocaleString('en-US')} -> ${r.bytes.after.toLocaleString('en-US')}`],
     ['', `${'dense'.padEnd(10)}pruned`],

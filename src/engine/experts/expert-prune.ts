@@ -13,6 +13,7 @@ import { checkCalibrationMemory, checkWritable, evaluateDense, finishJob, type E
 import { throwIfCancelled, type RunControl } from '../progress';
 import { encodeText } from '../text/encode-text';
 import { readTextFile } from '../text/text-file';
+import type { StructuredRecord } from '../structured/structured-prune';
 import { computeExpertStats, moeOf, type ExpertMetric, type ExpertStats } from './expert-stats';
 
 export const EXPERT_STATS_FILE = 'prunelens-experts.json';
@@ -35,25 +36,19 @@ export interface ExpertPruneOptions extends RunControl {
   runtime: RuntimeSettings;
 }
 
-export interface ExpertRecord {
-  format: 'prunelens.record';
-  version: 1;
-  kind: 'experts';
-  created: string;
-  output: string;
-  source: { path: string; dtype: string };
+/** What an expert removal did, as prunelens.json records it (a structured record's `experts`). */
+export interface ExpertRemoval {
   target: ExpertTarget;
-  /** Source expert indices removed, per source layer (sparse layers only); the kept ones are renumbered in order. */
+  /** Source expert indices removed, per layer (sparse layers only); the kept ones are renumbered in order. */
   removed: Record<string, number[]>;
-  config: { experts: number; topK: number; expertsBefore: number; topKBefore: number };
-  parameters: { before: number; after: number; removedFraction: number };
-  bytes: { before: number; after: number };
-  calibration: ExpertStats['calibration'] | null;
-  evaluation: { file: string; seqlen: number; windows: number } | null;
-  perplexity: { dense: number | null; pruned: number | null };
-  seconds: { total: number };
-  peakRssMb: number;
+  count: number;
+  topK: number;
+  countBefore: number;
+  topKBefore: number;
 }
+
+/** A structured record (the Runs and Model views read it as one) whose `experts` says what was removed. */
+export type ExpertRecord = StructuredRecord & { experts: ExpertRemoval };
 
 /**
  * How many experts each sparse layer loses: round(E x ratio), at least 1, leaving at least one. The
@@ -168,13 +163,22 @@ export async function pruneExperts(options: ExpertPruneOptions): Promise<ExpertR
           record: (written, pruned) => ({
             format: 'prunelens.record',
             version: 1,
-            kind: 'experts',
+            kind: 'structured',
             created: new Date().toISOString(),
             output: output.out,
             source: { path: checkpoint.dir, dtype: checkpoint.dtype },
-            target: options.target,
-            removed: Object.fromEntries([...removed].map(([l, experts]) => [String(l), experts])),
-            config: { experts: kept, topK: newCfg.arch.moe!.topK, expertsBefore: moe.experts, topKBefore: moe.topK },
+            target: null,
+            explicit: null,
+            removed: { layers: [], kvHeads: {}, channelsPerLayer: 0, maskedHeads: [] },
+            config: { numLayers: newCfg.numLayers, numHeads: newCfg.numHeads, numKvHeads: newCfg.numKvHeads, intermediateSize: newCfg.intermediateSize },
+            experts: {
+              target: options.target,
+              removed: Object.fromEntries([...removed].map(([l, experts]) => [String(l), experts])),
+              count: kept,
+              topK: newCfg.arch.moe!.topK,
+              countBefore: moe.experts,
+              topKBefore: moe.topK,
+            },
             parameters: { before, after, removedFraction: 1 - after / before },
             bytes: { before: checkpoint.bytesOnDisk, after: written.bytesOnDisk },
             calibration: stats?.calibration ?? null,
@@ -202,14 +206,15 @@ function sourceDtype(checkpoint: Checkpoint, moe: MoeSpec, removed: Map<number, 
 
 function renderExpertReport(r: ExpertRecord): string {
   const ppl = (v: number | null) => (v === null ? 'not evaluated' : v.toFixed(3));
+  const e = r.experts;
   return [
     `# Expert removal: ${r.output}`,
     '',
-    `Source: ${r.source.path} (${r.source.dtype}). Removed ${Math.round(r.target.ratio * 100)}% of the experts of every sparse layer by ${r.target.metric}: ${r.config.expertsBefore} -> ${r.config.experts} experts, top-${r.config.topK}.`,
+    `Source: ${r.source.path} (${r.source.dtype}). Removed ${Math.round(e.target.ratio * 100)}% of the experts of every sparse layer by ${e.target.metric}: ${e.countBefore} -> ${e.count} experts, top-${e.topK}.`,
     '',
     '| layer | removed experts (source indices) |',
     '|---|---|',
-    ...Object.entries(r.removed).map(([l, experts]) => `| ${l} | ${experts.join(', ')} |`),
+    ...Object.entries(e.removed).map(([l, experts]) => `| ${l} | ${experts.join(', ')} |`),
     '',
     `Parameters ${r.parameters.before} -> ${r.parameters.after} (${(100 * r.parameters.removedFraction).toFixed(1)}% removed); ${r.bytes.before} -> ${r.bytes.after} bytes.`,
     '',

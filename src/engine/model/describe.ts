@@ -30,7 +30,7 @@ export interface ModelSummary {
   /** The MLP's gate activation: SiLU (SwiGLU) or tanh-approximated GELU (GeGLU). */
   activation: 'silu' | 'gelu_tanh';
   /** Mixture-of-experts models: experts per sparse layer, how many each token uses, one expert's width, which layers are sparse. */
-  experts?: { count: number; topK: number; renormalised: boolean; width: number; sparseLayers: number[]; sharedWidth?: number };
+  experts?: { count: number; topK: number; renormalised: boolean; width: number; sparseLayers: number[]; sharedWidth?: number; module: string; names: { gate: string; up: string; down: string } };
 }
 
 export function describeModel(checkpoint: Checkpoint): ModelSummary {
@@ -64,6 +64,8 @@ export function describeModel(checkpoint: Checkpoint): ModelSummary {
             renormalised: cfg.arch.moe.normTopK,
             width: cfg.arch.moe.expertWidth,
             sparseLayers: cfg.arch.moe.sparse.flatMap((sparse, l) => (sparse ? [l] : [])),
+            module: cfg.arch.moe.module,
+            names: cfg.arch.moe.names,
             ...(cfg.arch.moe.sharedWidth !== undefined ? { sharedWidth: cfg.arch.moe.sharedWidth } : {}),
           },
         }

@@ -16,6 +16,7 @@ import { computeScores, type StructuredScores } from './scores';
 import { selectRemoval, type Selection, type StructuredTarget } from './select';
 import { shrinkBlock, shrunkConfig } from './shrink';
 import { toStoredBlock } from '../model/families/fused';
+import type { ExpertRemoval } from '../experts/expert-prune';
 
 export const SCORES_FILE = 'prunelens-scores.json';
 
@@ -54,6 +55,8 @@ export interface StructuredRecord {
     maskedHeads: [number, number][];
   };
   config: { numLayers: number; numHeads: number; numKvHeads: number; intermediateSize: number };
+  /** Expert removal (`--structured experts`, engine/experts/expert-prune.ts): heads, channels and layers are then untouched. */
+  experts?: ExpertRemoval;
   parameters: { before: number; after: number; removedFraction: number };
   bytes: { before: number; after: number };
   calibration: StructuredScores['calibration'] | null;

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { drawCalibration } from '../../../src/engine/calibrate/calibration-data';
-import { pruneExperts, type ExpertRecord } from '../../../src/engine/experts/expert-prune';
+import { pruneExperts } from '../../../src/engine/experts/expert-prune';
 import { computeExpertStats, expertStatsOf, type ExpertStats } from '../../../src/engine/experts/expert-stats';
 import { evaluateModel } from '../../../src/engine/evaluate/evaluate-model';
 import { withModelSession } from '../../../src/engine/model/model-session';
@@ -98,12 +98,12 @@ describe('expert removal', () => {
     const { dir, config } = await tinyMoe('mixtral');
     const out = path.join(path.dirname(dir), 'experts-50');
     const evaluation = { file: EVAL_TEXT, seqlen: 32, maxWindows: 3 };
-    const record: ExpertRecord = await pruneExperts({ model: dir, out, target: { ratio: 0.5, metric: 'reap', seed: 0 }, calibration: CALIBRATION, evaluation, runtime: RUNTIME });
+    const record = await pruneExperts({ model: dir, out, target: { ratio: 0.5, metric: 'reap', seed: 0 }, calibration: CALIBRATION, evaluation, runtime: RUNTIME });
 
     const written = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(written.num_local_experts, 4);
     assert.equal(written.num_experts_per_tok, 2);
-    assert.equal(record.config.experts, 4);
+    assert.equal(record.experts.count, 4);
 
     // The removed experts are each layer's lowest REAP; the kept ones are copied unchanged, renumbered, with their router rows.
     const stats = JSON.parse(fs.readFileSync(path.join(out, 'prunelens-experts.json'), 'utf8')) as ExpertStats;
@@ -112,7 +112,7 @@ describe('expert removal', () => {
     for (const layer of stats.layers) {
       const order = layer.experts.map((e, j) => [e.reap, j] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
       const removed = order.slice(0, 4).map(([, j]) => j).sort((a, b) => a - b);
-      assert.deepEqual(record.removed[String(layer.layer)], removed);
+      assert.deepEqual(record.experts.removed[String(layer.layer)], removed);
       const kept = [0, 1, 2, 3, 4, 5, 6, 7].filter((j) => !removed.includes(j));
       const p = `model.layers.${layer.layer}.block_sparse_moe.`;
       kept.forEach((j, i) => {
@@ -153,8 +153,8 @@ describe('expert removal', () => {
     const written = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(written.num_experts, 6);
     assert.equal(written.num_experts_per_tok, 6);
-    assert.equal(record.config.topK, 6);
-    assert.deepEqual(Object.values(record.removed).map((r) => r.length), [2, 2]);
+    assert.equal(record.experts.topK, 6);
+    assert.deepEqual(Object.values(record.experts.removed).map((r) => r.length), [2, 2]);
   });
 });
 
