@@ -109,9 +109,9 @@ export function allocationRequest({ values, given }: Parsed<typeof PRUNING_OPTIO
 }
 
 export const STRUCTURED_OPTIONS = {
-  structured: { type: 'string', arg: 'heads|channels|heads,channels|layers', help: 'remove whole heads, MLP channels or layers instead of single weights' },
-  ratio: { type: 'string', arg: 'R', range: { integer: false, min: 0, max: 1, minOpen: true, maxOpen: true }, help: 'with --structured: fraction of the parameters to remove' },
-  metric: { type: 'string', arg: 'NAME,..', defaultText: 'output,flap,bi', help: `with --structured: ranking per part (heads: ${HEAD_METRICS.join(', ')}; channels: ${CHANNEL_METRICS.join(', ')}; layers: ${LAYER_METRICS.join(', ')}; or random)` },
+  structured: { type: 'string', arg: 'heads|channels|heads,channels|layers|experts', help: 'remove whole heads, MLP channels, layers or experts instead of single weights' },
+  ratio: { type: 'string', arg: 'R', range: { integer: false, min: 0, max: 1, minOpen: true, maxOpen: true }, help: 'with --structured: fraction of the parameters to remove (experts: of each layer\'s experts)' },
+  metric: { type: 'string', arg: 'NAME,..', defaultText: 'output,flap,bi', help: `with --structured: ranking per part (heads: ${HEAD_METRICS.join(', ')}; channels: ${CHANNEL_METRICS.join(', ')}; layers: ${LAYER_METRICS.join(', ')}; experts: reap, frequency; or random)` },
   remove: { type: 'string', arg: '"3.h2,3.h5,L4"', help: 'remove exactly these heads (layer.hN) and layers (LN)' },
 } as const satisfies OptionTable;
 

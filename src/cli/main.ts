@@ -10,11 +10,12 @@ import { info } from './commands/info';
 import { plan } from './commands/plan';
 import { prune } from './commands/prune';
 import { scores } from './commands/scores';
+import { experts } from './commands/experts';
 import { rangeText } from '../engine/range';
 import { cancelOnSignals } from './signals';
 
 /** Every command, in the order `prunelens --help` lists them; adding a command is one entry here. */
-export const COMMANDS: Record<string, Command> = { info, eval: evaluate, generate, prune, plan, estimate, scores, export: exportModel, try: tryCommand };
+export const COMMANDS: Record<string, Command> = { info, eval: evaluate, generate, prune, plan, estimate, scores, experts, export: exportModel, try: tryCommand };
 
 const OVERVIEW = `MODEL is a Hugging Face folder (config.json + safetensors + tokenizer.json) or a file in it;
 the embedded stories260K model by default. Texts default to the bundled TinyStories samples.

@@ -66,7 +66,9 @@ export function predictPeakMemory(cfg: ModelConfig, storedBytes: number, job: Me
     bytes: embedding * F32 * (cfg.tieWordEmbeddings ? 1 : 2) + embedding * storedBytes,
   });
 
-  const shapes = [...blockTensorShapes(cfg).values()].map((s) => s.reduce((a, b) => a * b, 1));
+  // A mixture of experts' largest block is a sparse one (its experts outweigh a dense layer's MLP).
+  const largest = Math.max(cfg.arch.moe?.sparse.indexOf(true) ?? 0, 0);
+  const shapes = [...blockTensorShapes(cfg, largest).values()].map((s) => s.reduce((a, b) => a * b, 1));
   const blockBytes = shapes.reduce((a, b) => a + b, 0) * F32;
   const largestTensor = Math.max(...shapes) * F32;
   // The block's float32 weights and the decoded tensor on its way in; a prune also holds each pruned copy until the block is written.

@@ -26,7 +26,7 @@ function formatInfo(s: ModelSummary): string {
     ['layers', String(s.layers)],
     ['heads', `${s.heads} query, ${s.kvHeads} key/value (${s.heads / s.kvHeads} per group), head_dim ${s.headDim}`],
     ['hidden', String(s.hiddenSize)],
-    ['mlp', String(s.intermediateSize)],
+    ['mlp', s.experts ? `${s.experts.count} experts of ${s.experts.width}, top-${s.experts.topK}${s.experts.renormalised ? ' renormalised' : ''}${s.experts.sharedWidth !== undefined ? `, shared expert ${s.experts.sharedWidth}` : ''}${s.experts.sparseLayers.length < s.layers ? ` (layers ${s.experts.sparseLayers.join(', ')}; dense MLP ${s.intermediateSize} elsewhere)` : ''}` : String(s.intermediateSize)],
     ['vocabulary', `${s.vocabSize}${s.tiedEmbeddings ? ' (tied embeddings)' : ''}`],
     ['parameters', count(s.parameters)],
     ['dtype', s.dtype],

@@ -12,6 +12,7 @@ import { allocationRequest, calibrationRequest, evaluationRequest, EVALUATION_OP
 import { defineCommand, print, singlePositional, table, withProgress, type CliContext, type Parsed } from '../command';
 import { parseRemoval, structuredPrune, type StructuredRecord } from '../../engine/structured/structured-prune';
 import { exportAfterPrune, pruneFormats } from './export';
+import { runExpertRemoval } from './prune-experts';
 
 const PRUNE_OPTIONS = {
   ...PRUNING_OPTIONS,
@@ -36,11 +37,13 @@ export const prune = defineCommand({
                  [--metric output|similarity|flap|wanda-sp|bi|ppl|random,..] [--calib FILE] [--nsamples N]
                  [--seqlen N] [--seed 0] [--eval FILE] [--out DIR] [--overwrite] [--format hf|hf,gguf] [--json]`,
     `[MODEL] --remove "3.h2,3.h5,L4" [--eval FILE] [--out DIR] [--json]`,
+    `[MODEL] --structured experts --ratio R [--metric reap|frequency|random] [--calib FILE] [--nsamples N]
+                 [--seqlen N] [--seed 0] [--eval FILE] [--out DIR] [--overwrite] [--json]`,
   ],
   summary: 'Prune a checkpoint into a new folder and report dense and pruned perplexity.',
   details: `Unstructured (--sparsity, by an --allocation or a --plan file) or N:M (--nm) with one of the methods
 (${Object.values(METHOD_LABELS).join(', ')}); or structured (--structured, --remove), which removes whole heads, MLP channels or layers
-and writes a smaller model. The source is never modified: the output is built under a temporary
+(or, in a mixture-of-experts model, a --ratio of each layer's experts, lowest REAP first) and writes a smaller model. The source is never modified: the output is built under a temporary
 name and renamed into place when complete. The default output name says what was done, including
 --include/--exclude and the plan's fingerprint, so differently pruned models never share a folder.`,
   options: PRUNE_OPTIONS,
@@ -49,6 +52,7 @@ name and renamed into place when complete. The default output name says what was
     const formats = pruneFormats(values.format, values.overwrite);
     if (values.structured !== undefined || values.remove !== undefined) {
       if (values.resume) throw new PruneLensError('usage', '--resume continues unstructured pruning only; a structured prune is rerun from the start');
+      if (values.structured === 'experts') return runExpertRemoval(values, positionals, ctx);
       return runStructured(values, positionals, ctx, formats);
     }
     const withPlan = ['allocation', 'sparsity', 'owl-m', 'owl-lambda'].filter((o) => given.has(o));

@@ -1,7 +1,8 @@
 import { CalibrationActivations, TapSums } from '../calibrate/activations';
 import { LINEAR_INPUT, type TapPoint } from '../graph/decoder-block';
 import { BlockRunner } from '../model/block-runner';
-import { blockLinears, blockTensorShapes, layerPrefix, LINEARS, storedLinear, type LinearName } from '../model/config';
+import { blockLinears, blockTensorShapes, layerPrefix, LINEARS, storedLinear, type LinearName, type ModelConfig } from '../model/config';
+import { PruneLensError } from '../errors';
 import { throwIfCancelled, type RunControl } from '../progress';
 import { pruneSequentially, type LinearRatios, type PruneContext, type SequentialOptions, type SequentialResult } from '../prune/sequential';
 import { isTargeted } from '../prune/spec';
@@ -34,6 +35,11 @@ export interface Allocator {
  * at once; a plan file or uniform is read as is. With `measureErrors`, every kind has the error table
  * that prices hand edits (BESA's is the one it chose from).
  */
+/** OWL's, BESA's and a plan's ratios are per dense linear and their tables measure dense MLPs; experts would need their own. */
+export function checkAllocationFor(cfg: ModelConfig, request: AllocationRequest | { kind: 'plan' }, where: string): void {
+  if (cfg.arch.moe && request.kind !== 'uniform') throw new PruneLensError('usage', `a mixture-of-experts model is pruned with the uniform allocation only, not ${request.kind}`, where);
+}
+
 export async function prepareAllocation(ctx: PruneContext, request: AllocationRequest, measureErrors: boolean, control: RunControl): Promise<Allocator> {
   const cfg = ctx.checkpoint.config;
   const { spec } = ctx;

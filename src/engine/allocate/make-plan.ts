@@ -6,7 +6,7 @@ import { checkPruneOptions } from '../prune/prune-model';
 import { pruneSequentially } from '../prune/sequential';
 import type { PruneSpec } from '../prune/spec';
 import type { RunControl } from '../progress';
-import { prepareAllocation, type AllocationRequest } from './allocation';
+import { checkAllocationFor, prepareAllocation, type AllocationRequest } from './allocation';
 import type { Plan } from './plan';
 
 export interface MakePlanOptions extends RunControl {
@@ -29,6 +29,7 @@ export async function makePlan(options: MakePlanOptions): Promise<Plan> {
   checkPruneOptions(spec, allocation, options.calibration);
   if (spec.nm) throw new PruneLensError('usage', 'a plan allocates unstructured sparsity; N:M is the same in every layer and needs no plan');
   return withModelSession(options.model, options.runtime, async (session) => {
+    checkAllocationFor(session.checkpoint.config, allocation, session.checkpoint.dir);
     const calibration = await drawCalibration(session.tokenizer, options.calibration, options, session.checkpoint.config);
     const allocator = await prepareAllocation({ ...session, spec, calibration }, allocation, true, options);
     // The BESA-style search measured its table in its own pass; pruning again would add nothing to the plan.

@@ -1,7 +1,7 @@
 import { PruneLensError } from '../errors';
 import { SPARSITY_RANGE } from '../prune/spec';
 import { inRange, rangeText } from '../range';
-import { blockTensorShapes, LINEARS, type LinearName, type ModelConfig } from '../model/config';
+import { blockLinears, LINEARS, linearShapes, type LinearName, type ModelConfig } from '../model/config';
 
 export const ALLOCATIONS = ['uniform', 'owl', 'besa'] as const;
 export type Allocation = (typeof ALLOCATIONS)[number];
@@ -59,9 +59,11 @@ export interface Plan {
 
 /** Linear weights per block, by block-relative linear name. */
 export function linearSizes(cfg: ModelConfig): Record<LinearName, number> {
-  const shapes = blockTensorShapes(cfg);
+  // From the widths, not a block's tensors: a MoE layer has experts where the MLP linears would be.
   // A linear the family does not have (the gate of GPT-2, OPT, GPT-NeoX) holds no weights.
-  return Object.fromEntries(LINEARS.map((l) => [l, shapes.get(`${l}.weight`)?.reduce((a, b) => a * b, 1) ?? 0])) as Record<LinearName, number>;
+  const shapes = linearShapes(cfg);
+  const present = new Set(blockLinears(cfg));
+  return Object.fromEntries(LINEARS.map((l) => [l, present.has(l) ? shapes[l][0] * shapes[l][1] : 0])) as Record<LinearName, number>;
 }
 
 /** The ratio a plan gives one linear of one block. */

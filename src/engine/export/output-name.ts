@@ -62,6 +62,11 @@ export function structuredOutputName(model: string, target: Pick<StructuredTarge
   return `${path.basename(modelFolderOf(model))}-${parts}-${Math.round(target.ratio * 100)}`;
 }
 
+/** `mixtral-experts-25`: a fraction of each layer's experts removed (the metric is recorded in prunelens.json). */
+export function expertsOutputName(model: string, ratio: number): string {
+  return `${path.basename(modelFolderOf(model))}-experts-${Math.round(ratio * 100)}`;
+}
+
 /** `stories260K-removed-3.h2`, `stories260K-removed-L4`: explicit removals, in parseRemoval's notation. */
 export function removalOutputName(model: string, removal: ExplicitRemoval): string {
   const items = [...removal.heads.map(([l, h]) => `${l}.h${h}`), ...removal.layers.map((l) => `L${l}`)];

@@ -1,5 +1,6 @@
 import { blockTensorShapes, type LinearName, type ModelConfig } from '../model/config';
 import { GraphBuilder } from './onnx-builder';
+import { expertTap, moeMlp, type ExpertTapPoint } from './moe-block';
 import { familyNorm, geluErf, geluTanh, softcap } from './ops';
 
 /**
@@ -17,7 +18,7 @@ import { familyNorm, geluErf, geluTanh, softcap } from './ops';
  * The four places where linears read their input (q/k/v share one, gate/up share one), and the
  * residual stream between attention and MLP, which block-importance metrics compare halves by.
  */
-export type TapPoint = 'attn_in' | 'o_in' | 'mlp_in' | 'down_in' | 'residual';
+export type TapPoint = 'attn_in' | 'o_in' | 'mlp_in' | 'down_in' | 'residual' | ExpertTapPoint;
 
 /**
  * What a tap returns about its input X (all B*T tokens as rows): the rows themselves, the per-column
@@ -55,10 +56,17 @@ export function tapWidth(cfg: ModelConfig, point: TapPoint): number {
       return cfg.numHeads * cfg.headDim;
     case 'down_in':
       return cfg.intermediateSize;
+    case 'expert_in':
+      return cfg.hiddenSize;
+    case 'expert_down_in':
+      return cfg.arch.moe?.expertWidth ?? 0;
+    case 'expert_stats':
+      return cfg.arch.moe?.experts ?? 0;
   }
 }
 
-export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] = []): Uint8Array {
+/** `layer` matters only where layers differ in their tensors (a dense MLP among MoE layers). */
+export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] = [], layer = 0): Uint8Array {
   const g = new GraphBuilder('prunelens_decoder_block');
   const d = cfg.hiddenSize;
   const hd = cfg.headDim;
@@ -73,7 +81,7 @@ export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] 
   const cos = rd > 0 ? g.input('cos', 'float', ['seq', rd]) : '';
   const sin = rd > 0 ? g.input('sin', 'float', ['seq', rd]) : '';
   const mask = g.input('mask', 'float', ['seq', 'seq']);
-  for (const [name, shape] of blockTensorShapes(cfg)) g.input(name, 'float', shape);
+  for (const [name, shape] of blockTensorShapes(cfg, layer)) g.input(name, 'float', shape);
 
   const tapValues = new Map<TapPoint, string>();
   // Gemm with transB reads the [out, in] Hugging Face layout directly: no per-run transpose of the weight.
@@ -102,9 +110,11 @@ export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] 
     return rd === hd ? embedded : g.op('Concat', [embedded, slice(t, rd, hd)], { axis: -1 });
   };
   // [B*T, n*hd] -> [B, n, T, hd], each head RMS-normed first where the family has q/k norms.
+  // OLMoE norms the whole projection before the head split (qkNormOver 'projection').
   const toHeads = (t: string, n: number, headNorm?: string): string => {
-    const split = reshapeTo(t, [n, hd]);
-    return g.op('Transpose', [headNorm ? norm(split, headNorm) : split], { perm: [0, 2, 1, 3] });
+    const whole = headNorm !== undefined && arch.qkNormOver === 'projection';
+    const split = reshapeTo(whole ? norm(t, headNorm) : t, [n, hd]);
+    return g.op('Transpose', [headNorm && !whole ? norm(split, headNorm) : split], { perm: [0, 2, 1, 3] });
   };
 
   const qkNorm = (which: 'q' | 'k') => (arch.qkNorm ? `self_attn.${which}_norm` : undefined);
@@ -149,18 +159,30 @@ export function buildDecoderBlock(cfg: ModelConfig, taps: readonly TapRequest[] 
         return g.op('Relu', [t]);
     }
   };
-  const up = linear(mlpIn, 'mlp.up_proj');
-  const downIn = arch.gated ? g.op('Mul', [activate(linear(mlpIn, 'mlp.gate_proj')), up]) : activate(up);
-  tapValues.set('down_in', downIn);
-  const mlpOut = linear(downIn, 'mlp.down_proj');
+  const sparse = arch.moe?.sparse[layer] ? moeMlp(g, arch.moe, mlpIn, activate) : undefined;
+  let mlpOut: string;
+  if (sparse) {
+    mlpOut = sparse.out;
+  } else {
+    const up = linear(mlpIn, 'mlp.up_proj');
+    const downIn = arch.gated ? g.op('Mul', [activate(linear(mlpIn, 'mlp.gate_proj')), up]) : activate(up);
+    tapValues.set('down_in', downIn);
+    mlpOut = linear(downIn, 'mlp.down_proj');
+  }
   const mlpSum = g.op('Add', [afterAttn, arch.sandwichNorms ? norm(mlpOut, 'post_feedforward_layernorm') : mlpOut]);
   const out = arch.residual === 'post' ? norm(mlpSum, 'post_attention_layernorm') : mlpSum;
 
   g.output(g.op('Reshape', [out, g.op('Shape', [hidden])]), 'hidden_out', 'float', ['batch', 'seq', d]);
   for (const tap of taps) {
-    const value = tapValues.get(tap.point)!;
-    const width = tapWidth(cfg, tap.point);
     const name = tapOutputName(tap);
+    if (tap.point === 'expert_in' || tap.point === 'expert_down_in' || tap.point === 'expert_stats') {
+      if (!sparse) throw new Error(`layer ${layer} has no experts to tap (${name})`);
+      g.output(expertTap(g, sparse, mlpIn, tap.point, tap.reduce), name, 'float', tap.reduce === 'gram' ? ['experts', 'width', 'width'] : ['rows', 'width']);
+      continue;
+    }
+    const value = tapValues.get(tap.point);
+    if (value === undefined) throw new Error(`layer ${layer} has no ${tap.point} to tap`);
+    const width = tapWidth(cfg, tap.point);
     switch (tap.reduce) {
       case 'raw':
         g.output(value, name, 'float', ['tokens', width]);

@@ -140,8 +140,8 @@ export class Checkpoint {
   /** One decoder block's tensors, keyed by block-relative name (`self_attn.q_proj.weight`), fused projections split. */
   async readBlock(layer: number): Promise<Map<string, Float32Array>> {
     const block = new Map<string, Float32Array>();
-    for (const name of storedBlockShapes(this.config).keys()) block.set(name, await this.readF32(layerPrefix(this.config, layer) + name));
-    return toLogicalBlock(this.config, block, blockTensorShapes(this.config));
+    for (const name of storedBlockShapes(this.config, layer).keys()) block.set(name, await this.readF32(layerPrefix(this.config, layer) + name));
+    return toLogicalBlock(this.config, block, blockTensorShapes(this.config, layer));
   }
 
   async close(): Promise<void> {

@@ -25,21 +25,36 @@ export interface BlockFeeds {
  */
 export class BlockRunner {
   private readonly positions = new Map<string, PositionFeeds>();
-  private readonly shapes: Map<string, number[]>;
   /** Layers that attend alike (same rotary, same window) share tables: one key per kind. */
   private readonly layerKinds: string[];
 
   private constructor(
     readonly config: ModelConfig,
-    private readonly session: GraphSession,
+    /** One session per kind of MLP (dense, or MoE in a sparse layer): index 0 dense, 1 sparse. */
+    private readonly sessions: (GraphSession | undefined)[],
     readonly taps: readonly TapRequest[],
   ) {
-    this.shapes = blockTensorShapes(config);
     this.layerKinds = config.arch.layers.map((l) => JSON.stringify(l));
   }
 
+  /**
+   * Taps on experts (`expert_*`) exist only in sparse layers and `down_in` only in dense ones: each
+   * kind of layer gets a session with the taps it has (see `run`).
+   */
   static async create(config: ModelConfig, settings: RuntimeSettings, taps: readonly TapRequest[] = []): Promise<BlockRunner> {
-    return new BlockRunner(config, await GraphSession.create(buildDecoderBlock(config, taps), settings), taps);
+    const sparse = config.arch.moe?.sparse ?? [];
+    const kinds = [false, true].map((s) => Array.from({ length: config.numLayers }, (_, l) => l).find((l) => (sparse[l] ?? false) === s));
+    const sessions = await Promise.all(
+      kinds.map(async (layer, kind) => {
+        if (layer === undefined) return undefined;
+        return GraphSession.create(buildDecoderBlock(config, taps.filter((t) => hasTap(kind === 1, t)), layer), settings);
+      }),
+    );
+    return new BlockRunner(config, sessions, taps);
+  }
+
+  private sparse(layer: number): boolean {
+    return this.config.arch.moe?.sparse[layer] ?? false;
   }
 
   /** Refuses window lengths the graph would compute wrongly, before any work is done. */
@@ -55,22 +70,31 @@ export class BlockRunner {
 
   feeds(weights: Map<string, Float32Array>, layer: number): BlockFeeds {
     const feeds: Feeds = {};
-    for (const [name, data] of weights) feeds[name] = floatTensor(data, this.shapes.get(name)!);
+    const shapes = blockTensorShapes(this.config, layer);
+    for (const [name, data] of weights) feeds[name] = floatTensor(data, shapes.get(name)!);
     return { layer, weights: feeds };
   }
 
-  /** Runs one block on `hidden` ([batch, seq, D]); returns its output, then the taps' outputs in order. */
+  /**
+   * Runs one block on `hidden` ([batch, seq, D]); returns its output, then the taps' outputs in order
+   * (a tap the layer does not have, see `create`, gives an empty array in its place).
+   */
   async run(feeds: BlockFeeds, hidden: Float32Array, batch: number, seq: number): Promise<Float32Array[]> {
     const pos = this.positionFeeds(feeds.layer, seq);
-    const outputs = ['hidden_out', ...this.taps.map(tapOutputName)];
-    return this.session.run(
+    const sparse = this.sparse(feeds.layer);
+    const present = this.taps.filter((t) => hasTap(sparse, t));
+    const outputs = ['hidden_out', ...present.map(tapOutputName)];
+    const results = await this.sessions[sparse ? 1 : 0]!.run(
       { ...feeds.weights, ...pos, hidden: floatTensor(hidden, [batch, seq, this.config.hiddenSize]) },
       outputs,
     );
+    if (present.length === this.taps.length) return results;
+    const byName = new Map(outputs.map((name, i) => [name, results[i]!]));
+    return [results[0]!, ...this.taps.map((t) => byName.get(tapOutputName(t)) ?? new Float32Array(0))];
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    await Promise.all(this.sessions.map((s) => s?.release()));
   }
 
   /**
@@ -99,4 +123,9 @@ export class BlockRunner {
     }
     return feeds;
   }
+}
+
+/** Whether a sparse (MoE) or dense layer's graph has the tap. */
+function hasTap(sparse: boolean, tap: TapRequest): boolean {
+  return sparse ? tap.point !== 'down_in' : !tap.point.startsWith('expert_');
 }

@@ -1,6 +1,7 @@
 import { PruneLensError } from '../errors';
 import { CONFIG_KEYS, FAMILIES, TIED_BY_DEFAULT, type FamilySpec } from './families/architecture';
 import { storedShapes } from './families/fused';
+import { moeTensorShapes } from './families/moe';
 import { storedModule, topName } from './families/tensor-names';
 
 /**
@@ -40,6 +41,10 @@ const ARCHITECTURES: Record<string, Architecture> = {
   gpt2: { biasedLinears: () => UNGATED },
   opt: { biasedLinears: (raw) => (raw.enable_bias === false ? [] : UNGATED) },
   gpt_neox: { biasedLinears: (raw) => (raw.attention_bias === false ? ['mlp.up_proj', 'mlp.down_proj'] : UNGATED) },
+  mixtral: { biasedLinears: () => [] },
+  qwen2_moe: { biasedLinears: (raw) => (raw.qkv_bias === false ? [] : ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj']) },
+  qwen3_moe: { biasedLinears: (raw) => (raw.attention_bias === true ? ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] : []) },
+  olmoe: { biasedLinears: (raw) => (raw.attention_bias === true ? ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj'] : []) },
 };
 
 /** The linears of a block without a gate (GPT-2, OPT, GPT-NeoX), all of which carry a bias there. */
@@ -217,8 +222,9 @@ export function linearShapes(dims: Pick<ModelConfig, 'hiddenSize' | 'intermediat
  * The block-relative name and shape of every tensor a decoder block holds, as the engine works on it:
  * the seven linears separately, whatever the checkpoint fuses (see families/fused.ts).
  */
-export function blockTensorShapes(cfg: ModelConfig): Map<string, number[]> {
+export function blockTensorShapes(cfg: ModelConfig, layer = 0): Map<string, number[]> {
   const d = cfg.hiddenSize;
+  const moe = cfg.arch.moe?.sparse[layer] ? cfg.arch.moe : undefined;
   const shapesOfLinears = linearShapes(cfg);
   const shapes = new Map<string, number[]>([
     ['input_layernorm.weight', [d]],
@@ -233,19 +239,23 @@ export function blockTensorShapes(cfg: ModelConfig): Map<string, number[]> {
     shapes.set('post_feedforward_layernorm.weight', [d]);
   }
   if (cfg.arch.qkNorm) {
-    shapes.set('self_attn.q_norm.weight', [cfg.headDim]);
-    shapes.set('self_attn.k_norm.weight', [cfg.headDim]);
+    const projection = cfg.arch.qkNormOver === 'projection';
+    shapes.set('self_attn.q_norm.weight', [projection ? cfg.numHeads * cfg.headDim : cfg.headDim]);
+    shapes.set('self_attn.k_norm.weight', [projection ? cfg.numKvHeads * cfg.headDim : cfg.headDim]);
   }
   for (const name of blockLinears(cfg)) {
+    // A sparse layer's MLP is its router and experts (families/moe.ts), not the three dense linears.
+    if (moe && name.startsWith('mlp.')) continue;
     shapes.set(`${name}.weight`, shapesOfLinears[name]);
     if (cfg.biasedLinears.has(name)) shapes.set(`${name}.bias`, [shapesOfLinears[name][0]]);
   }
+  if (moe) for (const [name, shape] of moeTensorShapes(moe, d)) shapes.set(name, shape);
   return shapes;
 }
 
 /** The block's tensors as the checkpoint stores them: fused projections as one tensor each, renamed, transposed. */
-export function storedBlockShapes(cfg: ModelConfig): Map<string, number[]> {
-  return storedShapes(cfg, blockTensorShapes(cfg));
+export function storedBlockShapes(cfg: ModelConfig, layer = 0): Map<string, number[]> {
+  return storedShapes(cfg, blockTensorShapes(cfg, layer));
 }
 
 /** Every tensor the checkpoint must hold for this config, with its shape. */
@@ -256,9 +266,8 @@ export function expectedTensorShapes(cfg: ModelConfig): Map<string, number[]> {
   const shapes = new Map<string, number[]>([[topName(names, names.embed), [cfg.vocabSize, embedWidth]]]);
   if (positionOffset !== undefined) shapes.set(topName(names, names.positions!), [cfg.maxPositionEmbeddings + positionOffset, d]);
   if (projection !== undefined) shapes.set(topName(names, names.projectIn!), [d, projection]);
-  const block = storedBlockShapes(cfg);
   for (let l = 0; l < cfg.numLayers; l++) {
-    for (const [name, shape] of block) shapes.set(layerPrefix(cfg, l) + name, shape);
+    for (const [name, shape] of storedBlockShapes(cfg, l)) shapes.set(layerPrefix(cfg, l) + name, shape);
   }
   if (finalNorm) {
     shapes.set(topName(names, names.finalNorm), [d]);
@@ -271,8 +280,7 @@ export function expectedTensorShapes(cfg: ModelConfig): Map<string, number[]> {
 
 /** Full names of every tensor the decoder blocks hold, layer by layer. */
 export function blockTensorNames(cfg: ModelConfig): string[] {
-  const block = [...storedBlockShapes(cfg).keys()];
-  return Array.from({ length: cfg.numLayers }, (_, l) => block.map((name) => layerPrefix(cfg, l) + name)).flat();
+  return Array.from({ length: cfg.numLayers }, (_, l) => [...storedBlockShapes(cfg, l).keys()].map((name) => layerPrefix(cfg, l) + name)).flat();
 }
 
 /** The block-relative name of the stored tensor that holds `linear`'s weight (`self_attn.qkv_proj` for q in Phi-3, `attn.c_attn` in GPT-2). */
@@ -283,7 +291,12 @@ export function storedLinear(cfg: Pick<ModelConfig, 'arch'>, linear: LinearName)
 /** Full names of every linear weight tensor in the decoder blocks, as stored: the candidates for pruning. */
 export function linearWeightNames(cfg: ModelConfig): string[] {
   const stored = [...new Set(blockLinears(cfg).map((linear) => storedLinear(cfg, linear)))];
-  return Array.from({ length: cfg.numLayers }, (_, l) => stored.map((linear) => `${layerPrefix(cfg, l)}${linear}.weight`)).flat();
+  return Array.from({ length: cfg.numLayers }, (_, l) => {
+    const present = storedBlockShapes(cfg, l);
+    // A sparse layer's experts are linears too; its router is not (a row per expert, pruned only whole, with the expert).
+    const experts = [...present.keys()].filter((name) => name.includes('.experts.'));
+    return [...stored.filter((linear) => present.has(`${linear}.weight`)).map((linear) => `${linear}.weight`), ...experts].map((name) => `${layerPrefix(cfg, l)}${name}`);
+  }).flat();
 }
 
 /**

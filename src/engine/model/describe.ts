@@ -35,6 +35,8 @@ export interface ModelSummary {
   /** The MLP's activation: on the gate (SwiGLU, GeGLU) when `gated`, else on fc1's output. */
   activation: Activation;
   gated: boolean;
+  /** Mixture-of-experts models: experts per sparse layer, how many each token uses, one expert's width, which layers are sparse. */
+  experts?: { count: number; topK: number; renormalised: boolean; width: number; sparseLayers: number[]; sharedWidth?: number; module: string; names: { gate: string; up: string; down: string } };
 }
 
 export function describeModel(checkpoint: Checkpoint): ModelSummary {
@@ -65,6 +67,20 @@ export function describeModel(checkpoint: Checkpoint): ModelSummary {
     features: familyFeatures(cfg),
     activation: cfg.arch.activation,
     gated: cfg.arch.gated,
+    ...(cfg.arch.moe
+      ? {
+          experts: {
+            count: cfg.arch.moe.experts,
+            topK: cfg.arch.moe.topK,
+            renormalised: cfg.arch.moe.normTopK,
+            width: cfg.arch.moe.expertWidth,
+            sparseLayers: cfg.arch.moe.sparse.flatMap((sparse, l) => (sparse ? [l] : [])),
+            module: cfg.arch.moe.module,
+            names: cfg.arch.moe.names,
+            ...(cfg.arch.moe.sharedWidth !== undefined ? { sharedWidth: cfg.arch.moe.sharedWidth } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -110,6 +126,12 @@ function familyFeatures(cfg: ModelConfig): string[] {
   if (arch.attnSoftcap !== undefined) features.push(`attention soft-capping ${arch.attnSoftcap}`);
   if (arch.finalSoftcap !== undefined) features.push(`final logit soft-capping ${arch.finalSoftcap}`);
   if (arch.fused) features.push(`fused ${arch.names.fused.map((f) => `${f.stored.slice(f.stored.lastIndexOf('.') + 1)}${f.perHead ? ' (per head)' : ''}`).join(' and ')}`);
+  if (arch.qkNormOver === 'projection') features.push('q/k norms over the whole projection');
+  if (arch.moe) {
+    const { experts, topK, normTopK, sparse, sharedWidth } = arch.moe;
+    const sparseCount = sparse.filter(Boolean).length;
+    features.push(`${experts} experts, top-${topK}${normTopK ? ' renormalised' : ''}${sparseCount < cfg.numLayers ? ` in ${sparseCount} of ${cfg.numLayers} layers` : ''}${sharedWidth !== undefined ? `, shared expert ${sharedWidth}` : ''}`);
+  }
   return features;
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import { allocationNeedsCalibration, prepareAllocation, type AllocationRequest, type Allocator } from '../allocate/allocation';
+import { allocationNeedsCalibration, checkAllocationFor, prepareAllocation, type AllocationRequest, type Allocator } from '../allocate/allocation';
 import { linearRatio, type ErrorTable, type Plan } from '../allocate/plan';
 import { checkCalibrationRequest, drawCalibration, type CalibrationRequest, type CalibrationSet } from '../calibrate/calibration-data';
 import { PruneLensError } from '../errors';
@@ -94,6 +94,7 @@ export async function pruneModel(options: PruneModelOptions): Promise<PruneRecor
   return withModelSession(options.model, options.runtime, async (session) => {
     const { checkpoint, tokenizer } = session;
     const cfg = checkpoint.config;
+    checkAllocationFor(cfg, allocation, checkpoint.dir);
     const targets = linearWeightNames(cfg).filter((n) => isTargeted(spec, n));
     if (targets.length === 0) throw new PruneLensError('usage', `no linear weight matches --include ${spec.include.join(',')} / --exclude ${spec.exclude.join(',')}`);
     checkWritable(checkpoint);

@@ -10,6 +10,7 @@ import type { OutputFolder } from '../export/output-folder';
 import { BlockRunner } from '../model/block-runner';
 import { blockLinears, blockTensorShapes, layerPrefix, storedLinear, type LinearName } from '../model/config';
 import { toStoredBlock } from '../model/families/fused';
+import { EXPERT_TAP_POINTS, expertLinearTasks, expertSlice, tooFewTokens } from '../experts/expert-linears';
 import type { DecoderRunner } from '../model/decoder-runner';
 import { throwIfCancelled, type RunControl } from '../progress';
 import { methodOf, statisticOf, updateOf } from './methods';
@@ -97,8 +98,10 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
   const { checkpoint, runner, spec, calibration, output, ladder } = options;
   const cfg = checkpoint.config;
   const reduce = TAP_REDUCE[statisticOf(spec)];
-  const shapes = blockTensorShapes(cfg);
-  const statsRunner = calibration && reduce ? await BlockRunner.create(cfg, options.runtime, TAP_POINTS.map((point) => ({ point, reduce }))) : undefined;
+  const moe = cfg.arch.moe;
+  // MoE models also tap each expert's inputs over its routed tokens, and the routing counts.
+  const points = moe ? [...TAP_POINTS, ...EXPERT_TAP_POINTS] : TAP_POINTS;
+  const statsRunner = calibration && reduce ? await BlockRunner.create(cfg, options.runtime, points.map((point) => ({ point, reduce: point === 'expert_stats' ? 'sum' : reduce }))) : undefined;
   try {
     const activations = calibration ? await CalibrationActivations.embed(runner, calibration) : undefined;
     const { resume } = options;
@@ -112,8 +115,12 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
       const start = performance.now();
       const prefix = layerPrefix(cfg, layer);
       const weights = await checkpoint.readBlock(layer);
-      const linears = blockLinears(cfg).filter((l) => isTargeted(spec, `${prefix}${storedLinear(cfg, l)}.weight`));
+      const shapes = blockTensorShapes(cfg, layer);
+      const linears = blockLinears(cfg).filter((l) => shapes.has(`${l}.weight`) && isTargeted(spec, `${prefix}${storedLinear(cfg, l)}.weight`));
+      const experts = moe?.sparse[layer] ? expertLinearTasks(moe, cfg.hiddenSize).filter((e) => isTargeted(spec, `${prefix}${e.name}`)) : [];
       let stats: Map<TapPoint, Float32Array> | undefined;
+      /** Tokens routed to each expert of this layer over the calibration windows. */
+      let routed: Float64Array | undefined;
       const prune = (linear: LinearName, ratio: number): Promise<Pruned> => {
         const [rows, cols] = shapes.get(`${linear}.weight`)!;
         return pruneLinear(options, weights.get(`${linear}.weight`)!, rows!, cols!, ratio, stats?.get(LINEAR_INPUT[linear]), `${prefix}${linear}.weight`, control);
@@ -124,9 +131,13 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
       if (activations && (statsRunner || errors)) {
         const sums = new TapSums();
         if (errors) dense = new Float32Array(activations.hidden.length);
+        if (statsRunner && moe?.sparse[layer]) routed = new Float64Array(moe.experts);
         await activations.forEach(statsRunner ?? runner.block, layer, weights, control.signal, ([out, ...taps], offset) => {
           dense?.set(out!, offset);
-          taps.forEach((tap, i) => sums.add(TAP_POINTS[i]!, tap));
+          taps.forEach((tap, i) => {
+            if (points[i] !== 'expert_stats') sums.add(points[i]!, tap);
+            else if (routed) for (let j = 0; j < routed.length; j++) routed[j]! += tap[j]!;
+          });
         });
         if (statsRunner) stats = sums.statistics(reduce!, calibration!.nsamples);
       }
@@ -150,7 +161,7 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
         errors.outputNorms.push(await squaredDistance(options.ops, dense.subarray(0, measuredLength), new Float32Array(measuredLength)));
       }
 
-      const ratios = options.ratios(layer, linears);
+      const ratios = options.ratios(layer, experts.length > 0 ? [...new Set([...linears, ...experts.map((e) => e.ratioOf)])] : linears);
       const linearRecords: Partial<Record<LinearName, LinearRecord>> = {};
       for (const linear of linears) {
         throwIfCancelled(control.signal);
@@ -161,6 +172,19 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
           weights.set(`${linear}.weight`, weight);
           linearRecords[linear] = { loss, ms: performance.now() - linearStart, rssMb: process.memoryUsage().rss / 2 ** 20 };
         }
+      }
+      for (const task of experts) {
+        throwIfCancelled(control.signal);
+        const ratio = ratios[task.ratioOf] ?? 0;
+        if (ratio === 0 && !spec.nm) continue;
+        const linearStart = performance.now();
+        const stat = stats?.get(task.point);
+        const starved = routed !== undefined && tooFewTokens(routed[task.expert]!, task);
+        if (starved) control.log?.warn(`${prefix}${task.name}: expert ${task.expert} was routed ${routed![task.expert]} calibration tokens, fewer than the linear's ${task.cols} inputs; pruned by magnitude`);
+        const expertStat = stat && !starved ? expertSlice(stat, moe!.experts, task.expert) : undefined;
+        const { weight, loss } = await pruneLinear(starved ? { ...options, spec: { ...spec, method: 'magnitude', update: undefined } } : options, weights.get(task.name)!, task.rows, task.cols, ratio, expertStat, `${prefix}${task.name}`, control);
+        weights.set(task.name, weight);
+        (linearRecords as Record<string, LinearRecord>)[task.name.slice(0, -'.weight'.length)] = { loss, ms: performance.now() - linearStart, rssMb: process.memoryUsage().rss / 2 ** 20 };
       }
       if (output) for (const [name, values] of toStoredBlock(cfg, weights, shapes)) await output.write(prefix + name, values);
       if (activations && layer < cfg.numLayers - 1) await activations.advance(runner.block, layer, weights, control.signal);

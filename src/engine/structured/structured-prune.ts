@@ -16,6 +16,7 @@ import { computeScores, type StructuredScores } from './scores';
 import { selectRemoval, type Selection, type StructuredTarget } from './select';
 import { shrinkBlock, shrunkConfig } from './shrink';
 import { toStoredBlock } from '../model/families/fused';
+import type { ExpertRemoval } from '../experts/expert-prune';
 
 export const SCORES_FILE = 'prunelens-scores.json';
 
@@ -54,6 +55,8 @@ export interface StructuredRecord {
     maskedHeads: [number, number][];
   };
   config: { numLayers: number; numHeads: number; numKvHeads: number; intermediateSize: number };
+  /** Expert removal (`--structured experts`, engine/experts/expert-prune.ts): heads, channels and layers are then untouched. */
+  experts?: ExpertRemoval;
   parameters: { before: number; after: number; removedFraction: number };
   bytes: { before: number; after: number };
   calibration: StructuredScores['calibration'] | null;
@@ -65,9 +68,16 @@ export interface StructuredRecord {
 
 /** Scores, on their own: `prunelens scores` and the model tree. */
 export async function scoreModel(options: { model: string; calibration: CalibrationRequest; runtime: RuntimeSettings } & RunControl): Promise<StructuredScores> {
-  return withModelSession(options.model, options.runtime, async (session) =>
-    computeScores(session, await drawCalibration(session.tokenizer, options.calibration, options, session.checkpoint.config), options),
-  );
+  return withModelSession(options.model, options.runtime, async (session) => {
+    refuseExperts(session.checkpoint);
+    return computeScores(session, await drawCalibration(session.tokenizer, options.calibration, options, session.checkpoint.config), options);
+  });
+}
+
+/** Heads, channels and blocks are scored and cut in dense MLPs; a MoE model's unit is the expert. */
+function refuseExperts(checkpoint: Checkpoint): void {
+  const cfg = checkpoint.config;
+  if (cfg.arch.moe) throw new PruneLensError('usage', `model_type "${cfg.modelType}" is a mixture of experts: heads, channels and layers are not scored or removed there; remove experts with --structured experts`, checkpoint.dir);
 }
 
 /**
@@ -83,6 +93,7 @@ export async function structuredPrune(options: StructuredPruneOptions): Promise<
   return withModelSession(options.model, options.runtime, async (session) => {
     const { checkpoint, tokenizer } = session;
     const cfg = checkpoint.config;
+    refuseExperts(checkpoint);
     refuseHeadRemoval(cfg, options);
     checkWritable(checkpoint);
     if (needsScores) checkCalibrationMemory(options.calibration!, cfg);

@@ -32,6 +32,7 @@ const perplexity = formatPerplexity;
 /** "Wanda 50.0% uniform", "Wanda 70.0% OWL", "SparseGPT 2:4", "heads, channels 20.0%", "removed 3.h2, L4": method, amount, allocation. */
 export function runLabel(record: OutputRecord): string {
   if (isStructuredRecord(record)) {
+    if (record.experts) return `experts ${percent(record.experts.target.ratio)} by ${record.experts.target.metric}`;
     if (record.target) {
       const t = record.target;
       return `${[t.heads && 'heads', t.channels && 'channels', t.layers && 'layers'].filter(Boolean).join(', ')} ${percent(t.ratio)}`;

@@ -8,7 +8,7 @@ import { isStructuredRecord, runLabel, runPerplexity, type OutputRecord } from '
  * The Model view's tree as plain data: what each node says and which menus it gets. No `vscode`
  * import, so it is tested under plain Node; the view only adds icons and commands.
  */
-export type OutlineKind = 'model' | 'layer' | 'attention' | 'heads' | 'kvGroup' | 'head' | 'mlp' | 'linear';
+export type OutlineKind = 'model' | 'layer' | 'attention' | 'heads' | 'kvGroup' | 'head' | 'mlp' | 'linear' | 'expert';
 
 export interface OutlineNode {
   /** Stable across rebuilds of the same model, so the view keeps expansion and can reveal. */
@@ -263,6 +263,44 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
     return norms.length > 0 ? `Norms: ${norms.map((n) => `${n.name.slice(n.name.lastIndexOf('.') + 1)} [${n.width}]`).join(', ')}${attention ? ' (per head, shared by every head)' : ''}` : undefined;
   };
 
+  // A sparse layer's MLP: its experts (each a SwiGLU MLP of three stored tensors) and the router that picks top-k of them.
+  const expertsNode = (layer: number, moe: NonNullable<typeof summary.experts>): OutlineNode => {
+    const tensors = (j: number) => (['gate', 'up', 'down'] as const).map((l) => `model.layers.${layer}.${moe.module}.experts.${j}.${moe.names[l]}.weight`);
+    const zerosOf = (names: string[]): number | undefined => {
+      const found = names.map((n) => pruned?.tensors[n]);
+      if (!found.every((t) => t)) return undefined;
+      return found.reduce((z, t) => z + t!.zeros, 0) / found.reduce((n, t) => n + t!.shape.reduce((a, b) => a * b, 1), 0);
+    };
+    const perExpert = 3 * moe.width * summary.hiddenSize;
+    const experts = range(moe.count).map((j) => {
+      const sparsity = zerosOf(tensors(j));
+      return node({
+        id: id(`L${layer}/experts/${j}`),
+        kind: 'expert',
+        label: `Expert ${j}`,
+        description: join([`${count(perExpert)} weights`, sparsity !== undefined && zeroShare(sparsity)]),
+        tooltip: [...tensors(j), `SwiGLU MLP of width ${moe.width}: gate and up [${moe.width}, ${summary.hiddenSize}], down [${summary.hiddenSize}, ${moe.width}]`, sparsity !== undefined && `${formatPercent(sparsity)} of its weights are zero`].filter(Boolean).join('\n'),
+        layer,
+      });
+    });
+    const sparsity = zerosOf(range(moe.count).flatMap(tensors));
+    return node(
+      {
+        id: id(`L${layer}/mlp`),
+        kind: 'mlp',
+        label: 'Experts',
+        description: join([`${moe.count} of width ${moe.width}, top-${moe.topK}`, `${count(moe.count * perExpert)} weights`, sparsity !== undefined && zeroShare(sparsity)]),
+        tooltip: [
+          `Mixture of experts of layer ${layer}: the router (${moe.module}.gate, [${moe.count}, ${summary.hiddenSize}]) sends each token to ${moe.topK} of ${moe.count} experts, weighted by their softmax probabilities${moe.renormalised ? ' renormalised over the chosen ones' : ''}`,
+          moe.sharedWidth !== undefined && `plus a shared expert of width ${moe.sharedWidth} that every token passes through, scaled by sigmoid(shared_expert_gate)`,
+          'prunelens experts MODEL reports how often each expert is routed to and its REAP score; prune --structured experts removes the lowest',
+        ].filter(Boolean).join('\n'),
+        layer,
+      },
+      experts,
+    );
+  };
+
   const layerNode = (layer: number): OutlineNode => {
     const s = scores?.layers[layer];
     const attentionSparsity = sparsityOf(layer, attentionLinears);
@@ -304,7 +342,8 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
         ),
       ],
     );
-    const mlp = node(
+    const moe = summary.experts?.sparseLayers.includes(layer) ? summary.experts : undefined;
+    const mlp = moe ? expertsNode(layer, moe) : node(
       {
         id: id(`L${layer}/mlp`),
         kind: 'mlp',

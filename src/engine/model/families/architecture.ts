@@ -1,4 +1,5 @@
 import { PruneLensError } from '../../errors';
+import { moeSpec, type MoeSpec } from './moe';
 import { parseRope, type Rope } from './rope';
 import { GPT2_NAMES, GPT_NEOX_NAMES, LLAMA_NAMES, optNames, PHI3_NAMES, type TensorNames } from './tensor-names';
 
@@ -35,6 +36,8 @@ export interface FamilySpec {
   names: TensorNames;
   /** RMSNorm of each query and key head (head_dim wide) before rotary (Qwen3, Gemma 3). */
   qkNorm: boolean;
+  /** OLMoE norms the whole q and k projections (heads x head_dim wide) instead of each head. */
+  qkNormOver?: 'projection';
   /** Norms after attention and after the MLP, before the residual add (Gemma 2 and 3). */
   sandwichNorms: boolean;
   /** Embeddings multiplied by √hidden_size, the factor rounded to the model's dtype (Gemma). */
@@ -56,6 +59,8 @@ export interface FamilySpec {
   headDimFromWidth: boolean;
   /** Some linears are stored as one tensor (Phi-3's `qkv_proj`, GPT-2's `c_attn`, GPT-NeoX's `query_key_value`). */
   fused: boolean;
+  /** Mixture-of-experts MLPs (families/moe.ts); absent for dense families. */
+  moe?: MoeSpec;
 }
 
 export type Activation = 'silu' | 'gelu_tanh' | 'gelu' | 'relu';
@@ -320,6 +325,10 @@ export const FAMILIES: Record<string, (inputs: FamilyInputs) => FamilySpec> = {
   gpt2: gpt2,
   opt: opt,
   gpt_neox: gptNeox,
+  mixtral: (i) => llamaLike(i, slidingWindow(i.raw, i.where), undefined, { moe: moeSpec(i, 'mixtral') }),
+  qwen2_moe: (i) => qwen(i, { moe: moeSpec(i, 'qwen2_moe') }),
+  qwen3_moe: (i) => qwen(i, { qkNorm: true, moe: moeSpec(i, 'qwen3_moe') }),
+  olmoe: (i) => llamaLike(i, undefined, undefined, { qkNorm: true, qkNormOver: 'projection', moe: moeSpec(i, 'olmoe') }),
 };
 
 /** Families whose config class ties the embeddings when config.json does not say. */

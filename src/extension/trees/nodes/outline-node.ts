@@ -11,9 +11,10 @@ const ICONS: Record<OutlineKind, string> = {
   head: 'symbol-field',
   mlp: 'symbol-operator',
   linear: 'symbol-array',
+  expert: 'symbol-class',
 };
 
-/** A node of the Model view: a model, layer, attention or MLP part, key/value group, head or linear. */
+/** A node of the Model view: a model, layer, attention or MLP part (or experts), key/value group, head, linear or expert. */
 export class OutlineTreeNode extends TreeNode {
   private children: OutlineTreeNode[] | undefined;
 

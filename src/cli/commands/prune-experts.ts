@@ -1,0 +1,67 @@
+import * as path from 'node:path';
+import { PruneLensError } from '../../engine/errors';
+import { pruneExperts, type ExpertRecord } from '../../engine/experts/expert-prune';
+import { EXPERT_METRICS, type ExpertMetric } from '../../engine/experts/expert-stats';
+import { expertsOutputName, modelFolderOf } from '../../engine/export/output-name';
+import { calibrationRequest, evaluationRequest, runtime, type CALIBRATION_OPTIONS, type STRUCTURED_OPTIONS } from '../args';
+import { print, singlePositional, table, withProgress, type CliContext, type Values } from '../command';
+
+type ExpertValues = Values<typeof STRUCTURED_OPTIONS & typeof CALIBRATION_OPTIONS> & Parameters<typeof evaluationRequest>[0] & Parameters<typeof runtime>[0] & { out?: string; overwrite?: boolean; format: string };
+
+/** `prune --structured experts --ratio R [--metric reap|frequency|random]`: see engine/experts/expert-prune.ts. */
+export async function runExpertRemoval(values: ExpertValues, positionals: string[], ctx: CliContext): Promise<void> {
+  if (values.remove !== undefined) throw new PruneLensError('usage', '--remove names heads and layers; it cannot be combined with --structured experts');
+  if (values.format !== 'hf') throw new PruneLensError('usage', 'GGUF export of mixture-of-experts models is not supported yet; use --format hf');
+  if (values.ratio === undefined) throw new PruneLensError('usage', '--structured experts needs --ratio R, the fraction of each layer\'s experts to remove');
+  const metric = (values.metric ?? 'reap') as ExpertMetric;
+  if (!(EXPERT_METRICS as readonly string[]).includes(metric)) throw new PruneLensError('usage', `unknown expert metric "${values.metric}"; one of ${EXPERT_METRICS.join(', ')}`);
+  const model = singlePositional(positionals, 'MODEL');
+  const target = { ratio: values.ratio, metric, seed: values.seed };
+  const options = {
+    model,
+    out: values.out ?? path.join(path.dirname(modelFolderOf(model)), expertsOutputName(model, target.ratio)),
+    overwrite: values.overwrite,
+    target,
+    calibration: calibrationRequest(values),
+    evaluation: evaluationRequest(values),
+    runtime: runtime(values),
+  };
+  const record = await withProgress(ctx, (control) => pruneExperts({ ...options, ...control }));
+  print(ctx, expertJson(record), formatExperts(record));
+}
+
+function expertJson(r: ExpertRecord): Record<string, unknown> {
+  return {
+    out: r.output,
+    structured: { experts: true, ratio: r.experts.target.ratio, metric: r.experts.target.metric, seed: r.experts.target.seed },
+    removed: r.experts.removed,
+    config: { ...r.config, experts: r.experts.count, topK: r.experts.topK, expertsBefore: r.experts.countBefore, topKBefore: r.experts.topKBefore },
+    params_before: r.parameters.before,
+    params_after: r.parameters.after,
+    params_removed: r.parameters.removedFraction,
+    bytes_before: r.bytes.before,
+    bytes_after: r.bytes.after,
+    ppl_dense: r.perplexity.dense,
+    ppl: r.perplexity.pruned,
+    windows: r.evaluation?.windows ?? null,
+    seqlen: r.evaluation?.seqlen ?? null,
+    eval: r.evaluation,
+    calibration: r.calibration,
+    seconds: r.seconds.total,
+    peak_rss_mb: r.peakRssMb,
+  };
+}
+
+function formatExperts(r: ExpertRecord): string {
+  const ppl = (v: number | null): string => (v === null ? '-' : v.toFixed(4));
+  return table([
+    ['output', r.output],
+    ['removed', `${r.experts.countBefore - r.experts.count} of ${r.experts.countBefore} experts per layer by ${r.experts.target.metric}: ${Object.entries(r.experts.removed).map(([l, e]) => `${l}: ${e.join(',')}`).join('; ')}`],
+    ['experts', `${r.experts.count}, top-${r.experts.topK}`],
+    ['parameters', `${r.parameters.before.toLocaleString('en-US')} -> ${r.parameters.after.toLocaleString('en-US')} (${(100 * r.parameters.removedFraction).toFixed(2)}% removed)`],
+    ['bytes', `${r.bytes.before.toLocaleString('en-US')} -> ${r.bytes.after.toLocaleString('en-US')}`],
+    ['', `${'dense'.padEnd(10)}pruned`],
+    ['perplexity', `${ppl(r.perplexity.dense).padEnd(10)}${ppl(r.perplexity.pruned)}${r.evaluation ? `   (${r.evaluation.windows} windows of ${r.evaluation.seqlen})` : ''}`],
+    ['time', `${r.seconds.total.toFixed(1)} s in all (loading and tokenizing included), peak memory ${r.peakRssMb.toFixed(0)} MiB`],
+  ]);
+}

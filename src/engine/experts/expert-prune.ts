@@ -1,0 +1,224 @@
+import { drawCalibration, type CalibrationRequest } from '../calibrate/calibration-data';
+import { PythonRandom } from '../calibrate/python-random';
+import { PruneLensError } from '../errors';
+import { OutputFolder } from '../export/output-folder';
+import { REPORT_FILE } from '../export/report';
+import type { RuntimeSettings } from '../graph/session';
+import type { Checkpoint } from '../io/checkpoint';
+import { peakRssMb } from '../memory';
+import { blockTensorNames, checkTokenIds, expectedTensorShapes, layerPrefix, parameterCount, parseModelConfig, type ModelConfig } from '../model/config';
+import { EXPERT_LINEARS, expertCountKey, expertWeightName, routerName, type MoeSpec } from '../model/families/moe';
+import { withModelSession } from '../model/model-session';
+import { checkCalibrationMemory, checkWritable, evaluateDense, finishJob, type EvaluationRequest, type EvaluationText } from '../prune/prune-job';
+import { throwIfCancelled, type RunControl } from '../progress';
+import { encodeText } from '../text/encode-text';
+import { readTextFile } from '../text/text-file';
+import type { StructuredRecord } from '../structured/structured-prune';
+import { computeExpertStats, moeOf, type ExpertMetric, type ExpertStats } from './expert-stats';
+
+export const EXPERT_STATS_FILE = 'prunelens-experts.json';
+
+export interface ExpertTarget {
+  /** Fraction of each sparse layer's experts to remove. */
+  ratio: number;
+  metric: ExpertMetric;
+  /** For `random`. */
+  seed: number;
+}
+
+export interface ExpertPruneOptions extends RunControl {
+  model: string;
+  out: string;
+  overwrite?: boolean;
+  target: ExpertTarget;
+  calibration?: CalibrationRequest;
+  evaluation?: EvaluationRequest;
+  runtime: RuntimeSettings;
+}
+
+/** What an expert removal did, as prunelens.json records it (a structured record's `experts`). */
+export interface ExpertRemoval {
+  target: ExpertTarget;
+  /** Source expert indices removed, per layer (sparse layers only); the kept ones are renumbered in order. */
+  removed: Record<string, number[]>;
+  count: number;
+  topK: number;
+  countBefore: number;
+  topKBefore: number;
+}
+
+/** A structured record (the Runs and Model views read it as one) whose `experts` says what was removed. */
+export type ExpertRecord = StructuredRecord & { experts: ExpertRemoval };
+
+/**
+ * How many experts each sparse layer loses: round(E x ratio), at least 1, leaving at least one. The
+ * same count everywhere, because a standard config.json has one expert count for all layers.
+ */
+export function expertsToRemove(moe: MoeSpec, ratio: number): number {
+  return Math.min(moe.experts - 1, Math.max(1, Math.round(moe.experts * ratio)));
+}
+
+/**
+ * Per sparse layer, the experts to remove: the lowest-scoring by the metric (REAP or routing
+ * frequency from calibration; seeded random scores), ties to the lower index.
+ */
+export function selectExperts(cfg: ModelConfig, stats: ExpertStats | undefined, target: ExpertTarget): Map<number, number[]> {
+  const moe = moeOf(cfg, 'config.json');
+  const count = expertsToRemove(moe, target.ratio);
+  const random = new PythonRandom(target.seed);
+  const removed = new Map<number, number[]>();
+  for (let layer = 0; layer < cfg.numLayers; layer++) {
+    if (!moe.sparse[layer]) continue;
+    let scores: number[];
+    if (target.metric === 'random') {
+      scores = Array.from({ length: moe.experts }, () => random.randint(0, 2 ** 31));
+    } else {
+      const entry = stats?.layers.find((l) => l.layer === layer);
+      if (!entry) throw new PruneLensError('usage', `the ${target.metric} metric needs calibration statistics of layer ${layer}`);
+      scores = entry.experts.map((e) => (target.metric === 'reap' ? e.reap : e.frequency));
+    }
+    const order = scores.map((s, j) => [s, j] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    removed.set(layer, order.slice(0, count).map(([, j]) => j).sort((a, b) => a - b));
+  }
+  return removed;
+}
+
+/**
+ * config.json with fewer experts: the family's own expert-count field, and num_experts_per_tok
+ * lowered to the kept count if it would exceed it (never otherwise: the router still picks k).
+ */
+export function expertConfig(cfg: ModelConfig, kept: number): Record<string, unknown> {
+  const moe = moeOf(cfg, 'config.json');
+  return { ...cfg.raw, [expertCountKey(cfg.modelType)]: kept, num_experts_per_tok: Math.min(moe.topK, kept) };
+}
+
+/** A sparse layer's tensors without the removed experts: router rows dropped, experts renumbered in order. */
+export function removeExperts(moe: MoeSpec, hidden: number, weights: Map<string, Float32Array>, removed: readonly number[]): Map<string, Float32Array> {
+  const kept = Array.from({ length: moe.experts }, (_, j) => j).filter((j) => !removed.includes(j));
+  const expertNames = new Set(Array.from({ length: moe.experts }, (_, j) => EXPERT_LINEARS.map((l) => expertWeightName(moe, j, l))).flat());
+  const out = new Map<string, Float32Array>();
+  for (const [name, values] of weights) {
+    if (name === routerName(moe)) {
+      const router = new Float32Array(kept.length * hidden);
+      kept.forEach((j, i) => router.set(values.subarray(j * hidden, (j + 1) * hidden), i * hidden));
+      out.set(name, router);
+    } else if (!expertNames.has(name)) {
+      out.set(name, values);
+    }
+  }
+  kept.forEach((j, i) => {
+    for (const l of EXPERT_LINEARS) out.set(expertWeightName(moe, i, l), weights.get(expertWeightName(moe, j, l))!);
+  });
+  return out;
+}
+
+/**
+ * Expert removal that really shrinks the model: the chosen experts' weights and router rows are cut
+ * out, the rest renumbered, and config.json's expert count lowered, so the family's own loader reads
+ * a smaller model. Built under a temporary name, read back, evaluated, committed (as structured pruning).
+ */
+export async function pruneExperts(options: ExpertPruneOptions): Promise<ExpertRecord> {
+  const start = performance.now();
+  const needsStats = options.target.metric !== 'random';
+  if (needsStats && !options.calibration) throw new PruneLensError('usage', `the ${options.target.metric} metric needs calibration text (--calib FILE)`);
+  return withModelSession(options.model, options.runtime, async (session) => {
+    const { checkpoint, tokenizer } = session;
+    const cfg = checkpoint.config;
+    const moe = moeOf(cfg, checkpoint.dir);
+    checkWritable(checkpoint);
+    if (needsStats) checkCalibrationMemory(options.calibration!, cfg);
+    const evalText = options.evaluation ? await readTextFile(options.evaluation.file) : undefined;
+    const evalIds = evalText !== undefined ? await encodeText(tokenizer, evalText, { ...options, source: options.evaluation!.file }) : undefined;
+    if (evalIds) checkTokenIds(evalIds, cfg, options.evaluation!.file);
+    const evaluation: EvaluationText | undefined = evalIds && { request: options.evaluation!, text: evalText!, ids: evalIds };
+    const calibration = needsStats ? await drawCalibration(tokenizer, options.calibration!, options, cfg) : undefined;
+    const stats = calibration ? await computeExpertStats(session, calibration, options) : undefined;
+    const removed = selectExperts(cfg, stats, options.target);
+    const kept = moe.experts - expertsToRemove(moe, options.target.ratio);
+    const config = expertConfig(cfg, kept);
+    const newCfg = parseModelConfig(config, 'config.json');
+    const specs = [...expectedTensorShapes(newCfg)].map(([name, shape]) => ({ name, shape, dtype: sourceDtype(checkpoint, moe, removed, name) }));
+    const inputs = [options.evaluation?.file, needsStats ? options.calibration!.file : undefined].filter((f): f is string => f !== undefined);
+    const output = await OutputFolder.create(checkpoint, options.out, options.overwrite ?? false, { files: [{ name: 'model.safetensors', specs, metadata: { format: 'pt' } }], config }, { inputs, log: options.log });
+    return output.complete(async () => {
+      const dense = evaluation ? await evaluateDense(session, evaluation, options) : undefined;
+      const blockNames = new Set(blockTensorNames(cfg));
+      for (const name of expectedTensorShapes(cfg).keys()) if (!blockNames.has(name)) await output.copy(name);
+      for (let layer = 0; layer < cfg.numLayers; layer++) {
+        throwIfCancelled(options.signal);
+        const weights = await checkpoint.readBlock(layer);
+        const cut = removed.has(layer) ? removeExperts(moe, cfg.hiddenSize, weights, removed.get(layer)!) : weights;
+        for (const [name, values] of cut) await output.write(layerPrefix(cfg, layer) + name, values);
+      }
+      if (stats) await output.writeFile(EXPERT_STATS_FILE, `${JSON.stringify(stats, null, 2)}\n`);
+      const before = parameterCount(cfg);
+      const after = parameterCount(newCfg);
+      return finishJob<ExpertRecord>(
+        {
+          output,
+          session,
+          evaluation,
+          dense,
+          reshaped: true,
+          record: (written, pruned) => ({
+            format: 'prunelens.record',
+            version: 1,
+            kind: 'structured',
+            created: new Date().toISOString(),
+            output: output.out,
+            source: { path: checkpoint.dir, dtype: checkpoint.dtype },
+            target: null,
+            explicit: null,
+            removed: { layers: [], kvHeads: {}, channelsPerLayer: 0, maskedHeads: [] },
+            config: { numLayers: newCfg.numLayers, numHeads: newCfg.numHeads, numKvHeads: newCfg.numKvHeads, intermediateSize: newCfg.intermediateSize },
+            experts: {
+              target: options.target,
+              removed: Object.fromEntries([...removed].map(([l, experts]) => [String(l), experts])),
+              count: kept,
+              topK: newCfg.arch.moe!.topK,
+              countBefore: moe.experts,
+              topKBefore: moe.topK,
+            },
+            parameters: { before, after, removedFraction: 1 - after / before },
+            bytes: { before: checkpoint.bytesOnDisk, after: written.bytesOnDisk },
+            calibration: stats?.calibration ?? null,
+            evaluation: pruned && options.evaluation ? { file: options.evaluation.file, seqlen: pruned.seqlen, windows: pruned.windows } : null,
+            perplexity: { dense: dense?.ppl ?? null, pruned: pruned?.ppl ?? null },
+            seconds: { total: (performance.now() - start) / 1000 },
+            peakRssMb: peakRssMb(),
+          }),
+          report: (r) => [[REPORT_FILE, renderExpertReport(r)]],
+        },
+        options,
+      );
+    });
+  });
+}
+
+/** The dtype of the source tensor an output tensor comes from (expert i of the output is the i-th kept one). */
+function sourceDtype(checkpoint: Checkpoint, moe: MoeSpec, removed: Map<number, number[]>, name: string): ReturnType<Checkpoint['entry']>['dtype'] {
+  const match = /^model\.layers\.(\d+)\..*\.experts\.(\d+)\./.exec(name);
+  if (!match) return checkpoint.entry(name).dtype;
+  const layer = Number(match[1]);
+  const kept = Array.from({ length: moe.experts }, (_, j) => j).filter((j) => !(removed.get(layer) ?? []).includes(j));
+  return checkpoint.entry(name.replace(`.experts.${match[2]}.`, `.experts.${kept[Number(match[2])]}.`)).dtype;
+}
+
+function renderExpertReport(r: ExpertRecord): string {
+  const ppl = (v: number | null) => (v === null ? 'not evaluated' : v.toFixed(3));
+  const e = r.experts;
+  return [
+    `# Expert removal: ${r.output}`,
+    '',
+    `Source: ${r.source.path} (${r.source.dtype}). Removed ${Math.round(e.target.ratio * 100)}% of the experts of every sparse layer by ${e.target.metric}: ${e.countBefore} -> ${e.count} experts, top-${e.topK}.`,
+    '',
+    '| layer | removed experts (source indices) |',
+    '|---|---|',
+    ...Object.entries(e.removed).map(([l, experts]) => `| ${l} | ${experts.join(', ')} |`),
+    '',
+    `Parameters ${r.parameters.before} -> ${r.parameters.after} (${(100 * r.parameters.removedFraction).toFixed(1)}% removed); ${r.bytes.before} -> ${r.bytes.after} bytes.`,
+    '',
+    `Perplexity: dense ${ppl(r.perplexity.dense)}, after removal ${ppl(r.perplexity.pruned)}${r.evaluation ? ` (${r.evaluation.windows} windows of ${r.evaluation.seqlen} of ${r.evaluation.file})` : ''}.`,
+    '',
+  ].join('\n');
+}

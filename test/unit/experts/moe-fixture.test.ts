@@ -1,0 +1,54 @@
+/**
+ * The trained MoE fixture (models/tinystories-moe-379K, see its SOURCE.md) through the CLI, as a
+ * person uses it: its perplexity is the PyTorch trainer's, `experts` reports every expert, and an
+ * expert-pruned copy reopens with the perplexity the prune reported.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { cli, json } from '../../helpers/cli';
+import { EVAL_TEXT, SHARED_DATA, tempDir } from '../../helpers/fixtures';
+
+const MOE_MODEL = path.resolve('models', 'tinystories-moe-379K');
+const CALIB = path.join(SHARED_DATA, 'tinystories', 'calibration.txt');
+
+describe('the trained MoE fixture (tinystories-moe-379K)', () => {
+  it('gives the perplexity of the PyTorch forward it was trained with (first 32 windows of 128)', () => {
+    const r = cli('eval', MOE_MODEL, '--text', EVAL_TEXT, '--seqlen', '128', '--max-windows', '32', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    // training.json's eval_ppl: scripts/train-tiny-moe.py in float64 on the same windows.
+    const trained = (JSON.parse(fs.readFileSync(path.join(MOE_MODEL, 'training.json'), 'utf8')) as { eval_ppl: number }).eval_ppl;
+    const ppl = json(r.stdout).ppl as number;
+    assert.ok(Math.abs(ppl / trained - 1) < 1e-6, `engine ${ppl} vs trainer ${trained}`);
+  });
+
+  it('experts --json: every expert of every layer, routing shares summing to top-k', () => {
+    const r = cli('experts', MOE_MODEL, '--calib', CALIB, '--nsamples', '8', '--seqlen', '64', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const stats = json(r.stdout) as { tokens: number; topK: number; layers: { layer: number; experts: { routed: number; frequency: number; meanWeight: number; reap: number }[] }[] };
+    assert.equal(stats.tokens, 512);
+    assert.deepEqual(stats.layers.map((l) => l.layer), [0, 1, 2]);
+    for (const layer of stats.layers) {
+      assert.equal(layer.experts.length, 8);
+      const share = layer.experts.reduce((s, e) => s + e.frequency, 0);
+      assert.ok(Math.abs(share - stats.topK) < 1e-9, `layer ${layer.layer}: shares sum to ${share}`);
+      for (const e of layer.experts) if (e.routed > 0) assert.ok(e.meanWeight > 0 && e.meanWeight <= 1 && e.reap > 0);
+    }
+  });
+
+  it('prune --structured experts: 2 of 8 experts per layer removed, a smaller Mixtral that reopens with the reported perplexity', () => {
+    const out = path.join(tempDir(), 'moe-experts-25');
+    const r = cli('prune', MOE_MODEL, '--structured', 'experts', '--ratio', '0.25', '--metric', 'reap', '--calib', CALIB, '--nsamples', '8', '--seqlen', '64', '--eval', EVAL_TEXT, '--max-windows', '8', '--out', out, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const record = json(r.stdout) as { ppl: number; ppl_dense: number; params_after: number; params_before: number; removed: Record<string, number[]> };
+    assert.deepEqual(Object.values(record.removed).map((e) => e.length), [2, 2, 2]);
+    assert.equal((JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { num_local_experts: number }).num_local_experts, 6);
+    // 2 of 8 experts in 3 layers: 6 x 3 x 64 x 64 weights and 6 router rows of 64.
+    assert.equal(record.params_before - record.params_after, 6 * 3 * 64 * 64 + 6 * 64);
+    const again = cli('eval', out, '--text', EVAL_TEXT, '--seqlen', '64', '--max-windows', '8', '--json');
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(json(again.stdout).ppl, record.ppl);
+    assert.ok(record.ppl > record.ppl_dense);
+  });
+});
