@@ -29,6 +29,8 @@ function makeTemp() {
     'workbench.startupEditor': 'none', 'chat.disableAIFeatures': true, 'workbench.tips.enabled': false,
     // An empty chat sidebar would take a fifth of every screenshot.
     'workbench.secondarySideBar.defaultVisibility': 'hidden',
+    // The smoke opens more editors than one row of tabs holds; wrapped, every tab stays where a person clicks it.
+    'workbench.editor.wrapTabs': true,
   }, null, 2));
   return tmp;
 }
