@@ -136,9 +136,9 @@ export function registerGgufCommands(services: Services): vscode.Disposable[] {
         const uri = vscode.Uri.from({ scheme: TRY_SCHEME, path: `/Try ${path.basename(run.folder)} ${number}.md` });
         await workspaceState.update(TRIES_KEY, Object.fromEntries([...kept.slice(-(KEEP_TRIES - 1)), [uri.toString(), tryDocument(result, runLabel(run.record))]]));
         changed.fire(uri);
-        await vscode.commands.executeCommand('markdown.showPreview', uri);
-        // A preview tab is replaced by the next editor opened; the two texts are there to be read and compared.
-        await vscode.commands.executeCommand('workbench.action.keepEditor');
+        // Its own tab, kept open (not a preview tab the next editor replaces): the two texts are there to be
+        // read and compared, beside a runs comparison if one is open.
+        await vscode.commands.executeCommand('vscode.openWith', uri, 'vscode.markdown.preview.editor', { preview: false });
       }),
     ),
   ];

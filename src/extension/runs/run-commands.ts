@@ -81,7 +81,8 @@ export function registerRunCommands(services: Services): vscode.Disposable[] {
       const uri = vscode.Uri.from({ scheme: COMPARISON_SCHEME, path: `/Runs compared ${number}.md` });
       await workspaceState.update(COMPARISONS_KEY, Object.fromEntries([...kept.slice(-(KEEP_COMPARISONS - 1)), [uri.toString(), compareTable(compared)]]));
       changed.fire(uri);
-      await vscode.commands.executeCommand('markdown.showPreview', uri);
+      // Its own preview tab: markdown.showPreview would replace whichever preview is open (a Try It, another comparison).
+      await vscode.commands.executeCommand('vscode.openWith', uri, 'vscode.markdown.preview.editor', { preview: false });
     }),
     register(RunCommandId.DeleteRun, async (node?: unknown, selected?: unknown) => {
       const chosen = (Array.isArray(selected) ? selected : [node]).filter((n): n is RunNode => n instanceof RunNode).map((n) => n.run);
