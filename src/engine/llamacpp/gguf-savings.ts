@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import type { GgufType } from '../export/gguf/ggml-types';
 import { throwIfCancelled, type RunControl } from '../progress';
 import type { Llama } from 'node-llama-cpp';
-import { llamaRuntime, llamaSpeed, type LlamaSpeed } from './llama-client';
+import { bestSpeed, llamaRuntime, llamaSpeed, type LlamaSpeed } from './llama-client';
 
 const ROUNDS = 2;
 const PROMPT_TOKENS = 128;
@@ -39,9 +39,7 @@ export async function measureSavings(llama: Llama, files: { dense: string; prune
       throwIfCancelled(control.signal);
       const m = await llamaSpeed(llama, files[side], { text, promptTokens: PROMPT_TOKENS, generateTokens: GENERATE_TOKENS, repeats: 1, signal: control.signal });
       const b = best[side];
-      best[side] = !b
-        ? m
-        : { loadMiB: Math.min(b.loadMiB, m.loadMiB), promptTokensPerSecond: Math.max(b.promptTokensPerSecond, m.promptTokensPerSecond), generateTokensPerSecond: Math.max(b.generateTokensPerSecond, m.generateTokensPerSecond) };
+      best[side] = b ? bestSpeed(b, m) : m;
       control.onProgress?.({ type: 'stage', stage: 'measure in llama.cpp', done: round * sides.length + i + 1, total: ROUNDS * sides.length, detail: side });
     }
   }
