@@ -11,6 +11,7 @@ import { Checkpoint } from '../src/engine/io/checkpoint';
 import { parameterCount } from '../src/engine/model/config';
 import { METHOD_NAMES as METHODS, type Method } from '../src/engine/prune/methods';
 import { CALIB_TEXT, CLI, EMBEDDED, EVAL_TEXT, ROOT, formatCount, logTo, modelFolder as cachedModelFolder, modelName, runCli, type ModelSource } from './bench-common';
+import { evalFlops, formatBound, measureGemmGflops, pruneFlops } from './matmul-bound';
 import { runTokenizeBench, tokenizeTable, type TokenizeBenchResult } from './tokenize-bench';
 
 const SHARED_DATA = path.resolve(ROOT, '..', 'shared', 'data');
@@ -102,6 +103,8 @@ interface BenchResult {
   params: number;
   dtype: string;
   eval: EvalResult;
+  /** The evaluation's FLOPs in matrix products (matmul-bound.ts); undefined where not counted. */
+  flops?: number;
 }
 
 /** What `prunelens prune --json` prints (the fields the bench reads); perplexities are set as every row passes --eval. */
@@ -122,6 +125,8 @@ interface PruneBenchResult {
   name: string;
   model: string;
   prune: PruneResult;
+  /** The pruning's FLOPs in matrix products (matmul-bound.ts); undefined where not counted. */
+  flops?: number;
 }
 
 /** What `prunelens prune --structured --json` prints (the fields the bench reads). */
@@ -179,16 +184,20 @@ async function main(): Promise<void> {
 
   // In this process (its workers are what is timed), before any CLI child runs.
   const tokenized: TokenizeBenchResult[] = tokenizeRun ? await runTokenizeBench(SHARED_DATA, EMBEDDED, log) : [];
+  // Measured here, before any CLI child runs, on all cores as the CLI uses them.
+  const gflops = evalRows.length + pruneRows.length > 0 ? await measureGemmGflops() : 0;
+  if (gflops > 0) log(`ORT Gemm (${os.cpus().length} cores): ${gflops.toFixed(1)} GFLOP/s, the rate behind the matmul-bound estimates`);
 
   const evals: BenchResult[] = [];
   for (const row of evalRows) {
     const dir = await modelFolder(row.model);
     const checkpoint = await Checkpoint.open(dir);
-    const params = parameterCount(checkpoint.config);
+    const cfg = checkpoint.config;
     const dtype = checkpoint.dtype;
     await checkpoint.close();
     log(`${row.name}: evaluating ${row.maxWindows ?? 'all'} windows of ${row.seqlen}`);
-    evals.push({ name: row.name, params, dtype, eval: await runEval(dir, row) });
+    const e = await runEval(dir, row);
+    evals.push({ name: row.name, params: parameterCount(cfg), dtype, eval: e, flops: evalFlops(cfg, e.windows, e.seqlen) });
   }
 
   const prunes: PruneBenchResult[] = [];
@@ -202,7 +211,10 @@ async function main(): Promise<void> {
       for (const row of pruneRows) {
         const dir = await modelFolder(row.model);
         log(`${row.name}: pruning to ${PRUNE_SPARSITY} with ${row.nsamples} x ${row.seqlen} calibration, evaluating ${row.maxWindows ?? 'all'} windows`);
-        prunes.push({ name: row.name, model: modelName(row.model), prune: await runPrune(dir, outFor(row), row) });
+        const checkpoint = await Checkpoint.open(dir);
+        const cfg = checkpoint.config;
+        await checkpoint.close();
+        prunes.push({ name: row.name, model: modelName(row.model), prune: await runPrune(dir, outFor(row), row), flops: pruneFlops(cfg, row.method, row.nsamples, row.seqlen) });
       }
       if (structuredRows.length > 0) {
         const dense = await modelFolder(STRUCTURED_MODEL);
@@ -214,13 +226,13 @@ async function main(): Promise<void> {
   }
 
   if (values.json) {
-    process.stdout.write(JSON.stringify({ tokenize: tokenized, eval: evals, prune: prunes, structured }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ tokenize: tokenized, gemm_gflops: gflops, eval: evals, prune: prunes, structured }, null, 2) + '\n');
     return;
   }
   const tables = [
     ...(tokenized.length > 0 ? [tokenizeTable(tokenized)] : []),
-    ...(evals.length > 0 ? [evalTable(evals)] : []),
-    ...(prunes.length > 0 ? [pruneTable(prunes)] : []),
+    ...(evals.length > 0 ? [evalTable(evals, gflops)] : []),
+    ...(prunes.length > 0 ? [pruneTable(prunes, gflops)] : []),
     ...(structured.length > 0 ? [structuredTable(structured)] : []),
   ];
   process.stdout.write(tables.join('\n'));
@@ -277,12 +289,12 @@ async function runStructured(dense: string, out: string, row: StructuredRow): Pr
   return { name: row.name, structured: row.structured, ...size, eval: evalResult, generate: generated };
 }
 
-function evalTable(results: BenchResult[]): string {
+function evalTable(results: BenchResult[], gflops: number): string {
   const lines = [
-    '| model | params | dtype | windows x seqlen | eval tokens/s | seconds | peak RSS (MB) | predicted (MB) | ppl |',
-    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| model | params | dtype | windows x seqlen | eval tokens/s | seconds | matmul bound at ${gflops.toFixed(0)} GFLOP/s (measured / bound) | peak RSS (MB) | predicted (MB) | ppl |`,
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
-  for (const { name, params, dtype, eval: e } of results) {
+  for (const { name, params, dtype, eval: e, flops } of results) {
     const cells = [
       name,
       formatCount(params),
@@ -290,6 +302,7 @@ function evalTable(results: BenchResult[]): string {
       `${e.windows} x ${e.seqlen}`,
       e.tokens_per_second.toFixed(0),
       e.seconds.toFixed(1),
+      formatBound(flops, gflops, e.seconds),
       e.peak_rss_mb.toFixed(0),
       e.predicted_peak_mb.toFixed(0),
       e.ppl.toPrecision(5),
@@ -299,20 +312,21 @@ function evalTable(results: BenchResult[]): string {
   return lines.join('\n') + '\n';
 }
 
-function pruneTable(results: PruneBenchResult[]): string {
+function pruneTable(results: PruneBenchResult[], gflops: number): string {
   const lines = [
-    '| model | method | calibration (windows x seqlen) | prune seconds | vs sparsegpt | whole run seconds | peak RSS (MB) | predicted (MB) | ppl dense | ppl pruned | measured sparsity |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| model | method | calibration (windows x seqlen) | prune seconds | matmul bound at ${gflops.toFixed(0)} GFLOP/s (measured / bound) | vs sparsegpt | whole run seconds | peak RSS (MB) | predicted (MB) | ppl dense | ppl pruned | measured sparsity |`,
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   // The goal for ALPS (issue 13): at most 3x SparseGPT's pruning time on the same model.
   const sparsegptSeconds = new Map(results.filter((r) => r.prune.method === 'sparsegpt').map((r) => [r.model, r.prune.prune_seconds]));
-  for (const { model, prune: p } of results) {
+  for (const { model, prune: p, flops } of results) {
     const base = sparsegptSeconds.get(model);
     const cells = [
       model,
       p.method,
       p.calibration === null ? '-' : `${p.calibration.nsamples} x ${p.calibration.seqlen}`,
       p.prune_seconds.toFixed(1),
+      formatBound(flops, gflops, p.prune_seconds),
       base === undefined ? '-' : `${(p.prune_seconds / base).toFixed(2)}x`,
       p.seconds.toFixed(1),
       p.peak_rss_mb.toFixed(0),
