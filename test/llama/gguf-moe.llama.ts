@@ -16,8 +16,8 @@
  * from two tokens); at ×2 (SCALE) at most 3 tokens did, by at most 0.58 nats, with the NLL spread 1.4
  * nats. So up to 1% of the tokens may exceed TOKEN_TOLERANCE's largest difference (OUTLIERS); the
  * perplexity (0.5%) and the mean per-token difference are checked as for dense families. Deliberately
- * wrong mappings of the fixture (gate and up exchanged; experts stacked out of the router's order) move
- * the mean by 0.5 to 1.2 nats and fail the same check.
+ * wrong mappings (the fixture's gate and up exchanged, or its experts stacked out of the router's order;
+ * a qwen2_moe renormalised by PruneLens but not by llama.cpp) fail the same check.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -141,6 +141,27 @@ describe(`GGUF export of mixture-of-experts models checked in llama.cpp (seqlen 
     assert.equal(gguf.out, `${String(result.out)}-f16.gguf`);
     return { folder: String(result.out), f16: gguf.out };
   }
+
+  it('fails where the renormalisation differs: llama.cpp\'s qwen2moe (never renormalising) against PruneLens renormalising the same weights', async () => {
+    // Why the export refuses norm_topk_prob true for qwen2_moe: the file could only compute the other routing weights.
+    const source = await models.find((m) => m.name === 'random qwen2_moe')!.ready();
+    const renormalised = path.join(dir, 'random-qwen2_moe-renormalised');
+    fs.cpSync(source, renormalised, { recursive: true });
+    const config = JSON.parse(fs.readFileSync(path.join(source, 'config.json'), 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(path.join(renormalised, 'config.json'), JSON.stringify({ ...config, norm_topk_prob: true }));
+    const ours = await evaluateModel({ model: renormalised, textFile: TEXT, seqlen: SEQLEN, maxWindows: WINDOWS, runtime: { provider: 'cpu' } });
+    const file = path.join(dir, 'random-qwen2_moe-not-renormalised-f32.gguf');
+    cli('export', source, '--format', 'gguf', '--type', 'f32', '--out', file, '--overwrite');
+    const gguf = await loadGguf(llama, file);
+    try {
+      const theirs = await llamaPerplexity(gguf, Array.from(ours.windowIds), SEQLEN, WINDOWS);
+      const a = agreement(ours, theirs);
+      console.log(`wrong mapping (renormalisation) f32: PruneLens ${ours.ppl.toFixed(4)}, llama.cpp ${theirs.ppl.toFixed(4)} (${(a.gap * 100).toFixed(3)}%), difference mean ${a.mean.toFixed(4)} largest ${a.worst.toFixed(4)} nats`);
+      assert.notDeepEqual(disagreements(a, 'f32', OUTLIERS), [], 'the check passed a renormalisation llama.cpp does not compute');
+    } finally {
+      await gguf.dispose();
+    }
+  });
 
   it('fails for deliberately wrong mappings of the fixture: gate and up exchanged, experts stacked out of the router\'s order', async () => {
     const ours = await evaluateModel({ model: FIXTURE, textFile: TEXT, seqlen: SEQLEN, maxWindows: WINDOWS, runtime: { provider: 'cpu' } });
