@@ -198,7 +198,9 @@ async function provenance(dir: string): Promise<[string, GgufValue][]> {
   if (typeof method === 'string') entries.push(['general.prunelens.method', { type: 'string', value: method }]);
   if (typeof sparsity === 'number') entries.push(['general.prunelens.sparsity', { type: 'f32', value: sparsity }]);
   if (typeof method === 'string' && typeof sparsity === 'number') {
-    const what = structured ? `${(sparsity * 100).toFixed(1)}% of parameters removed (structured)` : `${method}, ${(sparsity * 100).toFixed(1)}% of linear weights zero`;
+    const experts = record.experts as { count?: unknown; countBefore?: unknown; target?: { metric?: unknown } } | undefined;
+    const removedExperts = experts && typeof experts.count === 'number' && typeof experts.countBefore === 'number' ? `${experts.countBefore - experts.count} of ${experts.countBefore} experts per layer removed by ${String(experts.target?.metric)}, ` : '';
+    const what = structured ? `${removedExperts}${(sparsity * 100).toFixed(1)}% of parameters removed (structured)` : `${method}, ${(sparsity * 100).toFixed(1)}% of linear weights zero`;
     entries.push(['general.description', { type: 'string', value: `Pruned with PruneLens ${PRUNELENS_VERSION}: ${what}` }]);
   }
   return entries;
