@@ -3,8 +3,7 @@
  * its metadata keys), its tensor names, and the layout changes llama.cpp expects. Adding a family is one
  * entry in GGUF_ARCHITECTURES; tensors without a name here are refused before anything is written.
  */
-import type { ModelConfig } from '../../model/config';
-import { expectedTensorShapes } from '../../model/config';
+import { expectedTensorShapes, type ModelConfig } from '../../model/config';
 import { EXPERT_LINEARS, type ExpertLinear } from '../../model/families/moe';
 import { GEMMA, GEMMA2, GEMMA3 } from './arch-gemma';
 import { MIXTRAL, OLMOE, QWEN2_MOE, QWEN3_MOE } from './arch-moe';
