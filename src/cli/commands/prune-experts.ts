@@ -2,20 +2,23 @@ import * as path from 'node:path';
 import { PruneLensError } from '../../engine/errors';
 import { pruneExperts, type ExpertRecord } from '../../engine/experts/expert-prune';
 import { EXPERT_METRICS, type ExpertMetric } from '../../engine/experts/expert-stats';
+import { checkGgufExportable } from '../../engine/export/gguf/export-gguf';
 import { expertsOutputName, modelFolderOf } from '../../engine/export/output-name';
 import { calibrationRequest, evaluationRequest, runtime, type CALIBRATION_OPTIONS, type STRUCTURED_OPTIONS } from '../args';
 import { print, singlePositional, table, withProgress, type CliContext, type Values } from '../command';
+import { exportAfterPrune, type pruneFormats } from './export';
 
-type ExpertValues = Values<typeof STRUCTURED_OPTIONS & typeof CALIBRATION_OPTIONS> & Parameters<typeof evaluationRequest>[0] & Parameters<typeof runtime>[0] & { out?: string; overwrite?: boolean; format: string };
+type ExpertValues = Values<typeof STRUCTURED_OPTIONS & typeof CALIBRATION_OPTIONS> & Parameters<typeof evaluationRequest>[0] & Parameters<typeof runtime>[0] & { out?: string; overwrite?: boolean };
 
 /** `prune --structured experts --ratio R [--metric reap|frequency|random]`: see engine/experts/expert-prune.ts. */
-export async function runExpertRemoval(values: ExpertValues, positionals: string[], ctx: CliContext): Promise<void> {
+export async function runExpertRemoval(values: ExpertValues, positionals: string[], ctx: CliContext, formats: ReturnType<typeof pruneFormats>): Promise<void> {
   if (values.remove !== undefined) throw new PruneLensError('usage', '--remove names heads and layers; it cannot be combined with --structured experts');
-  if (values.format !== 'hf') throw new PruneLensError('usage', 'GGUF export of mixture-of-experts models is not supported yet; use --format hf');
   if (values.ratio === undefined) throw new PruneLensError('usage', '--structured experts needs --ratio R, the fraction of each layer\'s experts to remove');
   const metric = (values.metric ?? 'reap') as ExpertMetric;
   if (!(EXPERT_METRICS as readonly string[]).includes(metric)) throw new PruneLensError('usage', `unknown expert metric "${values.metric}"; one of ${EXPERT_METRICS.join(', ')}`);
   const model = singlePositional(positionals, 'MODEL');
+  // Removing experts changes only their count, so a source llama.cpp can run gives an output it can run.
+  if (formats.gguf) await checkGgufExportable(model, false);
   const target = { ratio: values.ratio, metric, seed: values.seed };
   const options = {
     model,
@@ -27,7 +30,8 @@ export async function runExpertRemoval(values: ExpertValues, positionals: string
     runtime: runtime(values),
   };
   const record = await withProgress(ctx, (control) => pruneExperts({ ...options, ...control }));
-  print(ctx, expertJson(record), formatExperts(record));
+  const gguf = await exportAfterPrune(formats, record.output, ctx);
+  print(ctx, { ...expertJson(record), ...gguf.json }, formatExperts(record) + gguf.human);
 }
 
 function expertJson(r: ExpertRecord): Record<string, unknown> {

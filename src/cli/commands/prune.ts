@@ -38,7 +38,7 @@ export const prune = defineCommand({
                  [--seqlen N] [--seed 0] [--eval FILE] [--out DIR] [--overwrite] [--format hf|hf,gguf] [--json]`,
     `[MODEL] --remove "3.h2,3.h5,L4" [--eval FILE] [--out DIR] [--json]`,
     `[MODEL] --structured experts --ratio R [--metric reap|frequency|random] [--calib FILE] [--nsamples N]
-                 [--seqlen N] [--seed 0] [--eval FILE] [--out DIR] [--overwrite] [--json]`,
+                 [--seqlen N] [--seed 0] [--eval FILE] [--out DIR] [--overwrite] [--format hf|hf,gguf] [--json]`,
   ],
   summary: 'Prune a checkpoint into a new folder and report dense and pruned perplexity.',
   details: `Unstructured (--sparsity, by an --allocation or a --plan file) or N:M (--nm) with one of the methods
@@ -52,7 +52,7 @@ name and renamed into place when complete. The default output name says what was
     const formats = pruneFormats(values.format, values.overwrite);
     if (values.structured !== undefined || values.remove !== undefined) {
       if (values.resume) throw new PruneLensError('usage', '--resume continues unstructured pruning only; a structured prune is rerun from the start');
-      if (values.structured === 'experts') return runExpertRemoval(values, positionals, ctx);
+      if (values.structured === 'experts') return runExpertRemoval(values, positionals, ctx, formats);
       return runStructured(values, positionals, ctx, formats);
     }
     const withPlan = ['allocation', 'sparsity', 'owl-m', 'owl-lambda'].filter((o) => given.has(o));

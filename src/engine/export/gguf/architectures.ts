@@ -3,8 +3,10 @@
  * its metadata keys), its tensor names, and the layout changes llama.cpp expects. Adding a family is one
  * entry in GGUF_ARCHITECTURES; tensors without a name here are refused before anything is written.
  */
-import type { ModelConfig } from '../../model/config';
+import { expectedTensorShapes, type ModelConfig } from '../../model/config';
+import { EXPERT_LINEARS, type ExpertLinear } from '../../model/families/moe';
 import { GEMMA, GEMMA2, GEMMA3 } from './arch-gemma';
+import { MIXTRAL, OLMOE, QWEN2_MOE, QWEN3_MOE } from './arch-moe';
 import { PHI3 } from './arch-phi3';
 import { QWEN3 } from './arch-qwen3';
 import { LLAMA_BLOCK, type GgufArchitecture } from './gguf-architecture';
@@ -23,6 +25,10 @@ export const GGUF_ARCHITECTURES: Readonly<Record<string, GgufArchitecture>> = {
   gemma2: GEMMA2,
   gemma3_text: GEMMA3,
   phi3: PHI3,
+  mixtral: MIXTRAL,
+  qwen2_moe: QWEN2_MOE,
+  qwen3_moe: QWEN3_MOE,
+  olmoe: OLMOE,
   gpt2: GPT2_GGUF,
   gpt_neox: GPT_NEOX_GGUF,
 };
@@ -48,6 +54,48 @@ export function ggufTensorName(arch: GgufArchitecture, hfName: string, cfg?: Mod
   return block && `blk.${m![1]}.${block}`;
 }
 
+/** One tensor of the GGUF file and the checkpoint tensors it is made of, in PyTorch's shape order. */
+export interface GgufTensorSource {
+  name: string;
+  shape: number[];
+  /** One checkpoint tensor, or (stacked experts) one per expert, expert j's matrix the j-th slab. */
+  sources: string[];
+}
+
+/**
+ * Every tensor of the GGUF file, from the checkpoint's: renamed, each MoE layer's experts stacked per
+ * linear into `blk.N.ffn_{gate,up,down}_exps` [experts, out, in] (convert_hf_to_gguf.py's torch.stack
+ * over expert ids), and the tied output head written again where the architecture needs it. Undefined
+ * names are listed in `unnamed` for the caller to refuse.
+ */
+export function ggufTensors(arch: GgufArchitecture, cfg: ModelConfig): { tensors: GgufTensorSource[]; unnamed: string[] } {
+  const moe = cfg.arch.moe;
+  const expert = moe && new RegExp(`^model\\.layers\\.(\\d+)\\.${moe.module}\\.experts\\.(\\d+)\\.([^.]+)\\.weight$`);
+  const linearOf = moe && new Map<string, ExpertLinear>(EXPERT_LINEARS.map((l) => [moe.names[l], l]));
+  const tensors: GgufTensorSource[] = [];
+  const unnamed: string[] = [];
+  const shapes = expectedTensorShapes(cfg);
+  for (const [source, shape] of shapes) {
+    const m = expert?.exec(source);
+    const linear = m && linearOf!.get(m[3]!);
+    if (m && linear) {
+      // The stacked tensor is listed once, at expert 0; every expert of the layer is in expectedTensorShapes.
+      if (m[2] !== '0') continue;
+      const sources = Array.from({ length: moe!.experts }, (_, j) => source.replace(`.experts.0.`, `.experts.${j}.`));
+      tensors.push({ name: `blk.${m[1]}.ffn_${linear}_exps.weight`, shape: [moe!.experts, ...shape], sources });
+      continue;
+    }
+    const name = ggufTensorName(arch, source, cfg);
+    if (name) tensors.push({ name, shape, sources: [source] });
+    else unnamed.push(source);
+  }
+  if (arch.duplicateTiedOutput && cfg.tieWordEmbeddings) {
+    const embed = 'model.embed_tokens.weight';
+    tensors.push({ name: 'output.weight', shape: shapes.get(embed)!, sources: [embed] });
+  }
+  return { tensors, unnamed };
+}
+
 /** The architecture keys llama.cpp's loader reads for a llama-style decoder. */
 export function architectureMetadata(arch: GgufArchitecture, cfg: ModelConfig): [string, GgufValue][] {
   const a = arch.name;
@@ -69,6 +117,8 @@ export function architectureMetadata(arch: GgufArchitecture, cfg: ModelConfig): 
   if (cfg.raw.head_dim !== undefined || cfg.headDim * cfg.numHeads !== cfg.hiddenSize) {
     entries.push([`${a}.attention.key_length`, { type: 'u32', value: cfg.headDim }], [`${a}.attention.value_length`, { type: 'u32', value: cfg.headDim }]);
   }
+  const moe = cfg.arch.moe;
+  if (moe) entries.push([`${a}.expert_count`, { type: 'u32', value: moe.experts }], [`${a}.expert_used_count`, { type: 'u32', value: moe.topK }]);
   return [...entries, ...(arch.metadata?.(cfg) ?? [])];
 }
 

@@ -10,13 +10,16 @@ import * as path from 'node:path';
 import { version as PRUNELENS_VERSION } from '../../../../package.json';
 import { PruneLensError } from '../../errors';
 import { Checkpoint } from '../../io/checkpoint';
-import { expectedTensorShapes, type ModelConfig } from '../../model/config';
+import type { ModelConfig } from '../../model/config';
 import { throwIfCancelled, type RunControl } from '../../progress';
 import { RECORD_FILE } from '../output-folder';
-import { architectureMetadata, GGUF_ARCHITECTURES, GGUF_MODEL_TYPES, ggufTensorName, interleaveRopeRows, type GgufArchitecture } from './architectures';
+import { architectureMetadata, GGUF_ARCHITECTURES, GGUF_MODEL_TYPES, ggufTensors, interleaveRopeRows, type GgufArchitecture, type GgufTensorSource } from './architectures';
 import { encodeGgml, FILE_TYPE_ID, GGUF_TYPES, isGgufType, Q8_0_BLOCK, type GgufType } from './ggml-types';
 import { GgufWriter, type GgufTensorSpec, type GgufValue } from './gguf-writer';
 import { tokenizerMetadata } from './tokenizer-metadata';
+
+/** llama.cpp's router tensors, which convert_hf_to_gguf.py writes in f32 whatever the type asked. */
+const ALWAYS_F32 = /\.ffn_gate_inp(_shexp)?\.weight$/;
 
 export interface ExportGgufOptions extends RunControl {
   model: string;
@@ -46,26 +49,24 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
   const checkpoint = await Checkpoint.open(options.model);
   try {
     const cfg = checkpoint.config;
-    const { arch, scaling } = ggufMapping(cfg, checkpoint.dir);
+    const { arch, scaling, tensors } = ggufMapping(cfg, checkpoint.dir);
     const out = path.resolve(options.out ?? `${checkpoint.dir}-${type}.gguf`);
     await checkDestination(checkpoint.dir, out, options.overwrite === true);
 
     const extra = scaling.tensors ?? [];
-    const sources = [...expectedTensorShapes(cfg)];
     const fallbackToF16: string[] = [];
-    const specs: (GgufTensorSpec & { source: string; convert?: (values: Float32Array) => Float32Array })[] = sources.map(([source, shape]) => {
-      // Every tensor has a name there: ggufMapping checked.
-      const name = ggufTensorName(arch, source, cfg)!;
-      const relayout = arch.relayout?.(cfg, source, shape);
+    const specs: (GgufTensorSpec & { sources: string[]; convert?: (values: Float32Array) => Float32Array })[] = tensors.map(({ name, shape, sources }) => {
+      const relayout = sources.length === 1 ? arch.relayout?.(cfg, sources[0]!, shape) : undefined;
       if (relayout) shape = relayout.shape;
-      let tensorType: GgufType = shape.length === 1 ? 'f32' : type;
+      // Routers stay f32 at every type, as convert_hf_to_gguf.py keeps them.
+      let tensorType: GgufType = shape.length === 1 || ALWAYS_F32.test(name) ? 'f32' : type;
       if (tensorType === 'q8_0' && shape[shape.length - 1]! % Q8_0_BLOCK !== 0) {
         tensorType = 'f16';
-        fallbackToF16.push(source);
+        fallbackToF16.push(sources[0]!);
       }
-      return { name, shape, type: tensorType, source, convert: relayout?.convert };
+      return { name, shape, type: tensorType, sources, convert: relayout?.convert };
     });
-    const tensors: GgufTensorSpec[] = [...specs, ...extra.map((t) => ({ name: t.name, shape: [t.values.length], type: 'f32' as const }))];
+    const table: GgufTensorSpec[] = [...specs, ...extra.map((t) => ({ name: t.name, shape: [t.values.length], type: 'f32' as const }))];
 
     const metadata = new Map<string, GgufValue>([
       ...architectureMetadata(arch, cfg),
@@ -78,18 +79,24 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
       ...(await tokenizerMetadata({ dir: checkpoint.dir, config: cfg.raw, vocabSize: cfg.vocabSize })),
     ]);
 
-    const writer = await GgufWriter.create(out, metadata, tensors);
-    try {
-      for (const [i, spec] of specs.entries()) {
+    const writer = await GgufWriter.create(out, metadata, table);
+    // One checkpoint tensor in memory at a time: a stacked expert tensor is written expert by expert.
+    async function* encoded(spec: (typeof specs)[number]): AsyncGenerator<Uint8Array> {
+      for (const source of spec.sources) {
         throwIfCancelled(options.signal);
-        let values = await checkpoint.readF32(spec.source);
+        let values = await checkpoint.readF32(source);
         if (spec.convert) values = spec.convert(values);
-        if (arch.interleavedRope && /\.self_attn\.[qk]_proj\.(weight|bias)$/.test(spec.source)) {
-          const heads = spec.source.includes('.q_proj.') ? cfg.numHeads : cfg.numKvHeads;
+        if (arch.interleavedRope && /\.self_attn\.[qk]_proj\.(weight|bias)$/.test(source)) {
+          const heads = source.includes('.q_proj.') ? cfg.numHeads : cfg.numKvHeads;
           values = interleaveRopeRows(values, heads, cfg.headDim);
         }
-        if (arch.convert) values = arch.convert(cfg, spec.source, values);
-        await writer.writeTensor(spec.name, encodeGgml(spec.type, values));
+        if (arch.convert) values = arch.convert(cfg, source, values);
+        yield encodeGgml(spec.type, values);
+      }
+    }
+    try {
+      for (const [i, spec] of specs.entries()) {
+        await writer.writeTensor(spec.name, encoded(spec));
         options.onProgress?.({ type: 'stage', stage: 'export gguf', done: i + 1, total: specs.length, detail: spec.name });
       }
       for (const t of extra) await writer.writeTensor(t.name, encodeGgml('f32', t.values));
@@ -99,7 +106,7 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
       await writer.abort();
       throw err;
     }
-    return { out, type, architecture: arch.name, tensors: tensors.length, bytes: writer.totalBytes, fallbackToF16, seconds: (performance.now() - started) / 1000 };
+    return { out, type, architecture: arch.name, tensors: table.length, bytes: writer.totalBytes, fallbackToF16, seconds: (performance.now() - started) / 1000 };
   } finally {
     await checkpoint.close();
   }
@@ -109,16 +116,15 @@ export async function exportGguf(options: ExportGgufOptions): Promise<ExportGguf
  * The llama.cpp architecture a checkpoint maps onto and what its rope_scaling adds, or the refusal:
  * a family without one, a feature its architecture cannot compute, a tensor without a name there.
  */
-function ggufMapping(cfg: ModelConfig, dir: string): { arch: GgufArchitecture; scaling: ReturnType<typeof ropeScaling> } {
+function ggufMapping(cfg: ModelConfig, dir: string): { arch: GgufArchitecture; scaling: ReturnType<typeof ropeScaling>; tensors: GgufTensorSource[] } {
   const where = path.join(dir, 'config.json');
   const arch = GGUF_ARCHITECTURES[cfg.modelType];
   if (!arch) throw new PruneLensError('architecture', `model_type "${cfg.modelType}" cannot be exported to GGUF yet; supported: ${GGUF_MODEL_TYPES.join(', ')}`, where);
   arch.check?.(cfg, where);
   const scaling = ropeScaling(arch, cfg, where);
-  for (const source of expectedTensorShapes(cfg).keys()) {
-    if (!ggufTensorName(arch, source, cfg)) throw new PruneLensError('architecture', `tensor "${source}" has no llama.cpp name for architecture ${arch.name}`, dir);
-  }
-  return { arch, scaling };
+  const { tensors, unnamed } = ggufTensors(arch, cfg);
+  if (unnamed.length > 0) throw new PruneLensError('architecture', `tensor "${unnamed[0]}" has no llama.cpp name for architecture ${arch.name}`, dir);
+  return { arch, scaling, tensors };
 }
 
 /**
@@ -192,7 +198,9 @@ async function provenance(dir: string): Promise<[string, GgufValue][]> {
   if (typeof method === 'string') entries.push(['general.prunelens.method', { type: 'string', value: method }]);
   if (typeof sparsity === 'number') entries.push(['general.prunelens.sparsity', { type: 'f32', value: sparsity }]);
   if (typeof method === 'string' && typeof sparsity === 'number') {
-    const what = structured ? `${(sparsity * 100).toFixed(1)}% of parameters removed (structured)` : `${method}, ${(sparsity * 100).toFixed(1)}% of linear weights zero`;
+    const experts = record.experts as { count?: unknown; countBefore?: unknown; target?: { metric?: unknown } } | undefined;
+    const removedExperts = experts && typeof experts.count === 'number' && typeof experts.countBefore === 'number' ? `${experts.countBefore - experts.count} of ${experts.countBefore} experts per layer removed by ${String(experts.target?.metric)}, ` : '';
+    const what = structured ? `${removedExperts}${(sparsity * 100).toFixed(1)}% of parameters removed (structured)` : `${method}, ${(sparsity * 100).toFixed(1)}% of linear weights zero`;
     entries.push(['general.description', { type: 'string', value: `Pruned with PruneLens ${PRUNELENS_VERSION}: ${what}` }]);
   }
   return entries;

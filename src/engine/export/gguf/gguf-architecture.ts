@@ -22,6 +22,8 @@ export interface GgufArchitecture {
    * NEOX-rope architectures (qwen2, qwen3, gemma, phi3) take Hugging Face's order unchanged.
    */
   interleavedRope: boolean;
+  /** llama.cpp's loader requires `output.weight`: a checkpoint with tied embeddings has them written again as the output head. */
+  duplicateTiedOutput?: boolean;
   /**
    * Refuses, before anything is written, a checkpoint whose computation this llama.cpp architecture
    * cannot reproduce (message says what and why; `where` is config.json).

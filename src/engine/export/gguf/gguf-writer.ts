@@ -211,11 +211,17 @@ export class GgufWriter {
     return writer;
   }
 
-  async writeTensor(name: string, bytes: Uint8Array): Promise<void> {
+  /** A tensor's bytes, whole or in consecutive parts (a stacked expert tensor, one expert at a time). */
+  async writeTensor(name: string, bytes: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
     const slot = this.pending.get(name);
     if (!slot) throw new Error(`${name} is not a tensor of this GGUF file, or was written already`);
-    if (bytes.byteLength !== slot.byteLength) throw new Error(`${name}: ${bytes.byteLength} bytes given, ${slot.byteLength} expected`);
-    await this.writeAt(bytes, slot.offset, `tensor ${name}`);
+    let written = 0;
+    for await (const part of bytes instanceof Uint8Array ? [bytes] : bytes) {
+      if (written + part.byteLength > slot.byteLength) throw new Error(`${name}: more than the ${slot.byteLength} bytes expected`);
+      await this.writeAt(part, slot.offset + written, `tensor ${name}`);
+      written += part.byteLength;
+    }
+    if (written !== slot.byteLength) throw new Error(`${name}: ${written} bytes given, ${slot.byteLength} expected`);
     this.pending.delete(name);
   }
 
