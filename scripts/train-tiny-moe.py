@@ -18,7 +18,7 @@ engine's calibration and its evaluation see the same ids:
   node out/dump-token-ids.js models/stories260K data/tinystories/calibration.txt /tmp/moe/calibration.bin
   node out/dump-token-ids.js models/stories260K data/tinystories/eval.txt /tmp/moe/eval.bin
   nice -n 19 /usr/bin/python3 scripts/train-tiny-moe.py --train /tmp/moe/calibration.bin \
-      --eval /tmp/moe/eval.bin --out models/tinystories-moe-379K
+      --eval /tmp/moe/eval.bin --out models/tinystories-moe-379K --steps 1200 --seqlen 128 --batch 8 --eval-windows 32
 """
 import argparse
 import json
