@@ -7,7 +7,8 @@ PyTorch (Debian: `apt-get install python3-torch`, then run with /usr/bin/python3
 The model is Hugging Face's Mixtral (modeling_mixtral.py): RMSNorm, rotary embeddings (rotate_half),
 causal attention, and in every layer a sparse MoE block: router logits -> softmax over all experts ->
 top-k -> the k weights renormalised to sum 1 -> each chosen SwiGLU expert's output times its weight.
-Training adds Mixtral's load-balancing loss (router_aux_loss_coef). Embeddings are tied.
+Training adds the load-balancing loss of every layer (router_aux_loss_coef, Mixtral-8x7B's 0.02 by
+default). Embeddings are tied.
 
 The token ids come from scripts/dump-token-ids.ts (the engine's own tokenizer), so training, the
 engine's calibration and its evaluation see the same ids:
@@ -17,7 +18,7 @@ engine's calibration and its evaluation see the same ids:
   node out/dump-token-ids.js models/stories260K data/tinystories/calibration.txt /tmp/moe/calibration.bin
   node out/dump-token-ids.js models/stories260K data/tinystories/eval.txt /tmp/moe/eval.bin
   nice -n 19 /usr/bin/python3 scripts/train-tiny-moe.py --train /tmp/moe/calibration.bin \
-      --eval /tmp/moe/eval.bin --out models/tinystories-moe-8x
+      --eval /tmp/moe/eval.bin --out models/tinystories-moe-379K --steps 1200 --seqlen 128 --batch 8 --eval-windows 32
 """
 import argparse
 import json
@@ -110,14 +111,23 @@ class TinyMixtral(torch.nn.Module):
 
 
 def load_balancing_loss(router_logits, E, k):
-    """Mixtral's auxiliary loss (load_balancing_loss_func without an attention mask)."""
-    logits = torch.cat(router_logits, dim=0)
-    probs = F.softmax(logits, dim=-1)
-    _, selected = torch.topk(probs, k, dim=-1)
-    mask = F.one_hot(selected, E).float()
-    tokens_per_expert = mask.mean(dim=0)
-    prob_per_expert = probs.mean(dim=0)
-    return (tokens_per_expert * prob_per_expert.unsqueeze(0)).sum() * E
+    """The Switch/GShard load-balancing loss of each layer (E x sum_j f_j P_j, with f over the k slots as
+    transformers' load_balancing_loss_func counts them), averaged over the layers.
+
+    Per layer, as Switch Transformer, GShard, Megatron-LM and OLMoE compute it: transformers' function
+    concatenates every layer's router logits first, which pools expert j of all layers into one share.
+    Expert indices of different layers are unrelated, so a layer can route 60% of its tokens to one
+    expert while another layer starves the same index, and the pooled loss still reads 'balanced'
+    (the first fixture trained that way ended with per-layer shares from 1% to 60%)."""
+    total = 0.0
+    for logits in router_logits:
+        probs = F.softmax(logits, dim=-1)
+        _, selected = torch.topk(probs, k, dim=-1)
+        mask = F.one_hot(selected, E).float()
+        tokens_per_expert = mask.mean(dim=0)
+        prob_per_expert = probs.mean(dim=0)
+        total = total + (tokens_per_expert * prob_per_expert.unsqueeze(0)).sum() * E
+    return total / len(router_logits)
 
 
 def read_ids(path):
@@ -207,7 +217,7 @@ def main():
     ap.add_argument('--lr', type=float, default=3e-3)
     ap.add_argument('--min-lr', type=float, default=3e-4)
     ap.add_argument('--weight-decay', type=float, default=0.1)
-    ap.add_argument('--aux', type=float, default=0.01, help='router_aux_loss_coef (load balancing)')
+    ap.add_argument('--aux', type=float, default=0.02, help="router_aux_loss_coef (load balancing; Mixtral-8x7B's config says 0.02)")
     ap.add_argument('--clip', type=float, default=1.0)
     ap.add_argument('--eval-windows', type=int, default=595)
     ap.add_argument('--log-every', type=int, default=25)

@@ -17,7 +17,12 @@ export interface ExpertStat {
   frequency: number;
   /** Mean routing weight over the routed tokens (after the family's renormalisation); 0 if never routed. */
   meanWeight: number;
-  /** REAP: mean over the routed tokens of weight x ‖expert output‖₂; 0 if never routed. */
+  /**
+   * REAP (Lasby et al. 2025; CerebrasResearch/reap's pruning_metrics.py): mean over the routed tokens of
+   * weight x ‖unweighted expert output‖₂; 0 if never routed. The weight is the one the forward applies
+   * (renormalised over the top-k where the family does): their code renormalises only where the config
+   * says norm_topk_prob, which Mixtral's lacks though its forward renormalises.
+   */
   reap: number;
 }
 

@@ -1,14 +1,21 @@
 /**
  * The trained MoE fixture (models/tinystories-moe-379K, see its SOURCE.md) through the CLI, as a
  * person uses it: its perplexity is the PyTorch trainer's, `experts` reports every expert, and an
- * expert-pruned copy reopens with the perplexity the prune reported.
+ * expert-pruned copy reopens with the perplexity the prune reported. Its expert statistics are
+ * recomputed in float64 on its own calibration tokens, as the REAP paper defines the score.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { drawCalibration } from '../../../src/engine/calibrate/calibration-data';
+import { selectExperts } from '../../../src/engine/experts/expert-prune';
+import { computeExpertStats } from '../../../src/engine/experts/expert-stats';
+import { withModelSession } from '../../../src/engine/model/model-session';
 import { cli, json } from '../../helpers/cli';
 import { EVAL_TEXT, SHARED_DATA, tempDir } from '../../helpers/fixtures';
+import { moeLogits } from '../../reference/moe-f64';
+import { loadF32Tensors } from '../../reference/safetensors-minimal';
 
 const MOE_MODEL = path.resolve('models', 'tinystories-moe-379K');
 const CALIB = path.join(SHARED_DATA, 'tinystories', 'calibration.txt');
@@ -50,5 +57,54 @@ describe('the trained MoE fixture (tinystories-moe-379K)', () => {
     assert.equal(again.code, 0, again.stderr);
     assert.equal(json(again.stdout).ppl, record.ppl);
     assert.ok(record.ppl > record.ppl_dense);
+  });
+});
+
+describe('REAP on the trained fixture, against a float64 recomputation', () => {
+  it('every expert\'s routed count, mean weight and REAP score, and the experts reap and frequency remove', async () => {
+    // REAP (Lasby et al. 2025, eq. for S_j; CerebrasResearch/reap pruning_metrics.py): per layer, the mean
+    // over the tokens routed to expert j of g_j(x) * ||f_j(x)||_2, with g_j the gate value the forward applies
+    // (Mixtral: softmax over all experts, top-2 renormalised to sum 1) and f_j(x) the expert's unweighted
+    // output. The reference routes token by token in float64 on the very windows the engine drew.
+    const request = { file: CALIB, nsamples: 16, seqlen: 128, seed: 0 };
+    const { stats, ids, cfg } = await withModelSession(MOE_MODEL, { provider: 'cpu' }, async (session) => {
+      const calibration = await drawCalibration(session.tokenizer, request, {}, session.checkpoint.config);
+      return { stats: await computeExpertStats(session, calibration, {}), ids: calibration.ids, cfg: session.checkpoint.config };
+    });
+    const config = JSON.parse(fs.readFileSync(path.join(MOE_MODEL, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const tensors = loadF32Tensors(path.join(MOE_MODEL, 'model.safetensors'));
+    const E = 8;
+    const sums = [0, 1, 2].map(() => ({ count: new Float64Array(E), weight: new Float64Array(E), reap: new Float64Array(E) }));
+    for (let s = 0; s < request.nsamples; s++) {
+      const window = Array.from(ids.subarray(s * request.seqlen, (s + 1) * request.seqlen));
+      moeLogits(config, (n) => tensors.get(n), window, (layer, _t, j, g, norm) => {
+        sums[layer]!.count[j]! += 1;
+        sums[layer]!.weight[j]! += g;
+        sums[layer]!.reap[j]! += g * norm;
+      });
+    }
+    const tokens = request.nsamples * request.seqlen;
+    assert.equal(stats.tokens, tokens);
+    assert.deepEqual(stats.layers.map((l) => l.layer), [0, 1, 2]);
+    const lowest = (scores: number[], n: number) => scores.map((v, j) => [v, j] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]).slice(0, n).map(([, j]) => j).sort((a, b) => a - b);
+    const expected = { reap: new Map<number, number[]>(), frequency: new Map<number, number[]>() };
+    for (const layer of stats.layers) {
+      const ref = sums[layer.layer]!;
+      layer.experts.forEach((e, j) => {
+        const at = `layer ${layer.layer} expert ${j}`;
+        assert.equal(e.routed, ref.count[j], `${at}: routed`);
+        assert.ok(Math.abs(e.frequency - ref.count[j]! / tokens) < 1e-12, `${at}: frequency`);
+        assert.ok(ref.count[j]! > 0, `${at}: never routed in ${tokens} tokens`);
+        const weight = ref.weight[j]! / ref.count[j]!;
+        const reap = ref.reap[j]! / ref.count[j]!;
+        assert.ok(Math.abs(e.meanWeight - weight) < 1e-6, `${at}: mean weight ${e.meanWeight} vs ${weight}`);
+        assert.ok(Math.abs(e.reap / reap - 1) < 1e-5, `${at}: REAP ${e.reap} vs ${reap}`);
+      });
+      expected.reap.set(layer.layer, lowest(Array.from(ref.reap, (v, j) => v / ref.count[j]!), 2));
+      expected.frequency.set(layer.layer, lowest(Array.from(ref.count), 2));
+    }
+    for (const metric of ['reap', 'frequency'] as const) {
+      assert.deepEqual(selectExperts(cfg, stats, { ratio: 0.25, metric, seed: 0 }), expected[metric], metric);
+    }
   });
 });
