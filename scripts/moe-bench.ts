@@ -1,0 +1,133 @@
+/**
+ * The mixture-of-experts rows of `npm run bench`: random stand-ins of Qwen3-30B-A3B and Mixtral-8x7B
+ * with their published shapes but only their first layers (scripts/model-shapes.ts), each measured
+ * for evaluation, expert statistics (`prunelens experts`) and removing half the experts by REAP, with
+ * peak memory predicted and measured. Times are extrapolated to the published depth, as said in the
+ * table; memory is not, as blocks stream one at a time (the prediction for the published config is
+ * shown beside it).
+ */
+import * as path from 'node:path';
+import { predictPeakMemory, type MemoryJob } from '../src/engine/memory-plan';
+import { blockTensorShapes, parameterCount, parseModelConfig, type ModelConfig } from '../src/engine/model/config';
+import { DTYPE_BYTES } from '../src/engine/io/dtype';
+import { CALIB_TEXT, EVAL_TEXT, formatCount, markdownTable, modelFolder, runCli } from './bench-common';
+import { FULL_DEPTH, MODEL_SHAPES, type ModelShapeName } from './model-shapes';
+
+export interface MoeRow {
+  name: string;
+  shape: ModelShapeName;
+  seqlen: number;
+  /** Evaluation windows; each costs every expert of every layer on each of its tokens. */
+  evalWindows: number;
+  /** Calibration windows of the expert statistics and of the removal's REAP scores. */
+  calibWindows: number;
+}
+
+/** Sized to minutes per row on 2 busy cores: every expert runs on every token (E/k times a routed forward). */
+export const MOE_ROWS: MoeRow[] = [
+  { name: 'moe:qwen3-30b-a3b-4l', shape: 'qwen3-30b-a3b-4l', seqlen: 128, evalWindows: 2, calibWindows: 2 },
+  { name: 'moe:mixtral-8x7b-2l', shape: 'mixtral-8x7b-2l', seqlen: 128, evalWindows: 2, calibWindows: 2 },
+];
+const REMOVE_RATIO = 0.5;
+
+interface Measured {
+  seconds: number;
+  peak_rss_mb: number;
+  predicted_peak_mb: number;
+}
+
+interface MoeJob extends Measured {
+  /** The same job's prediction for the published, full-depth config. */
+  predictedFullMb: number;
+}
+
+export interface MoeBenchResult {
+  name: string;
+  shape: ModelShapeName;
+  layers: number;
+  fullLayers: number;
+  params: number;
+  fullParams: number;
+  /** Time at full depth = time x depthFactor (see depthFactor). */
+  depthFactor: number;
+  eval: MoeJob & { tokens: number; tokens_per_second: number };
+  experts: MoeJob;
+  removal: MoeJob;
+}
+
+export async function runMoeRow(row: MoeRow, outDir: string, log: (message: string) => void): Promise<MoeBenchResult> {
+  const dir = await modelFolder({ random: row.shape, dtype: 'BF16' }, log);
+  const cfg = parseModelConfig(MODEL_SHAPES[row.shape], 'config.json');
+  const full = parseModelConfig(FULL_DEPTH[row.shape]!, 'config.json');
+  const moe = cfg.arch.moe!;
+  const predictedFull = (job: MemoryJob): number => predictPeakMemory(full, DTYPE_BYTES.BF16, job).peakBytes / 2 ** 20;
+  const calib = ['--calib', CALIB_TEXT, '--nsamples', String(row.calibWindows), '--seqlen', String(row.seqlen)];
+
+  log(`${row.name}: evaluating ${row.evalWindows} windows of ${row.seqlen}`);
+  const evaluated = await runCli<Measured & { tokens: number; tokens_per_second: number }>(row.name, [
+    'eval', dir, '--text', EVAL_TEXT, '--seqlen', String(row.seqlen), '--max-windows', String(row.evalWindows), '--json',
+  ]);
+  log(`${row.name}: expert statistics on ${row.calibWindows} x ${row.seqlen} calibration tokens`);
+  const experts = await runCli<Measured>(row.name, ['experts', dir, ...calib, '--json']);
+  log(`${row.name}: removing ${REMOVE_RATIO * 100}% of the experts by REAP`);
+  const removal = await runCli<Measured>(row.name, [
+    'prune', dir, '--structured', 'experts', '--ratio', String(REMOVE_RATIO), '--metric', 'reap', ...calib,
+    '--out', path.join(outDir, row.name.replaceAll(':', '-')), '--overwrite', '--json',
+  ]);
+  const statistics = { nsamples: row.calibWindows, seqlen: row.seqlen };
+  const kept = moe.experts - Math.round(moe.experts * REMOVE_RATIO);
+  return {
+    name: row.name,
+    shape: row.shape,
+    layers: cfg.numLayers,
+    fullLayers: full.numLayers,
+    params: parameterCount(cfg),
+    fullParams: parameterCount(full),
+    depthFactor: depthFactor(cfg, full),
+    eval: { ...evaluated, predictedFullMb: predictedFull({ evalWindows: row.evalWindows, evalSeqlen: row.seqlen }) },
+    experts: { ...experts, predictedFullMb: predictedFull({ evalWindows: 0, evalSeqlen: 0, experts: statistics }) },
+    removal: { ...removal, predictedFullMb: predictedFull({ evalWindows: 0, evalSeqlen: 0, experts: statistics, keptExperts: kept }) },
+  };
+}
+
+/**
+ * How much longer the published depth takes: the ratio of the parameters each run reads and
+ * multiplies (every expert runs on every token, so a block's work is proportional to its
+ * parameters), with the embeddings and LM head counted once. Loading the runtime and tokenizing are
+ * counted as if they grew too, so the extrapolation errs long.
+ */
+function depthFactor(cut: ModelConfig, full: ModelConfig): number {
+  let blocks = 0;
+  for (let layer = 0; layer < cut.numLayers; layer++) for (const shape of blockTensorShapes(cut, layer).values()) blocks += shape.reduce((a, b) => a * b, 1);
+  const outside = parameterCount(cut) - blocks;
+  return (outside + (blocks / cut.numLayers) * full.numLayers) / parameterCount(cut);
+}
+
+export function moeTable(results: MoeBenchResult[]): string {
+  const mb = (v: number) => v.toFixed(0);
+  const rows = results.map((r) => {
+    const x = r.depthFactor;
+    return [
+      `${r.shape} (${r.layers} of ${r.fullLayers} layers)`,
+      `${formatCount(r.params)} of ${formatCount(r.fullParams)}`,
+      `${r.eval.tokens_per_second.toFixed(1)} (${(r.eval.tokens_per_second / x).toFixed(2)})`,
+      `${r.eval.seconds.toFixed(1)} (${(r.eval.seconds * x).toFixed(0)})`,
+      `${r.experts.seconds.toFixed(1)} (${(r.experts.seconds * x).toFixed(0)})`,
+      `${r.removal.seconds.toFixed(1)} (${(r.removal.seconds * x).toFixed(0)})`,
+      `${mb(r.eval.peak_rss_mb)} / ${mb(r.eval.predicted_peak_mb)} / ${mb(r.eval.predictedFullMb)}`,
+      `${mb(r.experts.peak_rss_mb)} / ${mb(r.experts.predicted_peak_mb)} / ${mb(r.experts.predictedFullMb)}`,
+      `${mb(r.removal.peak_rss_mb)} / ${mb(r.removal.predicted_peak_mb)} / ${mb(r.removal.predictedFullMb)}`,
+    ];
+  });
+  const note =
+    'Times in parentheses are extrapolated to the published depth (x the ratio of parameters, embeddings and LM head counted once), not measured. ' +
+    'Memory: measured / predicted for the stand-in / predicted for the published config (MB); blocks stream one at a time, so depth adds no memory. ' +
+    `Expert removal: ${REMOVE_RATIO * 100}% of each layer's experts by REAP, its statistics included, the smaller model written.`;
+  return (
+    markdownTable(
+      ['MoE model', 'params', 'eval tokens/s', 'eval s', 'experts s', 'remove 50% s', 'eval peak MB', 'experts peak MB', 'remove peak MB'],
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      rows,
+    ) + `\n${note}\n`
+  );
+}
