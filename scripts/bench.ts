@@ -11,7 +11,7 @@ import { Checkpoint } from '../src/engine/io/checkpoint';
 import { parameterCount } from '../src/engine/model/config';
 import { METHOD_NAMES as METHODS, type Method } from '../src/engine/prune/methods';
 import { CALIB_TEXT, CLI, EMBEDDED, EVAL_TEXT, ROOT, formatCount, logTo, modelFolder as cachedModelFolder, modelName, runCli, type ModelSource } from './bench-common';
-import { MOE_ROWS, moeTable, runMoeRow, type MoeBenchResult } from './moe-bench';
+import { MOE_ROWS, moeTable, runMoeRow, type MoeBenchFailure, type MoeBenchResult } from './moe-bench';
 import { runTokenizeBench, tokenizeTable, type TokenizeBenchResult } from './tokenize-bench';
 
 const SHARED_DATA = path.resolve(ROOT, '..', 'shared', 'data');
@@ -197,7 +197,7 @@ async function main(): Promise<void> {
 
   const prunes: PruneBenchResult[] = [];
   const structured: StructuredBenchResult[] = [];
-  const moes: MoeBenchResult[] = [];
+  const moes: (MoeBenchResult | MoeBenchFailure)[] = [];
   if (pruneRows.length + structuredRows.length + moeRows.length > 0) {
     // Pruned checkpoints are only written to be measured; none outlives the bench.
     const outRoot = await fsp.mkdtemp(path.join(os.tmpdir(), 'prunelens-bench-'));

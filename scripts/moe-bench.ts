@@ -23,10 +23,10 @@ export interface MoeRow {
   calibWindows: number;
 }
 
-/** Sized to minutes per row on 2 busy cores: every expert runs on every token (E/k times a routed forward). */
+/** One window of 128 tokens each: every expert runs on every token (E/k times a routed forward), so this is minutes per job on 2 busy cores. */
 export const MOE_ROWS: MoeRow[] = [
-  { name: 'moe:qwen3-30b-a3b-4l', shape: 'qwen3-30b-a3b-4l', seqlen: 128, evalWindows: 2, calibWindows: 2 },
-  { name: 'moe:mixtral-8x7b-2l', shape: 'mixtral-8x7b-2l', seqlen: 128, evalWindows: 2, calibWindows: 2 },
+  { name: 'moe:qwen3-30b-a3b-4l', shape: 'qwen3-30b-a3b-4l', seqlen: 128, evalWindows: 1, calibWindows: 1 },
+  { name: 'moe:mixtral-8x7b-2l', shape: 'mixtral-8x7b-2l', seqlen: 128, evalWindows: 1, calibWindows: 1 },
 ];
 const REMOVE_RATIO = 0.5;
 
@@ -55,7 +55,24 @@ export interface MoeBenchResult {
   removal: MoeJob;
 }
 
-export async function runMoeRow(row: MoeRow, outDir: string, log: (message: string) => void): Promise<MoeBenchResult> {
+/** A row whose runs could not complete (a run refused for memory, most likely) stays in the table with the reason. */
+export interface MoeBenchFailure {
+  name: string;
+  shape: ModelShapeName;
+  error: string;
+}
+
+export async function runMoeRow(row: MoeRow, outDir: string, log: (message: string) => void): Promise<MoeBenchResult | MoeBenchFailure> {
+  try {
+    return await measureMoeRow(row, outDir, log);
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    log(`${row.name}: ${error}`);
+    return { name: row.name, shape: row.shape, error };
+  }
+}
+
+async function measureMoeRow(row: MoeRow, outDir: string, log: (message: string) => void): Promise<MoeBenchResult> {
   const dir = await modelFolder({ random: row.shape, dtype: 'BF16' }, log);
   const cfg = parseModelConfig(MODEL_SHAPES[row.shape], 'config.json');
   const full = parseModelConfig(FULL_DEPTH[row.shape]!, 'config.json');
@@ -103,9 +120,10 @@ function depthFactor(cut: ModelConfig, full: ModelConfig): number {
   return (outside + (blocks / cut.numLayers) * full.numLayers) / parameterCount(cut);
 }
 
-export function moeTable(results: MoeBenchResult[]): string {
+export function moeTable(results: (MoeBenchResult | MoeBenchFailure)[]): string {
   const mb = (v: number) => v.toFixed(0);
   const rows = results.map((r) => {
+    if ('error' in r) return [r.shape, `not measured: ${r.error.replaceAll('|', '/')}`, '', '', '', '', '', '', ''];
     const x = r.depthFactor;
     return [
       `${r.shape} (${r.layers} of ${r.fullLayers} layers)`,
