@@ -8,7 +8,7 @@
  */
 import * as path from 'node:path';
 import { predictPeakMemory, type MemoryJob } from '../src/engine/memory-plan';
-import { blockTensorShapes, parameterCount, parseModelConfig, type ModelConfig } from '../src/engine/model/config';
+import { parameterCount, parseModelConfig, type ModelConfig } from '../src/engine/model/config';
 import { DTYPE_BYTES } from '../src/engine/io/dtype';
 import { CALIB_TEXT, EVAL_TEXT, formatCount, markdownTable, modelFolder, runCli } from './bench-common';
 import { FULL_DEPTH, MODEL_SHAPES, type ModelShapeName } from './model-shapes';
@@ -85,12 +85,15 @@ async function measureMoeRow(row: MoeRow, outDir: string, log: (message: string)
     'eval', dir, '--text', EVAL_TEXT, '--seqlen', String(row.seqlen), '--max-windows', String(row.evalWindows), '--json',
   ]);
   log(`${row.name}: expert statistics on ${row.calibWindows} x ${row.seqlen} calibration tokens`);
+  logMeasured(log, `${row.name} eval`, evaluated);
   const experts = await runCli<Measured>(row.name, ['experts', dir, ...calib, '--json']);
+  logMeasured(log, `${row.name} experts`, experts);
   log(`${row.name}: removing ${REMOVE_RATIO * 100}% of the experts by REAP`);
   const removal = await runCli<Measured>(row.name, [
     'prune', dir, '--structured', 'experts', '--ratio', String(REMOVE_RATIO), '--metric', 'reap', ...calib,
     '--out', path.join(outDir, row.name.replaceAll(':', '-')), '--overwrite', '--json',
   ]);
+  logMeasured(log, `${row.name} removal`, removal);
   const statistics = { nsamples: row.calibWindows, seqlen: row.seqlen };
   const kept = moe.experts - Math.round(moe.experts * REMOVE_RATIO);
   return {
@@ -107,17 +110,18 @@ async function measureMoeRow(row: MoeRow, outDir: string, log: (message: string)
   };
 }
 
+/** Each job as it completes, so a bench cut short still says what it measured. */
+function logMeasured(log: (message: string) => void, what: string, m: Measured): void {
+  log(`${what}: ${m.seconds.toFixed(1)} s, peak ${m.peak_rss_mb.toFixed(0)} MB, predicted ${m.predicted_peak_mb.toFixed(0)} MB`);
+}
+
 /**
- * How much longer the published depth takes: the ratio of the parameters each run reads and
- * multiplies (every expert runs on every token, so a block's work is proportional to its
- * parameters), with the embeddings and LM head counted once. Loading the runtime and tokenizing are
- * counted as if they grew too, so the extrapolation errs long.
+ * How much longer the published depth takes: the ratio of the parameters, as every expert runs on
+ * every token, so a block's work (and its bytes read and written) is proportional to its parameters.
+ * Loading the runtime and tokenizing are scaled as if they grew too, so the extrapolation errs long.
  */
 function depthFactor(cut: ModelConfig, full: ModelConfig): number {
-  let blocks = 0;
-  for (let layer = 0; layer < cut.numLayers; layer++) for (const shape of blockTensorShapes(cut, layer).values()) blocks += shape.reduce((a, b) => a * b, 1);
-  const outside = parameterCount(cut) - blocks;
-  return (outside + (blocks / cut.numLayers) * full.numLayers) / parameterCount(cut);
+  return parameterCount(full) / parameterCount(cut);
 }
 
 export function moeTable(results: (MoeBenchResult | MoeBenchFailure)[]): string {
