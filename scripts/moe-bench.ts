@@ -91,10 +91,13 @@ async function measureMoeRow(row: MoeRow, outDir: string, log: (message: string)
   log(`${row.name}: removing ${REMOVE_RATIO * 100}% of the experts by REAP`);
   const removal = await runCli<Measured>(row.name, [
     'prune', dir, '--structured', 'experts', '--ratio', String(REMOVE_RATIO), '--metric', 'reap', ...calib,
+    // The same windows as the eval row, evaluated before and after (without --max-windows it would be the whole text).
+    '--eval', EVAL_TEXT, '--max-windows', String(row.evalWindows),
     '--out', path.join(outDir, row.name.replaceAll(':', '-')), '--overwrite', '--json',
   ]);
   logMeasured(log, `${row.name} removal`, removal);
   const statistics = { nsamples: row.calibWindows, seqlen: row.seqlen };
+  const evaluation = { evalWindows: row.evalWindows, evalSeqlen: row.seqlen };
   const kept = moe.experts - Math.round(moe.experts * REMOVE_RATIO);
   return {
     name: row.name,
@@ -104,9 +107,9 @@ async function measureMoeRow(row: MoeRow, outDir: string, log: (message: string)
     params: parameterCount(cfg),
     fullParams: parameterCount(full),
     depthFactor: depthFactor(cfg, full),
-    eval: { ...evaluated, predictedFullMb: predictedFull({ evalWindows: row.evalWindows, evalSeqlen: row.seqlen }) },
+    eval: { ...evaluated, predictedFullMb: predictedFull(evaluation) },
     experts: { ...experts, predictedFullMb: predictedFull({ evalWindows: 0, evalSeqlen: 0, experts: statistics }) },
-    removal: { ...removal, predictedFullMb: predictedFull({ evalWindows: 0, evalSeqlen: 0, experts: statistics, keptExperts: kept }) },
+    removal: { ...removal, predictedFullMb: predictedFull({ ...evaluation, experts: statistics, keptExperts: kept }) },
   };
 }
 
@@ -144,7 +147,7 @@ export function moeTable(results: (MoeBenchResult | MoeBenchFailure)[]): string 
   const note =
     'Times in parentheses are extrapolated to the published depth (x the ratio of parameters, embeddings and LM head counted once), not measured. ' +
     'Memory: measured / predicted for the stand-in / predicted for the published config (MB); blocks stream one at a time, so depth adds no memory. ' +
-    `Expert removal: ${REMOVE_RATIO * 100}% of each layer's experts by REAP, its statistics included, the smaller model written.`;
+    `Expert removal: ${REMOVE_RATIO * 100}% of each layer's experts by REAP, its statistics included, the smaller model written, both models evaluated on the eval row's windows.`;
   return (
     markdownTable(
       ['MoE model', 'params', 'eval tokens/s', 'eval s', 'experts s', 'remove 50% s', 'eval peak MB', 'experts peak MB', 'remove peak MB'],
