@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { parameterCount, parseModelConfig } from '../src/engine/model/config';
 import { MODEL_SHAPES, type ModelShapeName } from './model-shapes';
 import { randomCheckpointConfigText, writeRandomCheckpoint, type RandomDType } from './random-checkpoint';
 
@@ -31,7 +32,9 @@ export async function modelFolder(source: ModelSource, log: (message: string) =>
   const start = performance.now();
   await writeRandomCheckpoint(dir, MODEL_SHAPES[source.random], { dtype: source.dtype, seed: SEED, tokenizerFrom: EMBEDDED });
   const { size } = await fsp.stat(path.join(dir, 'model.safetensors'));
-  log(`${source.random}: generated ${(size / 2 ** 20).toFixed(0)} MB in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+  const seconds = (performance.now() - start) / 1000;
+  const params = parameterCount(parseModelConfig(MODEL_SHAPES[source.random], dir));
+  log(`${source.random}: generated ${(size / 2 ** 20).toFixed(0)} MB in ${seconds.toFixed(1)} s (${(params / seconds / 1e6).toFixed(1)} M parameters/s)`);
   // The CLI children are what is measured; the generation buffers should not crowd them.
   globalThis.gc?.();
   return dir;
@@ -88,6 +91,12 @@ function forEachLine(stream: NodeJS.ReadableStream, each: (line: string) => void
   stream.on('end', () => {
     if (rest) each(rest);
   });
+}
+
+/** A Markdown table: a header row, the alignment row ('l' or 'r' per column) and one line per row of cells. */
+export function markdownTable(header: string[], align: ('l' | 'r')[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(align.map((a) => (a === 'r' ? '---:' : '---'))), ...rows.map(line)].join('\n') + '\n';
 }
 
 export function formatCount(n: number): string {

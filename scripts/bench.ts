@@ -12,6 +12,7 @@ import { parameterCount } from '../src/engine/model/config';
 import { METHOD_NAMES as METHODS, type Method } from '../src/engine/prune/methods';
 import { CALIB_TEXT, CLI, EMBEDDED, EVAL_TEXT, ROOT, formatCount, logTo, modelFolder as cachedModelFolder, modelName, runCli, type ModelSource } from './bench-common';
 import { evalFlops, formatBound, measureGemmGflops, pruneFlops } from './matmul-bound';
+import { MOE_ROWS, moeTable, runMoeRow, type MoeBenchFailure, type MoeBenchResult } from './moe-bench';
 import { runTokenizeBench, tokenizeTable, type TokenizeBenchResult } from './tokenize-bench';
 
 const SHARED_DATA = path.resolve(ROOT, '..', 'shared', 'data');
@@ -164,6 +165,7 @@ async function main(): Promise<void> {
       'skip-prune': { type: 'boolean', default: false },
       'skip-structured': { type: 'boolean', default: false },
       'skip-tokenize': { type: 'boolean', default: false },
+      'skip-moe': { type: 'boolean', default: false },
     },
   });
   const tokenizeRun = !values['skip-tokenize'] && (values.only === undefined || values.only === TOKENIZE);
@@ -172,11 +174,13 @@ async function main(): Promise<void> {
   const evalRows = pick(ROWS, values['skip-eval']);
   const pruneRows = pick(PRUNE_ROWS, values['skip-prune']);
   const structuredRows = pick(STRUCTURED_ROWS, values['skip-structured']);
-  if (evalRows.length + pruneRows.length + structuredRows.length === 0 && !tokenizeRun) {
+  const moeRows = pick(MOE_ROWS, values['skip-moe']);
+  if (evalRows.length + pruneRows.length + structuredRows.length + moeRows.length === 0 && !tokenizeRun) {
     const names = [
       ...(values['skip-eval'] ? [] : ROWS),
       ...(values['skip-prune'] ? [] : PRUNE_ROWS),
       ...(values['skip-structured'] ? [] : STRUCTURED_ROWS),
+      ...(values['skip-moe'] ? [] : MOE_ROWS),
     ].map((r) => r.name);
     throw new Error(`no rows to run${values.only === undefined ? '' : ` for --only ${values.only}`}; rows: ${names.join(', ') || 'none'}`);
   }
@@ -202,7 +206,8 @@ async function main(): Promise<void> {
 
   const prunes: PruneBenchResult[] = [];
   const structured: StructuredBenchResult[] = [];
-  if (pruneRows.length + structuredRows.length > 0) {
+  const moes: (MoeBenchResult | MoeBenchFailure)[] = [];
+  if (pruneRows.length + structuredRows.length + moeRows.length > 0) {
     // Pruned checkpoints are only written to be measured; none outlives the bench.
     const outRoot = await fsp.mkdtemp(path.join(os.tmpdir(), 'prunelens-bench-'));
     // ':' in row names is not allowed in Windows file names.
@@ -220,13 +225,14 @@ async function main(): Promise<void> {
         const dense = await modelFolder(STRUCTURED_MODEL);
         for (const row of structuredRows) structured.push(await runStructured(dense, outFor(row), row));
       }
+      for (const row of moeRows) moes.push(await runMoeRow(row, outRoot, log));
     } finally {
       await fsp.rm(outRoot, { recursive: true, force: true });
     }
   }
 
   if (values.json) {
-    process.stdout.write(JSON.stringify({ tokenize: tokenized, gemm_gflops: gflops, eval: evals, prune: prunes, structured }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ tokenize: tokenized, gemm_gflops: gflops, eval: evals, prune: prunes, structured, moe: moes }, null, 2) + '\n');
     return;
   }
   const tables = [
@@ -234,6 +240,7 @@ async function main(): Promise<void> {
     ...(evals.length > 0 ? [evalTable(evals, gflops)] : []),
     ...(prunes.length > 0 ? [pruneTable(prunes, gflops)] : []),
     ...(structured.length > 0 ? [structuredTable(structured)] : []),
+    ...(moes.length > 0 ? [moeTable(moes)] : []),
   ];
   process.stdout.write(tables.join('\n'));
 }

@@ -2,10 +2,93 @@
  * config.json of public checkpoints, verbatim except torch_dtype (the bench stores them as bf16), so
  * the bench can stand in random weights of exactly their shapes without downloading gigabytes.
  * Sources: huggingface.co/{HuggingFaceTB/SmolLM-135M, Qwen/Qwen2.5-0.5B, TinyLlama/TinyLlama-1.1B-Chat-v1.0,
- * meta-llama/Llama-3.2-1B, Qwen/Qwen3-0.6B}; the last two are also test/fixtures/configs/, which a test
- * keeps equal to these.
+ * meta-llama/Llama-3.2-1B, meta-llama/Llama-3.1-8B, Qwen/Qwen3-0.6B, Qwen/Qwen3-30B-A3B,
+ * mistralai/Mixtral-8x7B-v0.1}; those also in test/fixtures/configs/ are kept equal to these by a test.
+ *
+ * The two mixtures of experts (61 GB and 93 GB in bf16) do not fit the bench machine's disk: their
+ * stand-ins keep every published value but num_hidden_layers, cut to the first few layers (the `-Nl`
+ * suffix), and the bench extrapolates their per-layer figures to the published depth (FULL_DEPTH).
  */
-export type ModelShapeName = 'smollm-135m' | 'qwen2.5-0.5b' | 'tinyllama-1.1b' | 'llama-3.2-1b' | 'qwen3-0.6b';
+export type ModelShapeName =
+  | 'smollm-135m'
+  | 'qwen2.5-0.5b'
+  | 'tinyllama-1.1b'
+  | 'llama-3.2-1b'
+  | 'llama-3.1-8b'
+  | 'qwen3-0.6b'
+  | 'qwen3-30b-a3b-4l'
+  | 'mixtral-8x7b-2l';
+
+const QWEN3_30B_A3B: Record<string, unknown> = {
+  architectures: ['Qwen3MoeForCausalLM'],
+  attention_bias: false,
+  attention_dropout: 0.0,
+  bos_token_id: 151643,
+  decoder_sparse_step: 1,
+  eos_token_id: 151645,
+  head_dim: 128,
+  hidden_act: 'silu',
+  hidden_size: 2048,
+  initializer_range: 0.02,
+  intermediate_size: 6144,
+  max_position_embeddings: 40960,
+  max_window_layers: 48,
+  mlp_only_layers: [],
+  model_type: 'qwen3_moe',
+  moe_intermediate_size: 768,
+  norm_topk_prob: true,
+  num_attention_heads: 32,
+  num_experts: 128,
+  num_experts_per_tok: 8,
+  num_hidden_layers: 48,
+  num_key_value_heads: 4,
+  output_router_logits: false,
+  rms_norm_eps: 1e-6,
+  rope_scaling: null,
+  rope_theta: 1000000.0,
+  router_aux_loss_coef: 0.001,
+  sliding_window: null,
+  tie_word_embeddings: false,
+  torch_dtype: 'bfloat16',
+  transformers_version: '4.51.0',
+  use_cache: true,
+  use_sliding_window: false,
+  vocab_size: 151936,
+};
+
+const MIXTRAL_8X7B: Record<string, unknown> = {
+  architectures: ['MixtralForCausalLM'],
+  attention_dropout: 0.0,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  hidden_act: 'silu',
+  hidden_size: 4096,
+  initializer_range: 0.02,
+  intermediate_size: 14336,
+  max_position_embeddings: 32768,
+  model_type: 'mixtral',
+  num_attention_heads: 32,
+  num_experts_per_tok: 2,
+  num_hidden_layers: 32,
+  num_key_value_heads: 8,
+  num_local_experts: 8,
+  output_router_logits: false,
+  rms_norm_eps: 1e-5,
+  rope_theta: 1000000.0,
+  router_aux_loss_coef: 0.02,
+  sliding_window: null,
+  tie_word_embeddings: false,
+  torch_dtype: 'bfloat16',
+  transformers_version: '4.36.0.dev0',
+  use_cache: true,
+  vocab_size: 32000,
+};
+
+/** The published configs of the shapes the bench stores cut to fewer layers, by stand-in name. */
+export const FULL_DEPTH: Partial<Record<ModelShapeName, Record<string, unknown>>> = {
+  'qwen3-30b-a3b-4l': QWEN3_30B_A3B,
+  'mixtral-8x7b-2l': MIXTRAL_8X7B,
+};
 
 export const MODEL_SHAPES: Record<ModelShapeName, Record<string, unknown>> = {
   'smollm-135m': {
@@ -138,4 +221,32 @@ export const MODEL_SHAPES: Record<ModelShapeName, Record<string, unknown>> = {
     use_sliding_window: false,
     vocab_size: 151936,
   },
+  'llama-3.1-8b': {
+    architectures: ['LlamaForCausalLM'],
+    attention_bias: false,
+    attention_dropout: 0.0,
+    bos_token_id: 128000,
+    eos_token_id: 128001,
+    hidden_act: 'silu',
+    hidden_size: 4096,
+    initializer_range: 0.02,
+    intermediate_size: 14336,
+    max_position_embeddings: 131072,
+    mlp_bias: false,
+    model_type: 'llama',
+    num_attention_heads: 32,
+    num_hidden_layers: 32,
+    num_key_value_heads: 8,
+    pretraining_tp: 1,
+    rms_norm_eps: 1e-05,
+    rope_scaling: { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+    rope_theta: 500000.0,
+    tie_word_embeddings: false,
+    torch_dtype: 'bfloat16',
+    transformers_version: '4.43.0.dev0',
+    use_cache: true,
+    vocab_size: 128256,
+  },
+  'qwen3-30b-a3b-4l': { ...QWEN3_30B_A3B, num_hidden_layers: 4 },
+  'mixtral-8x7b-2l': { ...MIXTRAL_8X7B, num_hidden_layers: 2 },
 };

@@ -27,12 +27,30 @@ const SCORE_COPIES = 3;
  * token per byte of text): measured about 64 MiB for the embedded model's 600 KB evaluation text.
  */
 const TOKEN_LOSS_BYTES = 110;
+/**
+ * A sparse MoE block runs every expert on every token (graph/moe-block.ts): per token, every
+ * expert's SwiGLU activations (E x moe_intermediate) and outputs (E x hidden), of which about three
+ * copies are alive at ORT's peak, and per run the expert weights stacked for the batched products
+ * (gate and up rows concatenated, down matrices concatenated and transposed), with the previous
+ * block's weights the garbage collector has not freed yet: about 1.6 times the block's float32
+ * expert weights. Both measured on random Qwen3-MoE shapes (32 and 64 experts, 1 to 16 windows of
+ * 256), where they came within 5% of the measured peaks.
+ */
+const MOE_TOKEN_COPIES = 3;
+const MOE_WEIGHT_COPIES = 1.6;
 const F32 = 4;
 
 export interface MemoryJob {
   /** Evaluation windows of `evalSeqlen` tokens that will run, or an upper bound (0: no evaluation). */
   evalWindows: number;
   evalSeqlen: number;
+  /** Expert statistics (routing frequency, REAP) from one pass over calibration windows: `experts` and expert removal. */
+  experts?: { nsamples: number; seqlen: number };
+  /**
+   * Expert removal to this many experts per sparse layer: the smaller model is written, then
+   * evaluated by a runner of its own (its embeddings and arena) beside the source model's.
+   */
+  keptExperts?: number;
   /** Unstructured pruning: what the method collects from calibration and the windows it runs. */
   prune?: {
     statistic: Statistic;
@@ -81,6 +99,24 @@ export function predictPeakMemory(cfg: ModelConfig, storedBytes: number, job: Me
     parts.push({ what: 'evaluation working set', bytes: blockRunBytes(cfg, plan.batchSize, job.evalSeqlen) + headRunBytes(cfg, plan.batchSize, job.evalSeqlen) });
   }
 
+  if (job.keptExperts !== undefined && cfg.arch.moe) {
+    const smaller: ModelConfig = { ...cfg, arch: { ...cfg.arch, moe: { ...cfg.arch.moe, experts: job.keptExperts } } };
+    const runner = embedding * F32 * (cfg.tieWordEmbeddings ? 1 : 2);
+    const evaluation = job.evalWindows > 0 ? evaluationBytes(smaller, job.evalSeqlen, job.evalWindows) : 0;
+    parts.push({ what: 'evaluating the smaller model', bytes: runner + evaluation });
+    if (job.evalWindows > 0) parts.push({ what: 'per-token losses', bytes: job.evalWindows * job.evalSeqlen * TOKEN_LOSS_BYTES });
+  }
+  if (job.experts) {
+    const { nsamples, seqlen } = job.experts;
+    parts.push({ what: 'calibration hidden states', bytes: nsamples * seqlen * d * F32 });
+    const batch = batchPlan(cfg, seqlen, nsamples, { chunkBytes: Infinity }).batchSize;
+    // The statistics taps run in a session of their own that is closed before any evaluation runs
+    // (measured: the peaks do not add), so only what exceeds the evaluations' working sets counts.
+    const later = parts.filter((p) => p.what === 'evaluation working set' || p.what === 'evaluating the smaller model').reduce((sum, p) => sum + p.bytes, 0);
+    const beyond = blockRunBytes(cfg, batch, seqlen) - later;
+    if (beyond > 0) parts.push({ what: 'expert statistics working set', bytes: beyond });
+  }
+
   const prune = job.prune;
   if (prune && prune.nsamples > 0) {
     const hidden = prune.nsamples * prune.seqlen * d * F32;
@@ -108,7 +144,23 @@ function blockRunBytes(cfg: ModelConfig, batch: number, seqlen: number): number 
   const tokens = batch * seqlen;
   const qkv = (cfg.numHeads + 2 * cfg.numKvHeads) * cfg.headDim;
   const perToken = 6 * cfg.hiddenSize + qkv + 3 * cfg.intermediateSize;
-  return F32 * (tokens * perToken + SCORE_COPIES * batch * cfg.numHeads * seqlen * seqlen);
+  return F32 * (tokens * perToken + SCORE_COPIES * batch * cfg.numHeads * seqlen * seqlen) + moeRunBytes(cfg, tokens);
+}
+
+/** What a sparse block adds (see MOE_TOKEN_COPIES); a dense model's blocks add nothing. */
+function moeRunBytes(cfg: ModelConfig, tokens: number): number {
+  const moe = cfg.arch.moe;
+  if (!moe?.sparse.includes(true)) return 0;
+  const perToken = moe.experts * (moe.expertWidth + cfg.hiddenSize);
+  const weights = 3 * moe.experts * moe.expertWidth * cfg.hiddenSize;
+  return F32 * (MOE_TOKEN_COPIES * tokens * perToken + MOE_WEIGHT_COPIES * weights);
+}
+
+/** The hidden states of one chunk of evaluation windows and the working set of its block and head runs. */
+function evaluationBytes(cfg: ModelConfig, seqlen: number, windows: number): number {
+  const plan = batchPlan(cfg, seqlen, windows);
+  const chunkWindows = Math.max(...plan.chunks.map((c) => c.windows));
+  return chunkWindows * seqlen * cfg.hiddenSize * F32 + blockRunBytes(cfg, plan.batchSize, seqlen) + headRunBytes(cfg, plan.batchSize, seqlen);
 }
 
 /** The LM head's logits and log-probabilities for one batch. */

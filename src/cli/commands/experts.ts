@@ -12,16 +12,17 @@ weight x the L2 norm of its output), which prune --structured experts removes th
   async run({ values, positionals }, ctx) {
     const options = { model: singlePositional(positionals, 'MODEL'), calibration: calibrationRequest(values), runtime: runtime(values) };
     const { result, seconds } = await timed(() => withProgress(ctx, (control) => expertStatsOf({ ...options, ...control })));
-    print(ctx, { ...result, seconds }, formatExperts(result, seconds));
+    const { peakRssMb, predictedPeakMb, ...stats } = result;
+    print(ctx, { ...stats, seconds, peak_rss_mb: peakRssMb, predicted_peak_mb: predictedPeakMb }, formatExperts(result, seconds));
   },
 });
 
-function formatExperts(s: ExpertStats, seconds: number): string {
+function formatExperts(s: ExpertStats & { peakRssMb: number; predictedPeakMb: number }, seconds: number): string {
   const lines = [`${s.experts} experts, top-${s.topK}, ${s.tokens} calibration tokens (${s.calibration.nsamples} x ${s.calibration.seqlen} from ${s.calibration.file})`];
   for (const l of s.layers) {
     lines.push('', `layer ${l.layer}`, 'expert  routed   mean weight  REAP');
     l.experts.forEach((e, j) => lines.push(`${String(j).padEnd(8)}${`${(100 * e.frequency).toFixed(1)}%`.padEnd(9)}${e.meanWeight.toFixed(4).padEnd(13)}${e.reap.toFixed(4)}`));
   }
-  lines.push('', `time ${seconds.toFixed(1)} s in all, loading and tokenizing included`);
+  lines.push('', `time ${seconds.toFixed(1)} s in all, loading and tokenizing included; peak memory ${s.peakRssMb.toFixed(0)} MiB (${s.predictedPeakMb.toFixed(0)} MiB predicted)`);
   return lines.join('\n');
 }

@@ -53,6 +53,7 @@ function expertJson(r: ExpertRecord): Record<string, unknown> {
     calibration: r.calibration,
     seconds: r.seconds.total,
     peak_rss_mb: r.peakRssMb,
+    predicted_peak_mb: r.predictedPeakMb,
   };
 }
 
@@ -66,6 +67,6 @@ function formatExperts(r: ExpertRecord): string {
     ['bytes', `${r.bytes.before.toLocaleString('en-US')} -> ${r.bytes.after.toLocaleString('en-US')}`],
     ['', `${'dense'.padEnd(10)}pruned`],
     ['perplexity', `${ppl(r.perplexity.dense).padEnd(10)}${ppl(r.perplexity.pruned)}${r.evaluation ? `   (${r.evaluation.windows} windows of ${r.evaluation.seqlen})` : ''}`],
-    ['time', `${r.seconds.total.toFixed(1)} s in all (loading and tokenizing included), peak memory ${r.peakRssMb.toFixed(0)} MiB`],
+    ['time', `${r.seconds.total.toFixed(1)} s in all (loading and tokenizing included), peak memory ${r.peakRssMb.toFixed(0)} MiB (${r.predictedPeakMb.toFixed(0)} MiB predicted)`],
   ]);
 }

@@ -37,8 +37,11 @@ export interface BatchPlan {
 export function batchPlan(cfg: ModelConfig, seqlen: number, windows: number, limits: Partial<BatchLimits> = {}): BatchPlan {
   const { batchTokens, chunkBytes, runBytes } = { ...DEFAULT_LIMITS, ...limits };
   const windowBytes = seqlen * cfg.hiddenSize * 4;
-  // Per window: softmax input and output over all heads, or the LM head's logits and log-probabilities.
-  const runBytesPerWindow = Math.max(2 * cfg.numHeads * seqlen * seqlen * 4, 2 * seqlen * cfg.vocabSize * 4);
+  // Per window: softmax input and output over all heads, the LM head's logits and log-probabilities,
+  // or a sparse MoE block's activations and outputs of every expert on every token (graph/moe-block.ts).
+  const moe = cfg.arch.moe;
+  const expertBytes = moe ? 2 * seqlen * moe.experts * (moe.expertWidth + cfg.hiddenSize) * 4 : 0;
+  const runBytesPerWindow = Math.max(2 * cfg.numHeads * seqlen * seqlen * 4, 2 * seqlen * cfg.vocabSize * 4, expertBytes);
   const batchSize = Math.max(1, Math.min(windows, Math.floor(batchTokens / seqlen), Math.floor(runBytes / runBytesPerWindow)));
   const chunkWindows = Math.max(batchSize, Math.floor(chunkBytes / windowBytes / batchSize) * batchSize);
   const chunks: Chunk[] = [];

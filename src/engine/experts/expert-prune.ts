@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { drawCalibration, type CalibrationRequest } from '../calibrate/calibration-data';
 import { PythonRandom } from '../calibrate/python-random';
 import { PruneLensError } from '../errors';
@@ -6,6 +7,7 @@ import { REPORT_FILE } from '../export/report';
 import type { RuntimeSettings } from '../graph/session';
 import type { Checkpoint } from '../io/checkpoint';
 import { peakRssMb } from '../memory';
+import { evaluationWindowsAtMost, type MemoryJob } from '../memory-plan';
 import { blockTensorNames, checkTokenIds, expectedTensorShapes, layerPrefix, parameterCount, parseModelConfig, type ModelConfig } from '../model/config';
 import { EXPERT_LINEARS, expertCountKey, expertWeightName, routerName, type MoeSpec } from '../model/families/moe';
 import { withModelSession } from '../model/model-session';
@@ -48,7 +50,7 @@ export interface ExpertRemoval {
 }
 
 /** A structured record (the Runs and Model views read it as one) whose `experts` says what was removed. */
-export type ExpertRecord = StructuredRecord & { experts: ExpertRemoval };
+export type ExpertRecord = StructuredRecord & { experts: ExpertRemoval; predictedPeakMb: number };
 
 /**
  * How many experts each sparse layer loses: round(E x ratio), at least 1, leaving at least one. The
@@ -186,13 +188,26 @@ export async function pruneExperts(options: ExpertPruneOptions): Promise<ExpertR
             perplexity: { dense: dense?.ppl ?? null, pruned: pruned?.ppl ?? null },
             seconds: { total: (performance.now() - start) / 1000 },
             peakRssMb: peakRssMb(),
+            predictedPeakMb: session.memory!.peakBytes / 2 ** 20,
           }),
           report: (r) => [[REPORT_FILE, renderExpertReport(r)]],
         },
         options,
       );
     });
-  });
+  }, { job: (cfg) => expertRemovalMemory(cfg, options), onProgress: options.onProgress });
+}
+
+/** What an expert removal holds, from its options alone (the evaluation text's size bounds its windows). */
+function expertRemovalMemory(cfg: ModelConfig, options: ExpertPruneOptions): MemoryJob {
+  const { evaluation, calibration, target } = options;
+  const textBytes = evaluation ? (statSync(evaluation.file, { throwIfNoEntry: false })?.size ?? 0) : 0;
+  return {
+    evalWindows: evaluation ? evaluationWindowsAtMost(textBytes, evaluation.seqlen, evaluation.maxWindows) : 0,
+    evalSeqlen: evaluation?.seqlen ?? 0,
+    experts: target.metric !== 'random' && calibration ? { nsamples: calibration.nsamples, seqlen: calibration.seqlen } : undefined,
+    keptExperts: cfg.arch.moe ? cfg.arch.moe.experts - expertsToRemove(cfg.arch.moe, target.ratio) : undefined,
+  };
 }
 
 /** The dtype of the source tensor an output tensor comes from (expert i of the output is the i-th kept one). */

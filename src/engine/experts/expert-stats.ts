@@ -7,6 +7,7 @@ import { BlockRunner } from '../model/block-runner';
 import type { ModelConfig } from '../model/config';
 import type { MoeSpec } from '../model/families/moe';
 import { withModelSession, type ModelSession } from '../model/model-session';
+import { peakRssMb } from '../memory';
 import { throwIfCancelled, type RunControl } from '../progress';
 
 /** One expert of one layer, over the calibration tokens. */
@@ -97,10 +98,13 @@ export async function computeExpertStats(session: ModelSession, calibration: Cal
   }
 }
 
-/** Expert statistics on their own: `prunelens experts` and the Model view. */
-export async function expertStatsOf(options: { model: string; calibration: CalibrationRequest; runtime: RuntimeSettings } & RunControl): Promise<ExpertStats> {
+/** Expert statistics on their own: `prunelens experts` and the Model view, with the run's peak memory, predicted and measured. */
+export async function expertStatsOf(options: { model: string; calibration: CalibrationRequest; runtime: RuntimeSettings } & RunControl): Promise<ExpertStats & { peakRssMb: number; predictedPeakMb: number }> {
+  const { nsamples, seqlen } = options.calibration;
+  const memory = { job: () => ({ evalWindows: 0, evalSeqlen: 0, experts: { nsamples, seqlen } }), onProgress: options.onProgress };
   return withModelSession(options.model, options.runtime, async (session) => {
     moeOf(session.checkpoint.config, session.checkpoint.dir);
-    return computeExpertStats(session, await drawCalibration(session.tokenizer, options.calibration, options, session.checkpoint.config), options);
-  });
+    const stats = await computeExpertStats(session, await drawCalibration(session.tokenizer, options.calibration, options, session.checkpoint.config), options);
+    return { ...stats, peakRssMb: peakRssMb(), predictedPeakMb: session.memory!.peakBytes / 2 ** 20 };
+  }, memory);
 }

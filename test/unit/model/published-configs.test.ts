@@ -14,7 +14,7 @@ import { expectedTensorShapes, parseModelConfig } from '../../../src/engine/mode
 import { embeddingScale } from '../../../src/engine/model/decoder-runner';
 import { describeModel } from '../../../src/engine/model/describe';
 import { attentionScaling } from '../../../src/engine/model/families/rope';
-import { MODEL_SHAPES } from '../../../scripts/model-shapes';
+import { FULL_DEPTH, MODEL_SHAPES } from '../../../scripts/model-shapes';
 import { tempDir } from '../../helpers/fixtures';
 
 const CONFIGS = path.resolve('test', 'fixtures', 'configs');
@@ -25,6 +25,9 @@ const PUBLISHED: Record<string, number> = {
   'Llama-3.1-8B': 8_030_261_248,
   'Qwen3-0.6B': 596_049_920,
   'Qwen3-8B': 8_190_735_360,
+  // The safetensors indexes' total_size / 2: 61,064,245,248 and 93,405,585,408 bytes of bf16.
+  'Qwen3-30B-A3B': 30_532_122_624,
+  'Mixtral-8x7B-v0.1': 46_702_792_704,
   'Gemma-2-2B': 2_614_341_888,
   'Gemma-3-1B': 999_885_952,
   'Phi-3-mini-4k-instruct': 3_821_079_552,
@@ -156,8 +159,24 @@ describe('published configs', () => {
     assert.deepEqual(expectedTensorShapes(pythia).get('embed_out.weight'), [50304, 768]);
   });
 
-  it("the bench's Llama-3.2-1B and Qwen3-0.6B shapes are the published configs", () => {
+  it("the bench's Llama-3.2-1B, Llama-3.1-8B and Qwen3-0.6B shapes are the published configs", () => {
     assert.deepEqual(MODEL_SHAPES['llama-3.2-1b'], readConfig('Llama-3.2-1B'));
     assert.deepEqual(MODEL_SHAPES['qwen3-0.6b'], readConfig('Qwen3-0.6B'));
+    assert.deepEqual(MODEL_SHAPES['llama-3.1-8b'], readConfig('Llama-3.1-8B'));
+  });
+
+  it("the bench's mixture-of-experts stand-ins are the published configs cut to their first layers", () => {
+    const cases = [
+      ['qwen3-30b-a3b-4l', 'Qwen3-30B-A3B', 4],
+      ['mixtral-8x7b-2l', 'Mixtral-8x7B-v0.1', 2],
+    ] as const;
+    for (const [shape, published, layers] of cases) {
+      assert.deepEqual(FULL_DEPTH[shape], readConfig(published));
+      assert.deepEqual(MODEL_SHAPES[shape], { ...readConfig(published), num_hidden_layers: layers });
+    }
+    const qwen = parseModelConfig(readConfig('Qwen3-30B-A3B'), 'Qwen3-30B-A3B').arch.moe!;
+    assert.deepEqual([qwen.experts, qwen.topK, qwen.expertWidth, qwen.normTopK, qwen.sparse.every(Boolean)], [128, 8, 768, true, true]);
+    const mixtral = parseModelConfig(readConfig('Mixtral-8x7B-v0.1'), 'Mixtral-8x7B').arch.moe!;
+    assert.deepEqual([mixtral.experts, mixtral.topK, mixtral.expertWidth, mixtral.normTopK], [8, 2, 14336, true]);
   });
 });
