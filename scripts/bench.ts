@@ -45,6 +45,8 @@ const ROWS: Row[] = [
 interface PruneRow extends Row {
   method: Method;
   nsamples: number;
+  /** Runs of tens of minutes to hours on 2 cores: only with --large or when --only names the row. */
+  large?: boolean;
 }
 
 const PRUNE_ROWS: PruneRow[] = [
@@ -65,6 +67,17 @@ const PRUNE_ROWS: PruneRow[] = [
     seqlen: 512,
     maxWindows: 4,
   })),
+  // Issue 14's sizes: Wanda and SparseGPT on a 1.1B shape (16 x 512), Wanda on an 8B shape (8 x 512).
+  ...(['wanda', 'sparsegpt'] as const).map((method) => ({
+    name: `prune:tinyllama-1.1b:${method}`,
+    model: { random: 'tinyllama-1.1b', dtype: 'BF16' } as const,
+    method,
+    nsamples: 16,
+    seqlen: 512,
+    maxWindows: 1,
+    large: true,
+  })),
+  { name: 'prune:llama-3.1-8b:wanda', model: { random: 'llama-3.1-8b', dtype: 'BF16' }, method: 'wanda', nsamples: 8, seqlen: 512, maxWindows: 1, large: true },
 ];
 
 /** Structured pruning shrinks the model, so unlike unstructured sparsity it should run faster. */
@@ -166,11 +179,12 @@ async function main(): Promise<void> {
       'skip-structured': { type: 'boolean', default: false },
       'skip-tokenize': { type: 'boolean', default: false },
       'skip-moe': { type: 'boolean', default: false },
+      large: { type: 'boolean', default: false },
     },
   });
   const tokenizeRun = !values['skip-tokenize'] && (values.only === undefined || values.only === TOKENIZE);
-  const pick = <T extends { name: string }>(all: T[], skip: boolean): T[] =>
-    skip ? [] : all.filter((r) => values.only === undefined || r.name === values.only);
+  const pick = <T extends { name: string; large?: boolean }>(all: T[], skip: boolean): T[] =>
+    skip ? [] : all.filter((r) => (values.only === undefined ? !r.large || values.large : r.name === values.only));
   const evalRows = pick(ROWS, values['skip-eval']);
   const pruneRows = pick(PRUNE_ROWS, values['skip-prune']);
   const structuredRows = pick(STRUCTURED_ROWS, values['skip-structured']);

@@ -21,12 +21,14 @@ export interface MoeRow {
   evalWindows: number;
   /** Calibration windows of the expert statistics and of the removal's REAP scores. */
   calibWindows: number;
+  /** Each stand-in is 6-12 GB and takes tens of minutes on 2 cores: only with --large or --only. */
+  large: true;
 }
 
 /** One window of 128 tokens each: every expert runs on every token (E/k times a routed forward), so this is minutes per job on 2 busy cores. */
 export const MOE_ROWS: MoeRow[] = [
-  { name: 'moe:qwen3-30b-a3b-4l', shape: 'qwen3-30b-a3b-4l', seqlen: 128, evalWindows: 1, calibWindows: 1 },
-  { name: 'moe:mixtral-8x7b-2l', shape: 'mixtral-8x7b-2l', seqlen: 128, evalWindows: 1, calibWindows: 1 },
+  { name: 'moe:qwen3-30b-a3b-4l', shape: 'qwen3-30b-a3b-4l', seqlen: 128, evalWindows: 1, calibWindows: 1, large: true },
+  { name: 'moe:mixtral-8x7b-2l', shape: 'mixtral-8x7b-2l', seqlen: 128, evalWindows: 1, calibWindows: 1, large: true },
 ];
 const REMOVE_RATIO = 0.5;
 
