@@ -1,5 +1,6 @@
 import { PruneLensError } from '../errors';
-import type { ModelConfig } from '../model/config';
+import { parameterCount, type ModelConfig } from '../model/config';
+import type { ExpertCost } from './expert-cost';
 import { moeOf } from './expert-stats';
 
 /** Source expert indices per sparse layer, ascending: a person's choice (`--remove "0.e3,1.e2"`, the heat map). */
@@ -84,4 +85,24 @@ export function splitExpertList(cfg: ModelConfig, lists: ExpertLists, scores: ((
 export function formatExpertList(lists: ExpertLists | Record<string, number[]>): string {
   const entries = lists instanceof Map ? [...lists] : Object.entries(lists).map(([l, e]) => [Number(l), e] as const);
   return entries.flatMap(([l, experts]) => experts.map((e) => `${l}.e${e}`)).join(',');
+}
+
+/**
+ * The cost of removing `lists`: only the count every sparse layer loses is cut out (an expert's three
+ * linears and its router row); masked experts keep their parameters. Bytes at the checkpoint's dtype.
+ */
+export function expertRemovalCost(cfg: ModelConfig, bytesPerParameter: number, lists: ExpertLists): ExpertCost {
+  const moe = moeOf(cfg, 'config.json');
+  const sparse = moe.sparse.flatMap((s, l) => (s ? [l] : []));
+  const common = Math.min(...sparse.map((l) => lists.get(l)?.length ?? 0));
+  const perExpert = 3 * moe.expertWidth * cfg.hiddenSize + cfg.hiddenSize;
+  const parametersRemoved = common * perExpert * sparse.length;
+  return {
+    removedPerLayer: common,
+    parametersRemoved,
+    bytesRemoved: parametersRemoved * bytesPerParameter,
+    fraction: parametersRemoved / parameterCount(cfg),
+    left: Object.fromEntries(sparse.map((l) => [String(l), moe.experts - (lists.get(l)?.length ?? 0)])),
+    masked: Object.fromEntries(sparse.flatMap((l) => ((lists.get(l)?.length ?? 0) > common ? [[String(l), lists.get(l)!.length - common]] : []))),
+  };
 }

@@ -14,6 +14,8 @@ export const MODEL_VIEW = 'prunelens.model';
 const HAS_SCORES = 'prunelens.hasScores';
 /** The view's title shows "Sort by Position" while sorted by score, and the other way round. */
 const SORTED_BY_SCORE = 'prunelens.sortedByScore';
+/** The model node offers the expert heat map only for a mixture-of-experts model. */
+const HAS_EXPERTS = 'prunelens.modelHasExperts';
 
 /** Where computed scores are kept: the workspace's storage, one file per checkpoint content hash. */
 export interface ScoreStore {
@@ -123,6 +125,7 @@ export class ModelTree implements vscode.TreeDataProvider<TreeNode>, vscode.Disp
     this.root = new OutlineTreeNode(buildModelOutline(model, { sortByScore: this.sortByScore }), model.summary.path);
     this.view.message = undefined;
     void vscode.commands.executeCommand('setContext', HAS_SCORES, alignScores(model) !== undefined);
+    void vscode.commands.executeCommand('setContext', HAS_EXPERTS, model.summary.experts !== undefined);
     this.changed.fire();
   }
 
