@@ -44,6 +44,7 @@ export function activate(context: vscode.ExtensionContext): PruneLensApi {
     ...allocation.disposables,
     ...heatmap.disposables,
     heatmap.onDidPrune((record) => void runs.finish(record.output, record)),
+    heatmap.onDidComputeStats(({ model, stats }) => models.setExpertStats(model, stats)),
     ...loss.disposables,
     allocation.onDidPrune((record) => void runs.finish(record.output, record)),
     output,

@@ -286,7 +286,7 @@ class ExpertHeatmap {
       const stats = await engineJobs.run('expertStats', { model: model.model, calibration, runtime: runtimeOf(readConfig()) }, control);
       this.stats = stats;
       this.post({ type: 'stats', stats: pageStats(stats) });
-      this.deps.computed(model.model, stats);
+      this.deps.computed(model.info.path, stats);
       await this.deps.cache.write(key, stats).catch((err: Error) => this.deps.output.warn(`cannot cache the expert statistics: ${err.message}`));
     });
   }

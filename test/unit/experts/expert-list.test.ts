@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { drawCalibration } from '../../../src/engine/calibrate/calibration-data';
-import { parseExpertList } from '../../../src/engine/experts/expert-list';
+import { checkExpertList, expertRemovalCost, parseExpertList } from '../../../src/engine/experts/expert-list';
 import { pruneExperts } from '../../../src/engine/experts/expert-prune';
 import { evaluateModel } from '../../../src/engine/evaluate/evaluate-model';
 import { Checkpoint } from '../../../src/engine/io/checkpoint';
@@ -79,6 +79,15 @@ describe('expert removal by an explicit list', () => {
     const record = await pruneExperts({ model: dir, out, explicit: explicit({ '0': [1, 4, 6], '1': [2] }), calibration: CALIBRATION, evaluation: EVALUATION, runtime: RUNTIME });
     const written = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(written.num_local_experts, 7);
+    // The heat map's prediction, made before any work, is what the run removed.
+    const source = await Checkpoint.open(dir);
+    const cost = expertRemovalCost(source.config, 4, checkExpertList(source.config, parseExpertList('0.e1,0.e4,0.e6,1.e2'), dir));
+    await source.close();
+    assert.equal(cost.parametersRemoved, record.parameters.before - record.parameters.after);
+    assert.equal(cost.removedPerLayer, 1);
+    assert.deepEqual(cost.left, { '0': 5, '1': 7 });
+    assert.deepEqual(cost.masked, { '0': 2 });
+    assert.ok(Math.abs(cost.bytesRemoved - (record.bytes.before - record.bytes.after)) < 1024, `${cost.bytesRemoved} vs ${record.bytes.before - record.bytes.after} bytes`);
     assert.deepEqual(record.experts.removed['1'], [2]);
     assert.deepEqual(record.experts.masked['1'], undefined);
 
@@ -91,7 +100,7 @@ describe('expert removal by an explicit list', () => {
     assert.deepEqual(record.experts.masked['0'], masked);
 
     // Masked experts keep their (renumbered) slot with zero weights; the others are copied unchanged.
-    const source = weightsOf(dir);
+    const sourceWeights = weightsOf(dir);
     const result = weightsOf(out);
     const kept = [0, 1, 2, 3, 4, 5, 6, 7].filter((j) => j !== lowest);
     const p = 'model.layers.0.block_sparse_moe.';
@@ -99,10 +108,10 @@ describe('expert removal by an explicit list', () => {
       for (const w of ['w1', 'w2', 'w3']) {
         const data = result(`${p}experts.${i}.${w}.weight`)!.data;
         if (masked.includes(j)) assert.ok(data.every((v) => v === 0), `expert ${j} (now ${i}) ${w} zeroed`);
-        else assert.deepEqual(data, source(`${p}experts.${j}.${w}.weight`)!.data);
+        else assert.deepEqual(data, sourceWeights(`${p}experts.${j}.${w}.weight`)!.data);
       }
       const row = result(`${p}gate.weight`)!.data.subarray(i * 64, (i + 1) * 64);
-      if (!masked.includes(j)) assert.deepEqual(row, source(`${p}gate.weight`)!.data.subarray(j * 64, (j + 1) * 64));
+      if (!masked.includes(j)) assert.deepEqual(row, sourceWeights(`${p}gate.weight`)!.data.subarray(j * 64, (j + 1) * 64));
     });
 
     // Reopened, the engine's perplexity is the reported one, and the reference agrees from the files alone.
