@@ -184,6 +184,8 @@ function toggle(layer: number, expert: number): void {
   if (!state) return;
   const list = state.selection[String(layer)] ?? [];
   setSelection({ ...state.selection, [String(layer)]: list.includes(expert) ? list.filter((e) => e !== expert) : [...list, expert] });
+  // The grid was redrawn: keyboard focus goes back to the cell just toggled.
+  ui.grid.querySelector<HTMLButtonElement>(`button.cell[data-layer="${layer}"][data-expert="${expert}"]`)?.focus();
 }
 
 /** The N lowest experts of every layer by the shown statistic (ties to the lower index), replacing the selection. */

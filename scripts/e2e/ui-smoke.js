@@ -240,7 +240,8 @@ const steps = {
     }
   },
   '14-heatmap-open': async (ui) => {
-    await ui.page.locator('.activitybar').getByRole('tab', { name: /Explorer/ }).first().click();
+    // A click on the container already shown would hide the side bar.
+    if (!(await ui.page.locator('.explorer-folders-view').isVisible())) await ui.page.locator('.activitybar').getByRole('tab', { name: /Explorer/ }).first().click();
     await ui.contextMenu(ui.treeItem(MOE_MODEL), 'Show Expert Heat Map');
     await ui.expect(ui.panelText('Statistics from'), 'the heat map computed the expert statistics in the engine process', WORK_TIMEOUT);
     const frame = await ui.heatmap();
@@ -276,7 +277,7 @@ const steps = {
     const e = record.experts;
     if (Object.values(e.removed).some((r) => r.length !== 2) || e.masked['0']?.length !== 1 || typeof e.maskedRouting?.['0'] !== 'number' || !(record.perplexity.pruned > 0)) throw new Error(`unexpected record: ${JSON.stringify(e)}`);
     console.log(`PASS ${run}: 2 experts cut from each layer, 1 masked in layer 0 (${(100 * e.maskedRouting['0']).toFixed(2)}% routings per token), perplexity ${record.perplexity.dense.toFixed(3)} -> ${record.perplexity.pruned.toFixed(3)}`);
-    await ui.page.locator('.activitybar').getByRole('tab', { name: /PruneLens/ }).first().click();
+    if (!(await ui.page.locator('.pane-header', { hasText: /^Runs/ }).isVisible())) await ui.page.locator('.activitybar').getByRole('tab', { name: /PruneLens/ }).first().click();
     const header = ui.page.locator('.pane-header', { hasText: /^Runs/ });
     if ((await header.getAttribute('aria-expanded')) === 'false') await header.click();
     await ui.expect(ui.page.locator('.monaco-list-row', { hasText: 'removed 7 named experts (1 masked)' }), 'the run appears in the Runs view');
