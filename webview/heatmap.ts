@@ -247,8 +247,13 @@ function renderGrid(): void {
         : `layer ${layer}, expert ${j}`;
       const cell = h('button', { class: `cell${selected ? ' selected' : ''}`, role: 'gridcell', 'data-layer': String(layer), 'data-expert': String(j), 'aria-pressed': String(selected), title: tip, 'aria-label': tip }, label);
       cell.disabled = running !== undefined;
-      if (v !== undefined) cell.style.setProperty('--v', (hi > lo ? (v - lo) / (hi - lo) : 0.5).toFixed(4));
-      else cell.classList.add('empty');
+      if (v !== undefined) {
+        const level = hi > lo ? (v - lo) / (hi - lo) : 0.5;
+        cell.style.setProperty('--v', level.toFixed(4));
+        cell.classList.toggle('hot', level > 0.6);
+      } else {
+        cell.classList.add('empty');
+      }
       row.append(cell);
     }
     return row;

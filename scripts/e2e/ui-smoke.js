@@ -262,7 +262,10 @@ const steps = {
     await frame.getByRole('button', { name: 'Select lowest' }).click();
     await ui.waitCount(frame.locator('button.cell[aria-pressed="true"]'), (n) => n === 6, 'two experts of each layer are selected');
     await ui.expect(frame.locator('.cost', { hasText: 'all selected experts are removed outright' }), 'equal counts are priced as a true removal');
-    await frame.locator('button.cell[data-layer="0"][aria-pressed="false"]').first().click();
+    // The person picks layer 0's lowest-REAP expert among those left, reading the printed values.
+    const left = frame.locator('button.cell[data-layer="0"][aria-pressed="false"]');
+    const values = (await left.allInnerTexts()).map(Number);
+    await left.nth(values.indexOf(Math.min(...values))).click();
     await ui.waitCount(frame.locator('button.cell[aria-pressed="true"]'), (n) => n === 7, 'a click selects one more expert of layer 0');
     await ui.expect(frame.locator('.cost', { hasText: 'Masked rather than removed' }), 'the extra expert is priced as masked, not removed');
     await ui.expect(frame.locator('.cost', { hasText: 'Experts left to route to: L0 5, L1 6, L2 6' }), 'experts left per layer');

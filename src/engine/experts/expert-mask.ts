@@ -70,8 +70,8 @@ export async function routerDirections(session: ModelSession, calibration: Calib
 /**
  * The logit a masked router row gives the mean router input: far below a trained router's (a softmax
  * weight e⁻²⁰ ≈ 2·10⁻⁹ of the mean's). A larger scale does not help: the few tokens with v·x < 0 then
- * pick the masked expert with a weight near 1 (on the fixture, -10 and -10⁴ leave 8.3% and 8.8% of the
- * first layer's tokens routed to it).
+ * pick the masked expert with a weight near 1 (on the fixture's first layer, -10, -20 and -10⁴ leave 8.3%,
+ * 8.6% and 8.8% of tokens routed to it; scripts/masked-router-rows.ts).
  */
 const MASK_LOGIT = -20;
 /** Largest entry a masked row may hold: finite in float16 (65504) with room, so any checkpoint dtype can store it. */
@@ -83,9 +83,9 @@ const MAX_ROW_ENTRY = 1e4;
  * row -c·v (v from routerDirections, c = 20 / v·μ) gives logit -20·(v·x)/(v·μ): -20 for the mean input
  * and below the real experts' for nearly every token. The routing that remains is measured on the
  * written model (maskedRouting), not assumed. Measured on the fixture's calibration text, masking one
- * expert per layer: this row leaves 8.3%, 0.05% and 0.10% of tokens routed to it (layers 0, 1, 2);
- * the mean direction -μ leaves 22%, 1.9%, 2.7%; a zero row (logit 0) 38%, 14%, 33%. Layer 0 reads
- * nearly raw embeddings, which share the least.
+ * expert per layer (scripts/masked-router-rows.ts): this row leaves 8.6%, 0.05% and 0.10% of tokens
+ * routed to it (layers 0, 1, 2); the mean direction -μ leaves 22%, 1.9%, 2.7%; a zero row (logit 0)
+ * 38%, 14%, 33%. Layer 0 reads nearly raw embeddings, which share the least.
  */
 export function maskedRouterRow(direction: { v: Float64Array; vMu: number }): Float32Array {
   const { v, vMu } = direction;
