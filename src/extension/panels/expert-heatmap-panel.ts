@@ -47,8 +47,6 @@ export interface ExpertHeatmapRegistration {
   onDidPrune: vscode.Event<ExpertRecord>;
   /** Every valid message the page sent, for callers (the end-to-end tests) that follow the panel. */
   onDidReceiveMessage: vscode.Event<HeatmapFromWebview>;
-  /** The statistics the cache holds for a model at the current settings, if any (the Model view shows them). */
-  cachedStats(model: string): Promise<ExpertStats | undefined>;
   /** Statistics computed by the heat map or the Model view, for the other to show. */
   onDidComputeStats: vscode.Event<{ model: string; stats: ExpertStats }>;
 }
@@ -110,10 +108,6 @@ export function registerExpertHeatmap(context: vscode.ExtensionContext, output: 
     onDidPrune: pruned.event,
     onDidReceiveMessage: received.event,
     onDidComputeStats: computed.event,
-    async cachedStats(model) {
-      const loaded = await loadModel(model);
-      return deps.cache.read(await deps.cache.key(loaded.inputs, calibrationRequest()));
-    },
   };
 }
 
