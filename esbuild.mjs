@@ -33,9 +33,9 @@ if (tests) {
     esbuild.build({ ...common, entryPoints: { bench: 'scripts/bench.ts', 'bench-gpu': 'scripts/bench-gpu.ts' }, outdir: 'dist' }),
     // Tokenizing runs in a worker thread, which loads its own file.
     esbuild.build({ ...common, entryPoints: { 'tokenize-worker': 'src/engine/text/tokenize-worker.ts' }, outdir: 'dist' }),
-    // The webview runs in VS Code's Chromium; one script file, so its CSP can allow exactly that script.
+    // The webviews run in VS Code's Chromium; one script file each, so a page's CSP can allow exactly its script.
     esbuild.build({
-      entryPoints: { main: 'webview/main.ts' },
+      entryPoints: { main: 'webview/main.ts', heatmap: 'webview/heatmap.ts' },
       outdir: 'dist/webview',
       bundle: true,
       platform: 'browser',

@@ -2,7 +2,8 @@
 // workbench on a copy of the embedded model and drives it as a person would (clicks, drags, keys, hovers),
 // one screenshot per step; then photographs the allocation panel, the Model view, the loss diff, Try It's
 // side-by-side text and the runs comparison in Light Modern (where the steps ran) and again in Dark Modern.
-// node ui-smoke.js [SCREENSHOT_DIR]   (default out/e2e/screenshots); env KEEP=1 keeps the temp folder.
+// node ui-smoke.js [SCREENSHOT_DIR]   (default out/e2e/screenshots); env KEEP=1 keeps the temp folder;
+// env STEPS=REGEX runs only the steps and views whose names match (STEPS='heatmap|17-reload': the heat map's).
 // Add a step to `steps`: it gets the `ui` helpers below and is photographed when it returns. No step waits
 // a fixed time for work to finish: each waits for what the UI shows when the work is done.
 const { spawnSync } = require('node:child_process');
@@ -45,6 +46,13 @@ const views = {
   async comparison(ui) {
     await ui.tab('Runs compared').click();
     await ui.expect(ui.previewText('runs compared'), 'the runs comparison is shown');
+  },
+  async heatmap(ui) {
+    await ui.tab('PruneLens: Expert Heat Map').click();
+    // The page was discarded while hidden; its selection and last result come back from its saved state.
+    await ui.expect(ui.panelText('Written to'), 'the heat map shows its last result');
+    const frame = await ui.heatmap();
+    await ui.waitCount(frame.locator('button.cell[aria-pressed="true"]'), (n) => n === 7, 'the selection is kept');
   },
 };
 
@@ -231,28 +239,85 @@ const steps = {
       if (await heading.count().catch(() => 0)) await heading.first().scrollIntoViewIfNeeded();
     }
   },
+  '14-heatmap-open': async (ui) => {
+    // A click on the container already shown would hide the side bar.
+    if (!(await ui.page.locator('.explorer-folders-view').isVisible())) await ui.page.locator('.activitybar').getByRole('tab', { name: /Explorer/ }).first().click();
+    await ui.contextMenu(ui.treeItem(MOE_MODEL), 'Show Expert Heat Map');
+    await ui.expect(ui.panelText('Statistics from'), 'the heat map computed the expert statistics in the engine process', WORK_TIMEOUT);
+    const frame = await ui.heatmap();
+    await ui.waitCount(frame.locator('button.cell'), (n) => n === 24, 'a cell per layer and expert (3 x 8)');
+    // Colour by routing share: the cells then print percentages.
+    await frame.locator('#metric').click();
+    await frame.getByRole('option', { name: 'routing share' }).click();
+    await ui.until('cells show routing shares', async () => /%$/.test((await frame.locator('button.cell').first().innerText()).trim()), 60_000);
+    console.log('PASS the cells are coloured and labelled by routing share');
+  },
+  '15-heatmap-select': async (ui) => {
+    const frame = await ui.heatmap();
+    // The two lowest-REAP experts of every layer, then one more of layer 0 clicked by hand.
+    await frame.locator('#metric').click();
+    await frame.getByRole('option', { name: 'REAP' }).click();
+    await frame.locator('#lowest-n').fill('2');
+    await frame.locator('#lowest-n').press('Tab');
+    await frame.getByRole('button', { name: 'Select lowest' }).click();
+    await ui.waitCount(frame.locator('button.cell[aria-pressed="true"]'), (n) => n === 6, 'two experts of each layer are selected');
+    await ui.expect(frame.locator('.cost', { hasText: 'all selected experts are removed outright' }), 'equal counts are priced as a true removal');
+    // The person picks layer 0's lowest-REAP expert among those left, reading the printed values.
+    const left = frame.locator('button.cell[data-layer="0"][aria-pressed="false"]');
+    const values = (await left.allInnerTexts()).map(Number);
+    await left.nth(values.indexOf(Math.min(...values))).click();
+    await ui.waitCount(frame.locator('button.cell[aria-pressed="true"]'), (n) => n === 7, 'a click selects one more expert of layer 0');
+    await ui.expect(frame.locator('.cost', { hasText: 'Masked rather than removed' }), 'the extra expert is priced as masked, not removed');
+    await ui.expect(frame.locator('.cost', { hasText: 'Experts left to route to: L0 5, L1 6, L2 6' }), 'experts left per layer');
+  },
+  '16-heatmap-apply': async (ui) => {
+    const frame = await ui.heatmap();
+    await frame.getByRole('button', { name: 'Apply' }).click();
+    await ui.expect(ui.panelText('Written to'), 'Apply removed the experts and reports the perplexity', WORK_TIMEOUT);
+    const run = runFolders(ui.folder).find((n) => n.startsWith(`${MOE_MODEL}-experts-removed-7-`));
+    if (!run) throw new Error(`no expert-removal run in ${runFolders(ui.folder).join(', ')}`);
+    const record = JSON.parse(fs.readFileSync(path.join(ui.folder, run, 'prunelens.json'), 'utf8'));
+    const e = record.experts;
+    if (Object.values(e.removed).some((r) => r.length !== 2) || e.masked['0']?.length !== 1 || typeof e.maskedRouting?.['0'] !== 'number' || !(record.perplexity.pruned > 0)) throw new Error(`unexpected record: ${JSON.stringify(e)}`);
+    console.log(`PASS ${run}: 2 experts cut from each layer, 1 masked in layer 0 (${(100 * e.maskedRouting['0']).toFixed(2)}% routings per token), perplexity ${record.perplexity.dense.toFixed(3)} -> ${record.perplexity.pruned.toFixed(3)}`);
+    if (!(await ui.page.locator('.pane-header', { hasText: /^Runs/ }).isVisible())) await ui.page.locator('.activitybar').getByRole('tab', { name: /PruneLens/ }).first().click();
+    const header = ui.page.locator('.pane-header', { hasText: /^Runs/ });
+    if ((await header.getAttribute('aria-expanded')) === 'false') await header.click();
+    await ui.expect(ui.page.locator('.monaco-list-row', { hasText: 'removed 7 named experts (1 masked)' }), 'the run appears in the Runs view');
+    await ui.dismissToasts();
+  },
 };
+
+const MOE_MODEL = 'tinystories-moe-379K';
 
 /** The workspace's PruneLens outputs: folders holding a prunelens.json. */
 function runFolders(folder) {
   return fs.readdirSync(folder).filter((n) => fs.existsSync(path.join(folder, n, 'prunelens.json')));
 }
 
-/** The run made last (by its record's creation time). */
+/** The run of the embedded model made last (by its record's creation time); the MoE fixture's runs are the heat map's. */
 function newestRun(folder) {
-  const created = (n) => JSON.parse(fs.readFileSync(path.join(folder, n, 'prunelens.json'), 'utf8')).created;
-  return runFolders(folder).sort((a, b) => created(b).localeCompare(created(a)))[0];
+  const record = (n) => JSON.parse(fs.readFileSync(path.join(folder, n, 'prunelens.json'), 'utf8'));
+  return runFolders(folder).filter((n) => record(n).source.path.endsWith('stories260K')).sort((a, b) => record(b).created.localeCompare(record(a).created))[0];
 }
 
 /** After the photographs: what must survive a window reload. */
 const last = {
-  '14-reload': async (ui) => {
+  '17-reload': async (ui) => {
     await ui.command('Developer: Reload Window');
     await ui.expect(ui.page.locator('.part.activitybar'), 'the window is back', WORK_TIMEOUT);
+  },
+  '18-diff-after-reload': async (ui) => {
     await views.diff(ui);
     console.log('PASS the loss diff is restored, coloured, after a window reload');
+  },
+  '19-comparison-after-reload': async (ui) => {
     await views.comparison(ui);
     await ui.expect(ui.previewText('sparsity per decoder block'), 'the runs comparison is restored with its table after a window reload');
+  },
+  '20-heatmap-after-reload': async (ui) => {
+    await views.heatmap(ui);
+    console.log('PASS the expert heat map is restored with its selection and result after a window reload');
   },
 };
 
@@ -286,6 +351,8 @@ async function main() {
       '--user-data-dir', path.join(tmp, 'ud'), '--install-extension', vsix], { XDG_CONFIG_HOME: tmp, XDG_DATA_HOME: tmp, XDG_CACHE_HOME: tmp });
     log('installed the VSIX');
     const folder = makeWorkspace(tmp);
+    // The trained MoE fixture, for the expert heat map (its Explorer menu item is offered on MoE checkpoints only).
+    fs.cpSync(path.join(REPO, 'models', MOE_MODEL), path.join(folder, MOE_MODEL), { recursive: true });
     // Small calibration and evaluation keep scores, plans and pruning short; 16 windows make the panel's quick plan (8) differ from the full one.
     fs.mkdirSync(path.join(folder, '.vscode'), { recursive: true });
     fs.writeFileSync(path.join(folder, '.vscode', 'settings.json'), JSON.stringify({ 'prunelens.nsamples': 16, 'prunelens.seqlen': 64 }));
@@ -310,11 +377,21 @@ async function main() {
       async panel() {
         for (let i = 0; i < 100; i++) {
           for (const frame of page.frames()) {
-            if (await frame.locator('#apply').count().catch(() => 0)) return frame;
+            if (await frame.locator('#export-plan').count().catch(() => 0)) return frame;
           }
           await page.waitForTimeout(300);
         }
         throw new Error('the allocation panel page is not there');
+      },
+      /** The expert heat map's page, found by its content as the allocation panel's is. */
+      async heatmap() {
+        for (let i = 0; i < 100; i++) {
+          for (const frame of page.frames()) {
+            if (await frame.locator('#select-lowest').count().catch(() => 0)) return frame;
+          }
+          await page.waitForTimeout(300);
+        }
+        throw new Error('the expert heat map page is not there');
       },
       panelText: (text) => ({ first: () => ({ waitFor: async ({ timeout }) => {
         const end = Date.now() + timeout;
@@ -324,7 +401,7 @@ async function main() {
           }
           await page.waitForTimeout(300);
         }
-        throw new Error(`the allocation panel never said "${text}"`);
+        throw new Error(`no panel said "${text}"`);
       } }) }),
       previewText: (text) => ({ first: () => ({ waitFor: async ({ timeout }) => {
         const end = Date.now() + timeout;
@@ -434,7 +511,9 @@ async function main() {
     };
     await page.goto(workbenchUrl(server.base, folder), { timeout: 300_000 });
     await ui.expect(page.locator('.explorer-folders-view'), 'the workbench shows the Explorer', 300_000);
-    for (const [name, step] of Object.entries(steps)) await attempt(name, () => step(ui));
+    const only = process.env.STEPS ? new RegExp(process.env.STEPS) : undefined;
+    const picked = (record) => Object.entries(record).filter(([name]) => !only || only.test(name));
+    for (const [name, step] of picked(steps)) await attempt(name, () => step(ui));
     for (const [theme, label] of Object.entries(THEMES)) {
       if (theme !== Object.keys(THEMES)[0]) {
         // As a person switches: the palette's Color Theme picker.
@@ -458,10 +537,10 @@ async function main() {
           continue;
         }
       }
-      for (const [name, show] of Object.entries(views)) await attempt(`${theme}-${name}`, () => show(ui));
+      for (const [name, show] of picked(views)) await attempt(`${theme}-${name}`, () => show(ui));
     }
-    for (const [name, step] of Object.entries(last)) await attempt(name, () => step(ui));
-    const total = Object.keys(steps).length + Object.keys(views).length * Object.keys(THEMES).length + Object.keys(last).length;
+    for (const [name, step] of picked(last)) await attempt(name, () => step(ui));
+    const total = picked(steps).length + picked(views).length * Object.keys(THEMES).length + picked(last).length;
     console.log(`screenshots in ${shots}`);
     console.log(failures ? `UI SMOKE FAILED (${failures} of ${total} steps)` : 'UI SMOKE OK');
     return failures ? 1 : 0;

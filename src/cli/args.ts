@@ -112,7 +112,7 @@ export const STRUCTURED_OPTIONS = {
   structured: { type: 'string', arg: 'heads|channels|heads,channels|layers|experts', help: 'remove whole heads, MLP channels, layers or experts instead of single weights' },
   ratio: { type: 'string', arg: 'R', range: { integer: false, min: 0, max: 1, minOpen: true, maxOpen: true }, help: 'with --structured: fraction of the parameters to remove (experts: of each layer\'s experts)' },
   metric: { type: 'string', arg: 'NAME,..', defaultText: 'output,flap,bi', help: `with --structured: ranking per part (heads: ${HEAD_METRICS.join(', ')}; channels: ${CHANNEL_METRICS.join(', ')}; layers: ${LAYER_METRICS.join(', ')}; experts: reap, frequency; or random)` },
-  remove: { type: 'string', arg: '"3.h2,3.h5,L4"', help: 'remove exactly these heads (layer.hN) and layers (LN)' },
+  remove: { type: 'string', arg: '"3.h2,3.h5,L4"', help: 'remove exactly these heads (layer.hN) and layers (LN); with --structured experts, these experts ("0.e3,1.e2": layer.eN)' },
 } as const satisfies OptionTable;
 
 /** --structured heads,channels --ratio 0.2 --metric output,flap: one metric per part, defaults for the rest. */

@@ -1,11 +1,15 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { MOE_FAMILIES } from '../engine/model/families/moe';
 import { Debouncer } from './debouncer';
 import { isWorkingFolder } from './prune/prune-options';
 
 /** The context key the Explorer's `when` clauses test folders against (`resourcePath in …`). */
 const CONTEXT_KEY = 'prunelens.checkpointFolders';
+/** The same for the mixture-of-experts checkpoints among them (the expert heat map's menu item). */
+const MOE_CONTEXT_KEY = 'prunelens.moeCheckpointFolders';
+const MOE_TYPES: ReadonlySet<string> = new Set(MOE_FAMILIES);
 const EXCLUDE = '**/node_modules/**';
 
 /**
@@ -39,14 +43,18 @@ export class CheckpointFolders implements vscode.Disposable {
     try {
       const configs = await vscode.workspace.findFiles('**/config.json', EXCLUDE);
       const folders: string[] = [];
+      const moe: string[] = [];
       for (const uri of configs) {
         const dir = path.dirname(uri.fsPath);
         if (uri.scheme !== 'file' || isWorkingFolder(dir)) continue;
         const names = await fs.readdir(dir).catch(() => [] as string[]);
-        if (names.some((n) => n.endsWith('.safetensors'))) folders.push(dir);
+        if (!names.some((n) => n.endsWith('.safetensors'))) continue;
+        folders.push(dir);
+        if (MOE_TYPES.has(await modelType(uri.fsPath))) moe.push(dir);
       }
       this.folders = folders.sort();
       await vscode.commands.executeCommand('setContext', CONTEXT_KEY, this.folders);
+      await vscode.commands.executeCommand('setContext', MOE_CONTEXT_KEY, moe.sort());
       this.output.info(`checkpoint folders in the workspace: ${this.folders.length ? this.folders.join(', ') : 'none'}`);
     } catch (err) {
       this.output.warn(`cannot list the workspace's checkpoint folders: ${(err as Error).message}`);
@@ -55,5 +63,15 @@ export class CheckpointFolders implements vscode.Disposable {
 
   dispose(): void {
     for (const d of this.disposables) d.dispose();
+  }
+}
+
+/** config.json's model_type, or '' where it cannot be read (the checkpoint is then not offered as MoE). */
+async function modelType(config: string): Promise<string> {
+  try {
+    const raw = JSON.parse(await fs.readFile(config, 'utf8')) as { model_type?: unknown };
+    return typeof raw.model_type === 'string' ? raw.model_type : '';
+  } catch {
+    return '';
   }
 }

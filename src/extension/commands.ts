@@ -28,6 +28,7 @@ export const enum CommandId {
   RefreshRuns = 'prunelens.refreshRuns',
   RevealOutput = 'prunelens.revealOutput',
   OpenAllocationPanel = 'prunelens.openAllocationPanel',
+  ShowExpertHeatmap = 'prunelens.showExpertHeatmap',
   ShowLossDiff = 'prunelens.showLossDiff',
   ToggleLossDiff = 'prunelens.toggleLossDiff',
   OpenReport = 'prunelens.openReport',
@@ -113,6 +114,13 @@ export function registerCommands(services: Services): vscode.Disposable[] {
       if (folder) await revealFolder(folder);
     }),
     register(CommandId.OpenAllocationPanel, (...args) => services.allocation.openAllocationPanel(locationOf(targetOf(args)) ?? services.models.current?.summary.path)),
+    register(CommandId.ShowExpertHeatmap, async (...args) => {
+      requireTrust();
+      // From the palette: the Model view's model if it has experts, else the person picks one.
+      const shown = services.models.current?.summary;
+      const model = locationOf(targetOf(args)) ?? (shown?.experts ? shown.path : undefined) ?? (await askModel(services, 'PruneLens: Show Expert Heat Map'));
+      if (model) await services.heatmap.openExpertHeatmap(model);
+    }),
     register(CommandId.ShowLossDiff, async (...args) => {
       const folder = locationOf(targetOf(args)) ?? services.runs.list[0]?.folder;
       if (!folder) throw new PruneLensError('usage', 'no PruneLens run to show; prune a model first');

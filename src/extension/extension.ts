@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { TOKEN_LOSSES_FILE } from '../engine/export/token-losses';
 import { registerLossDecorations, type LossDecorations } from './decorations/loss-decorations';
 import { registerAllocationPanel, type AllocationPanelRegistration } from './panels/allocation-panel';
+import { registerExpertHeatmap, type ExpertHeatmapRegistration } from './panels/expert-heatmap-panel';
 import { CheckpointFolders } from './checkpoint-folders';
 import { registerCommands } from './commands';
 import { reportErrors } from './errors';
@@ -22,6 +23,7 @@ export interface PruneLensApi {
   /** The Model view's data, so a caller can read what the tree shows. */
   readonly modelTree: vscode.TreeDataProvider<TreeNode>;
   readonly allocationPanel: Pick<AllocationPanelRegistration, 'onDidReceiveMessage' | 'deliver' | 'onDidPrune'>;
+  readonly expertHeatmap: Pick<ExpertHeatmapRegistration, 'onDidReceiveMessage' | 'onDidPrune'>;
   readonly lossDiff: Pick<LossDecorations, 'onDidDecorate'>;
 }
 
@@ -35,10 +37,14 @@ export function activate(context: vscode.ExtensionContext): PruneLensApi {
   const models = new ModelTree(output, { dir: (context.storageUri ?? context.globalStorageUri).fsPath, hashes });
   const scores = new ScoresDocuments(models);
   const allocation = registerAllocationPanel(context, output, hashes);
+  const heatmap = registerExpertHeatmap(context, output, hashes);
   const loss = registerLossDecorations(output);
-  const services = { output, runs, checkpoints, models, scores, storage: context.globalStorageUri, allocation, loss, workspaceState: context.workspaceState };
+  const services = { output, runs, checkpoints, models, scores, storage: context.globalStorageUri, allocation, heatmap, loss, workspaceState: context.workspaceState };
   context.subscriptions.push(
     ...allocation.disposables,
+    ...heatmap.disposables,
+    heatmap.onDidPrune((record) => void runs.finish(record.output, record)),
+    heatmap.onDidComputeStats(({ model, stats }) => models.setExpertStats(model, stats)),
     ...loss.disposables,
     allocation.onDidPrune((record) => void runs.finish(record.output, record)),
     output,
@@ -61,7 +67,7 @@ export function activate(context: vscode.ExtensionContext): PruneLensApi {
   );
   void checkpoints.refresh();
   void runs.refresh();
-  return { onDidFinishRun: runs.onDidFinishRun, modelTree: models, allocationPanel: allocation, lossDiff: loss };
+  return { onDidFinishRun: runs.onDidFinishRun, modelTree: models, allocationPanel: allocation, expertHeatmap: heatmap, lossDiff: loss };
 }
 
 export function deactivate(): void {}

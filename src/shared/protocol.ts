@@ -7,6 +7,7 @@
  * carries the whole edit, so the host never has to keep a copy in step.
  */
 import type { Allocation } from '../engine/allocate/plan';
+import type { ExpertCost } from '../engine/experts/expert-cost';
 import { ALLOCATION_NAMES } from '../engine/display';
 import { isMethod, METHOD_LABELS, METHOD_NAMES, type Method } from '../engine/prune/methods/catalog';
 import { SPARSITY_RANGE } from '../engine/prune/spec';
@@ -170,4 +171,114 @@ export function isFromWebview(x: unknown): x is FromWebview {
 export function restorableState(x: unknown): Pick<PanelState, 'model' | 'method' | 'target'> | undefined {
   if (!isObject(x) || typeof x.model !== 'string' || x.model.length === 0 || !isMethod(x.method) || !isTarget(x.target)) return undefined;
   return { model: x.model, method: x.method, target: x.target };
+}
+
+// ---- The expert heat map (src/extension/panels/expert-heatmap-panel.ts and webview/heatmap.ts).
+
+/** What a cell's colour can show; the engine's ExpertStat fields. */
+export const HEATMAP_METRICS = ['reap', 'frequency', 'meanWeight'] as const;
+export type HeatmapMetric = (typeof HEATMAP_METRICS)[number];
+export const HEATMAP_METRIC_LABELS: Record<HeatmapMetric, string> = { reap: 'REAP', frequency: 'routing share', meanWeight: 'mean routing weight' };
+
+/** More experts than any layer of a model PruneLens can load (the MoE spec refuses more); bounds inbound lists. */
+export const MAX_EXPERTS = 4096;
+
+export interface HeatmapModel {
+  path: string;
+  name: string;
+  modelType: string;
+  layers: number;
+  /** Layers with experts (Qwen's dense layers are absent). */
+  sparseLayers: number[];
+  experts: number;
+  topK: number;
+  parameters: number;
+}
+
+export interface HeatmapExpert {
+  routed: number;
+  frequency: number;
+  meanWeight: number;
+  reap: number;
+}
+
+export interface HeatmapStats {
+  /** Calibration file name, windows and their length. */
+  calibration: { file: string; nsamples: number; seqlen: number };
+  tokens: number;
+  layers: { layer: number; experts: HeatmapExpert[] }[];
+}
+
+export type { ExpertCost };
+
+/** Source expert indices to remove, per layer ("0": [3, 5]). */
+export type ExpertSelection = Record<string, number[]>;
+
+export type HeatmapJob = 'stats' | 'apply';
+
+export interface HeatmapResult {
+  output: string;
+  pplDense: number | null;
+  ppl: number | null;
+  parametersRemoved: number;
+  /** Per layer with masked experts: routings to them per calibration token, measured on the written model. */
+  maskedRouting: Record<string, number> | null;
+}
+
+export type HeatmapToWebview =
+  | { type: 'init'; model: HeatmapModel; calibration: string; evaluation: string }
+  | { type: 'stats'; stats: HeatmapStats }
+  | { type: 'cost'; requestId: number; cost: ExpertCost }
+  /** The selection cannot be applied (a layer below top-k); nothing ran. */
+  | { type: 'costError'; requestId: number; message: string }
+  | { type: 'progress'; job: HeatmapJob; stage: string; done: number; total: number }
+  | ({ type: 'done' } & HeatmapResult)
+  | { type: 'cancelled'; job: HeatmapJob }
+  | { type: 'error'; message: string; job?: HeatmapJob };
+
+export type HeatmapFromWebview =
+  | { type: 'ready' }
+  | { type: 'computeStats' }
+  | { type: 'requestCost'; requestId: number; selection: ExpertSelection }
+  | { type: 'apply'; selection: ExpertSelection }
+  | { type: 'cancel' }
+  | { type: 'openReport'; output: string };
+
+/** What the heat map page keeps with setState; the host reads `model` back on revive. */
+export interface HeatmapState {
+  model: string;
+  metric: HeatmapMetric;
+  selection: ExpertSelection;
+  lowestN: number;
+  result?: HeatmapResult;
+}
+
+const isSelection = (x: unknown): x is ExpertSelection =>
+  isObject(x) &&
+  Object.keys(x).length <= MAX_BLOCKS &&
+  Object.entries(x).every(([l, e]) => /^\d+$/.test(l) && Array.isArray(e) && e.length <= MAX_EXPERTS && e.every((j) => Number.isSafeInteger(j) && (j as number) >= 0));
+
+/** The heat map host's gate for inbound messages (the engine checks the experts against the model). */
+export function isFromHeatmap(x: unknown): x is HeatmapFromWebview {
+  if (!isObject(x) || typeof x.type !== 'string') return false;
+  const type = x.type as HeatmapFromWebview['type'];
+  switch (type) {
+    case 'ready':
+    case 'computeStats':
+    case 'cancel':
+      return true;
+    case 'requestCost':
+      return isRequestId(x.requestId) && isSelection(x.selection);
+    case 'apply':
+      return isSelection(x.selection);
+    case 'openReport':
+      return typeof x.output === 'string' && x.output.length > 0 && x.output.length <= 4096;
+    default:
+      return false;
+  }
+}
+
+/** A revived heat map's model, or undefined when its saved state names none. */
+export function restorableHeatmap(x: unknown): string | undefined {
+  return isObject(x) && typeof x.model === 'string' && x.model.length > 0 ? x.model : undefined;
 }

@@ -39,11 +39,14 @@ export const prune = defineCommand({
     `[MODEL] --remove "3.h2,3.h5,L4" [--eval FILE] [--out DIR] [--json]`,
     `[MODEL] --structured experts --ratio R [--metric reap|frequency|random] [--calib FILE] [--nsamples N]
                  [--seqlen N] [--seed 0] [--eval FILE] [--out DIR] [--overwrite] [--format hf|hf,gguf] [--json]`,
+    `[MODEL] --structured experts --remove "0.e3,0.e5,1.e2" [--metric reap|frequency|random] [--calib FILE]
+                 [--nsamples N] [--seqlen N] [--eval FILE] [--out DIR] [--overwrite] [--format hf|hf,gguf] [--json]`,
   ],
   summary: 'Prune a checkpoint into a new folder and report dense and pruned perplexity.',
   details: `Unstructured (--sparsity, by an --allocation or a --plan file) or N:M (--nm) with one of the methods
 (${Object.values(METHOD_LABELS).join(', ')}); or structured (--structured, --remove), which removes whole heads, MLP channels or layers
-(or, in a mixture-of-experts model, a --ratio of each layer's experts, lowest REAP first) and writes a smaller model. The source is never modified: the output is built under a temporary
+(or, in a mixture-of-experts model, a --ratio of each layer's experts, lowest REAP first, or the experts --remove names:
+the count every layer names is cut out, the rest masked, lowest --metric cut first) and writes a smaller model. The source is never modified: the output is built under a temporary
 name and renamed into place when complete. The default output name says what was done, including
 --include/--exclude and the plan's fingerprint, so differently pruned models never share a folder.`,
   options: PRUNE_OPTIONS,

@@ -67,6 +67,12 @@ export function expertsOutputName(model: string, ratio: number): string {
   return `${path.basename(modelFolderOf(model))}-experts-${Math.round(ratio * 100)}`;
 }
 
+/** `mixtral-experts-removed-5-3f2a9c`: an explicit expert list (--remove "0.e3,..."), its count and a hash of the list. */
+export function expertListOutputName(model: string, list: string): string {
+  const count = list.split(',').filter(Boolean).length;
+  return `${path.basename(modelFolderOf(model))}-experts-removed-${count}-${createHash('sha256').update(list).digest('hex').slice(0, 6)}`;
+}
+
 /** `stories260K-removed-3.h2`, `stories260K-removed-L4`: explicit removals, in parseRemoval's notation. */
 export function removalOutputName(model: string, removal: ExplicitRemoval): string {
   const items = [...removal.heads.map(([l, h]) => `${l}.h${h}`), ...removal.layers.map((l) => `L${l}`)];

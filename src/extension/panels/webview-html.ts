@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 
-/** The only folders the page may load from: the built webview bundle and its stylesheet. */
+/** The only folders a page may load from: the built webview bundles and their stylesheets. */
 export function webviewRoots(extensionUri: vscode.Uri): vscode.Uri[] {
   return [vscode.Uri.joinPath(extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(extensionUri, 'media')];
 }
@@ -18,10 +18,10 @@ export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions 
  * violation). Lit would fall back to <style> tags only without adoptedStyleSheets, which every VS Code
  * Chromium has. No codicons are used, so no font is loaded; font-src stays the extension's own files.
  */
-export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, title: string): string {
+export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, title: string, page: { script: string; style: string } = { script: 'main.js', style: 'allocation-panel.css' }): string {
   const nonce = randomBytes(16).toString('base64');
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', 'main.js'));
-  const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'media', 'allocation-panel.css'));
+  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', page.script));
+  const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'media', page.style));
   const csp = [
     "default-src 'none'",
     `script-src 'nonce-${nonce}'`,

@@ -115,6 +115,16 @@ export async function computeScores(services: Services): Promise<void> {
   if (!model) throw new PruneLensError('usage', 'open a model in the PruneLens Model view first');
   const config = readConfig();
   const calibration = { file: settingPath(config.calibrationText, SAMPLE_CALIBRATION_TEXT), nsamples: config.nsamples, seqlen: config.seqlen, seed: 0 };
+  if (services.models.current?.summary.experts) {
+    // A MoE model's unit is the expert: its routing share, mean routing weight and REAP.
+    services.output.info(`expert statistics of ${model}: ${calibration.nsamples} windows of ${calibration.seqlen} from ${calibration.file}`);
+    const stats = await withEngineProgress(`PruneLens: expert statistics of ${path.basename(model)}`, [{ stage: 'expert statistics', weight: 1 }], services.output, (control) =>
+      engineJobs.run('expertStats', { model, calibration, runtime: runtimeOf(config) }, control),
+    );
+    services.models.setExpertStats(model, stats);
+    void vscode.window.showInformationMessage(`PruneLens: expert statistics of ${path.basename(model)} are in the Model view`);
+    return;
+  }
   services.output.info(`scores of ${model}: ${calibration.nsamples} windows of ${calibration.seqlen} from ${calibration.file}`);
   const scores = await withEngineProgress(`PruneLens: importance scores of ${path.basename(model)}`, [{ stage: 'scores', weight: 1 }], services.output, (control) =>
     engineJobs.run('scores', { model, calibration, runtime: runtimeOf(config) }, control),

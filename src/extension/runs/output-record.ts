@@ -6,6 +6,8 @@ import { ALLOCATION_NAMES, formatPercent, formatPerplexity, METHOD_LABELS } from
 import type { PruneRecord } from '../../engine/export/record';
 import type { GgufExportNote } from '../../engine/llamacpp/export-run-gguf';
 import type { StructuredRecord } from '../../engine/structured/structured-prune';
+import type { ExpertRemoval } from '../../engine/experts/expert-prune';
+import { formatExpertList } from '../../engine/experts/expert-list';
 
 /** What a PruneLens output's prunelens.json holds: an unstructured or a structured run, and its measured GGUF export if one was made. */
 export type OutputRecord = (PruneRecord | StructuredRecord) & { gguf?: GgufExportNote };
@@ -27,12 +29,21 @@ export async function readOutputRecord(folder: string): Promise<OutputRecord | u
 }
 
 const percent = formatPercent;
+
+/** "removed 0.e3, 1.e2", "removed 9 named experts (3 masked)": a person's list, named while short. */
+function expertListLabel(e: ExpertRemoval): string {
+  const named = Object.values(e.explicit!.experts).reduce((n, m) => n + m.length, 0);
+  const masked = Object.values(e.masked).reduce((n, m) => n + m.length, 0);
+  const what = named <= 3 ? formatExpertList(e.explicit!.experts).replaceAll(',', ', ') : `${named} named experts`;
+  return `removed ${what}${masked > 0 ? ` (${masked} masked)` : ''}`;
+}
 const perplexity = formatPerplexity;
 
 /** "Wanda 50.0% uniform", "Wanda 70.0% OWL", "SparseGPT 2:4", "heads, channels 20.0%", "removed 3.h2, L4": method, amount, allocation. */
 export function runLabel(record: OutputRecord): string {
   if (isStructuredRecord(record)) {
-    if (record.experts) return `experts ${percent(record.experts.target.ratio)} by ${record.experts.target.metric}`;
+    if (record.experts?.target) return `experts ${percent(record.experts.target.ratio)} by ${record.experts.target.metric}`;
+    if (record.experts) return expertListLabel(record.experts);
     if (record.target) {
       const t = record.target;
       return `${[t.heads && 'heads', t.channels && 'channels', t.layers && 'layers'].filter(Boolean).join(', ')} ${percent(t.ratio)}`;

@@ -1,5 +1,6 @@
 import { formatLoss, formatMs, formatPercent, formatPerplexity } from '../../engine/display';
 import { LINEARS, linearShapes, type LinearName } from '../../engine/model/config';
+import type { ExpertStats } from '../../engine/experts/expert-stats';
 import type { ModelSummary } from '../../engine/model/describe';
 import type { LayerScores, StructuredScores } from '../../engine/structured/scores';
 import { isStructuredRecord, runLabel, runPerplexity, type OutputRecord } from '../runs/output-record';
@@ -41,6 +42,8 @@ export interface ModelOutlineInput {
   /** prunelens.json, when the model is a PruneLens output. */
   record?: OutputRecord;
   scores?: ModelScores;
+  /** Routing statistics of this model's experts (computed from calibration text; a MoE model only). */
+  experts?: ExpertStats;
 }
 
 /** Scores in this model's numbering of layers, query heads and key/value groups. */
@@ -272,14 +275,21 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
       return found.reduce((z, t) => z + t!.zeros, 0) / found.reduce((n, t) => n + t!.shape.reduce((a, b) => a * b, 1), 0);
     };
     const perExpert = 3 * moe.width * summary.hiddenSize;
+    const stats = input.experts?.layers.find((l) => l.layer === layer)?.experts;
     const experts = range(moe.count).map((j) => {
       const sparsity = zerosOf(tensors(j));
+      const e = stats?.[j];
       return node({
         id: id(`L${layer}/experts/${j}`),
         kind: 'expert',
         label: `Expert ${j}`,
-        description: join([`${count(perExpert)} weights`, sparsity !== undefined && zeroShare(sparsity)]),
-        tooltip: [...tensors(j), `SwiGLU MLP of width ${moe.width}: gate and up [${moe.width}, ${summary.hiddenSize}], down [${summary.hiddenSize}, ${moe.width}]`, sparsity !== undefined && `${formatPercent(sparsity)} of its weights are zero`].filter(Boolean).join('\n'),
+        description: join([e ? `REAP ${e.reap.toFixed(3)}, share ${formatPercent(e.frequency)}, weight ${e.meanWeight.toFixed(3)}` : `${count(perExpert)} weights`, sparsity !== undefined && zeroShare(sparsity)]),
+        tooltip: [
+          ...tensors(j),
+          `SwiGLU MLP of width ${moe.width}: gate and up [${moe.width}, ${summary.hiddenSize}], down [${summary.hiddenSize}, ${moe.width}]`,
+          sparsity !== undefined && `${formatPercent(sparsity)} of its weights are zero`,
+          e && `Routed for ${formatPercent(e.frequency)} of the ${count(input.experts!.tokens)} calibration tokens (a layer's shares sum to top-${moe.topK}), mean routing weight ${e.meanWeight.toFixed(4)} when routed, REAP ${e.reap.toFixed(4)} (mean routing weight x output norm over its tokens; the lowest is the first to remove)`,
+        ].filter(Boolean).join('\n'),
         layer,
       });
     });
@@ -297,7 +307,7 @@ export function buildModelOutline(input: ModelOutlineInput, options: OutlineOpti
         ].filter(Boolean).join('\n'),
         layer,
       },
-      experts,
+      ordered(experts, stats?.map((e) => e.reap), options),
     );
   };
 

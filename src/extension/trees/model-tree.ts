@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EMBEDDED_MODEL } from '../../engine/embedded';
 import type { FileHashes } from '../file-hashes';
+import type { ExpertStats } from '../../engine/experts/expert-stats';
 import type { StructuredScores } from '../../engine/structured/scores';
 import { loadModel } from './model-loader';
 import { alignScores, buildModelOutline, type AlignedScores, type ModelOutlineInput } from './model-outline';
@@ -14,6 +15,8 @@ export const MODEL_VIEW = 'prunelens.model';
 const HAS_SCORES = 'prunelens.hasScores';
 /** The view's title shows "Sort by Position" while sorted by score, and the other way round. */
 const SORTED_BY_SCORE = 'prunelens.sortedByScore';
+/** The model node offers the expert heat map only for a mixture-of-experts model. */
+const HAS_EXPERTS = 'prunelens.modelHasExperts';
 
 /** Where computed scores are kept: the workspace's storage, one file per checkpoint content hash. */
 export interface ScoreStore {
@@ -58,10 +61,38 @@ export class ModelTree implements vscode.TreeDataProvider<TreeNode>, vscode.Disp
     const model = await loadModel(location);
     if (generation !== this.generation) return;
     this.show(model);
+    if (model.summary.experts) {
+      // A MoE model's statistics are its experts' routing; kept like scores, one file per checkpoint content hash.
+      const experts = await this.readStoredExperts(model).catch((err: Error) => void this.output.warn(`cannot read stored expert statistics: ${err.message}`));
+      if (experts && generation === this.generation) this.show({ ...model, experts });
+      return;
+    }
     if (model.scores) return;
     // Scores computed in an earlier session come back from the workspace's storage (hashing a large checkpoint takes a moment, so after the first draw).
     const stored = await this.readStored(model).catch((err: Error) => void this.output.warn(`cannot read stored scores: ${err.message}`));
     if (stored && generation === this.generation) this.show({ ...model, scores: { values: stored, measuredOn: 'this model' } });
+  }
+
+  /** Expert statistics just computed (here or by the heat map) for the shown model: in the tree, and kept for the next session. */
+  setExpertStats(folder: string, experts: ExpertStats): void {
+    if (this.model?.summary.path !== path.resolve(folder) || !this.model.summary.experts) return;
+    const model = this.model;
+    this.show({ ...model, experts });
+    void this.writeStoredExperts(model, experts).catch((err: Error) => this.output.warn(`cannot keep the expert statistics: ${err.message}`));
+  }
+
+  private async readStoredExperts(model: ModelOutlineInput): Promise<ExpertStats | undefined> {
+    const raw = await fs.readFile(await this.storedFile(model, 'experts'), 'utf8').catch(() => undefined);
+    if (raw === undefined) return undefined;
+    const stats = JSON.parse(raw) as Partial<ExpertStats>;
+    return Array.isArray(stats.layers) && stats.experts === model.summary.experts?.count ? (stats as ExpertStats) : undefined;
+  }
+
+  private async writeStoredExperts(model: ModelOutlineInput, stats: ExpertStats): Promise<void> {
+    const file = await this.storedFile(model, 'experts');
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.writeFile(`${file}.partial-${process.pid}`, JSON.stringify(stats));
+    await fs.rename(`${file}.partial-${process.pid}`, file);
   }
 
   /** Scores just computed for the shown model replace the ones it had, and are kept for the next session. */
@@ -79,9 +110,9 @@ export class ModelTree implements vscode.TreeDataProvider<TreeNode>, vscode.Disp
     if (this.model) this.show(this.model);
   }
 
-  private async storedFile(model: ModelOutlineInput): Promise<string> {
+  private async storedFile(model: ModelOutlineInput, kind: 'scores' | 'experts' = 'scores'): Promise<string> {
     const files = [path.join(model.summary.path, 'config.json'), ...model.summary.files.map((f) => path.resolve(model.summary.path, f))];
-    return path.join(this.store.dir, 'scores', `${(await this.store.hashes.of(files)).slice(0, 32)}.json`);
+    return path.join(this.store.dir, kind, `${(await this.store.hashes.of(files)).slice(0, 32)}.json`);
   }
 
   private async readStored(model: ModelOutlineInput): Promise<StructuredScores | undefined> {
@@ -123,6 +154,7 @@ export class ModelTree implements vscode.TreeDataProvider<TreeNode>, vscode.Disp
     this.root = new OutlineTreeNode(buildModelOutline(model, { sortByScore: this.sortByScore }), model.summary.path);
     this.view.message = undefined;
     void vscode.commands.executeCommand('setContext', HAS_SCORES, alignScores(model) !== undefined);
+    void vscode.commands.executeCommand('setContext', HAS_EXPERTS, model.summary.experts !== undefined);
     this.changed.fire();
   }
 

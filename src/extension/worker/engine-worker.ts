@@ -2,6 +2,8 @@
 // It runs ONNX Runtime and every JS loop of the engine away from the extension host's thread, so the
 // editor stays responsive however long tokenizing, planning, scoring or pruning takes. No vscode here.
 import { makePlan } from '../../engine/allocate/make-plan';
+import { pruneExperts } from '../../engine/experts/expert-prune';
+import { expertStatsOf } from '../../engine/experts/expert-stats';
 import { evaluateModel } from '../../engine/evaluate/evaluate-model';
 import { exportRunGguf } from '../../engine/llamacpp/export-run-gguf';
 import { tryRun } from '../../engine/llamacpp/try-run';
@@ -20,6 +22,8 @@ const JOBS: { [K in EngineJobKind]: Runner<K> } = {
   plan: makePlan,
   gguf: exportRunGguf,
   try: tryRun,
+  expertStats: expertStatsOf,
+  experts: pruneExperts,
 };
 
 const abort = new AbortController();

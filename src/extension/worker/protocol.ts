@@ -1,6 +1,8 @@
 import type { Plan } from '../../engine/allocate/plan';
 import type { MakePlanOptions } from '../../engine/allocate/make-plan';
 import type { ErrorKind } from '../../engine/errors';
+import type { ExpertPruneOptions, ExpertRecord } from '../../engine/experts/expert-prune';
+import type { expertStatsOf, ExpertStats } from '../../engine/experts/expert-stats';
 import type { EvaluateModelOptions, EvaluateModelResult } from '../../engine/evaluate/evaluate-model';
 import type { PruneRecord } from '../../engine/export/record';
 import type { ExportRunGgufOptions, ExportRunGgufResult } from '../../engine/llamacpp/export-run-gguf';
@@ -22,6 +24,8 @@ export interface EngineJobTypes {
   plan: { options: Data<MakePlanOptions>; result: Plan };
   gguf: { options: Data<ExportRunGgufOptions>; result: ExportRunGgufResult };
   try: { options: Data<TryRunOptions>; result: TryRunResult };
+  expertStats: { options: Data<Parameters<typeof expertStatsOf>[0]>; result: ExpertStats };
+  experts: { options: Data<ExpertPruneOptions>; result: ExpertRecord };
 }
 
 export type EngineJobKind = keyof EngineJobTypes;

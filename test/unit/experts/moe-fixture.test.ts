@@ -58,6 +58,30 @@ describe('the trained MoE fixture (tinystories-moe-379K)', () => {
     assert.equal(json(again.stdout).ppl, record.ppl);
     assert.ok(record.ppl > record.ppl_dense);
   });
+
+  it('prune --structured experts --remove: unequal lists mask the extra experts; the masked model reopens with the reported perplexity and little routing to them', () => {
+    const out = path.join(tempDir(), 'moe-list');
+    const r = cli('prune', MOE_MODEL, '--structured', 'experts', '--remove', '0.e3,0.e5,1.e2,2.e1,2.e6,2.e7', '--calib', CALIB, '--nsamples', '16', '--seqlen', '128', '--eval', EVAL_TEXT, '--max-windows', '8', '--out', out, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const record = json(r.stdout) as { ppl: number; removed: Record<string, number[]>; masked: Record<string, number[]>; masked_routing: Record<string, number> };
+    assert.deepEqual(Object.values(record.removed).map((e) => e.length), [1, 1, 1]);
+    assert.deepEqual(Object.keys(record.masked), ['0', '2']);
+    assert.equal((JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { num_local_experts: number }).num_local_experts, 7);
+    // Layer 0 reads nearly raw embeddings, whose router inputs share the least; later layers' masks hold to a few percent.
+    assert.ok(record.masked_routing['0']! < 0.15 && record.masked_routing['2']! < 0.05, JSON.stringify(record.masked_routing));
+    const again = cli('eval', out, '--text', EVAL_TEXT, '--seqlen', '128', '--max-windows', '8', '--json');
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(json(again.stdout).ppl, record.ppl);
+  });
+
+  it('prune --structured experts --remove with a bad list: a usage error naming the expert, and no output', () => {
+    const out = path.join(tempDir(), 'moe-bad-list');
+    const r = cli('prune', MOE_MODEL, '--structured', 'experts', '--remove', '0.e3,3.e1', '--out', out);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /3\.e1: layer 3 does not exist; the model has layers 0-2/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+    assert.equal(fs.existsSync(out), false);
+  });
 });
 
 describe('REAP on the trained fixture, against a float64 recomputation', () => {

@@ -7,8 +7,9 @@ import { loadModel } from '../../../src/extension/trees/model-loader';
 import { buildModelOutline, type OutlineNode } from '../../../src/extension/trees/model-outline';
 import { runLabel } from '../../../src/extension/runs/output-record';
 import { pruneExperts } from '../../../src/engine/experts/expert-prune';
+import { expertStatsOf } from '../../../src/engine/experts/expert-stats';
 import { MOE_CASES } from '../../helpers/moe-configs';
-import { tempDir } from '../../helpers/fixtures';
+import { SHARED_DATA, tempDir } from '../../helpers/fixtures';
 import { writeTinyCheckpoint } from '../../helpers/tiny-checkpoint';
 
 function child(node: OutlineNode, label: string): OutlineNode {
@@ -44,5 +45,21 @@ describe('the Model view of MoE models', () => {
     const input = await loadModel(out);
     assert.equal(runLabel(input.record!), 'experts 50.0% by random');
     assert.equal(child(child(buildModelOutline(input), 'Layer 1'), 'Experts').children.length, 4);
+  });
+
+  it('a Mixtral with expert statistics: each expert shows its REAP, routing share and mean weight, ranked by REAP', async () => {
+    const dir = path.join(tempDir(), 'mixtral-stats');
+    await writeTinyCheckpoint(dir, { ...MOE_CASES.mixtral!, vocab_size: 512 }, 1);
+    const calibration = { file: path.join(SHARED_DATA, 'tinystories', 'calibration.txt'), nsamples: 2, seqlen: 32, seed: 0 };
+    const stats = await expertStatsOf({ model: dir, calibration, runtime: { provider: 'cpu' } });
+    const experts = child(child(buildModelOutline({ ...(await loadModel(dir)), experts: stats }, { sortByScore: true }), 'Layer 1'), 'Experts');
+    const e = stats.layers[1]!.experts;
+    const lowest = e.map((x, j) => [x.reap, j] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1])[0]![1];
+    // Sorted by score, the lowest REAP (the first to remove) comes first, with the coolest heat.
+    const first = experts.children[0]!;
+    assert.equal(first.label, `Expert ${lowest}`);
+    assert.equal(first.heat, 1);
+    assert.equal(first.description, `REAP ${e[lowest]!.reap.toFixed(3)}, share ${(100 * e[lowest]!.frequency).toFixed(1)}%, weight ${e[lowest]!.meanWeight.toFixed(3)}`);
+    assert.match(first.tooltip, /of the 64 calibration tokens/);
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isFromWebview, MAX_BLOCKS, restorableState, type FromWebview, type ToWebview } from '../../../src/shared/protocol';
+import { isFromHeatmap, isFromWebview, MAX_BLOCKS, restorableHeatmap, restorableState, type FromWebview, type HeatmapFromWebview, type ToWebview } from '../../../src/shared/protocol';
 
 const blocks = [0.5, 0.55, 0.6, 0.65, 0.7];
 
@@ -99,3 +99,32 @@ describe('allocation panel protocol: restoring a panel', () => {
     }
   });
 });
+
+describe('expert heat map protocol: inbound messages', () => {
+  it('accepts well-formed messages and refuses malformed selections', () => {
+    const valid: HeatmapFromWebview[] = [
+      { type: 'ready' },
+      { type: 'computeStats' },
+      { type: 'cancel' },
+      { type: 'requestCost', requestId: 3, selection: { '0': [3, 5], '2': [1] } },
+      { type: 'apply', selection: {} },
+      { type: 'openReport', output: '/m-experts-removed-3-abcdef' },
+    ];
+    for (const message of valid) assert.ok(isFromHeatmap(message), JSON.stringify(message));
+    const malformed: unknown[] = [
+      { type: 'apply' },
+      { type: 'apply', selection: [[0, 3]] },
+      { type: 'apply', selection: { L0: [3] } },
+      { type: 'apply', selection: { '0': [-1] } },
+      { type: 'apply', selection: { '0': [1.5] } },
+      { type: 'apply', selection: { '0': '3' } },
+      { type: 'requestCost', selection: { '0': [3] } },
+      { type: 'openReport', output: '' },
+      { type: 'computePlans' },
+    ];
+    for (const message of malformed) assert.ok(!isFromHeatmap(message), JSON.stringify(message));
+    assert.equal(restorableHeatmap({ model: '/ws/moe', metric: 'reap' }), '/ws/moe');
+    assert.equal(restorableHeatmap({ metric: 'reap' }), undefined);
+  });
+});
+

@@ -24,7 +24,8 @@ export interface MoeSpec {
   sparse: boolean[];
 }
 
-export type MoeFamily = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe';
+export const MOE_FAMILIES = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe'] as const;
+export type MoeFamily = (typeof MOE_FAMILIES)[number];
 
 interface Inputs {
   raw: Record<string, unknown>;
