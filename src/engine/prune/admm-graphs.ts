@@ -149,11 +149,34 @@ export function buildAdmmSteps(rows: number, cols: number, steps: number, projec
   return g.build();
 }
 
-/** Input `z` projected by the pattern with exactly its count pruned (lowestMask): outputs `d` (z with the pruned entries zeroed) and `pruned`. */
+/**
+ * lowestMask's choice of the `count` lowest of the whole matrix, exactly, without sorting: the
+ * threshold from an unsorted TopK (a selection), every entry below it, then as many of the entries
+ * equal to it as the count still needs, the first in row-major order (a running count of ties), as
+ * the sorted TopK breaks ties. On a 1536 x 576 matrix the sorted TopK and scatter cost several times
+ * the selection; ALPS runs this twice per linear. Int32 counts: ReduceSum and CumSum in int32 are on
+ * every provider.
+ */
+export function exactMatrixMask(g: GraphBuilder, score: string, rows: number, cols: number): string {
+  const int32 = (value: string): string => g.op('Cast', [value], { to: 6 /* INT32 */ });
+  const flat = g.op('Reshape', [score, g.constInt64([-1])]);
+  const count = g.input('count', 'int64', [1]);
+  const [lowest] = g.opN('TopK', [flat, count], 2, { axis: 0, largest: 0, sorted: 0 });
+  const threshold = g.op('ReduceMax', [lowest!], { axes: [0], keepdims: 1 });
+  const below = g.op('Less', [flat, threshold]);
+  const tied = g.op('Equal', [flat, threshold]);
+  const need = g.op('Sub', [int32(count), g.op('ReduceSum', [int32(below), g.constInt64([0])], { keepdims: 1 })]);
+  const rank = g.op('CumSum', [int32(tied), g.constInt64Scalar(0)]);
+  const chosen = g.op('Or', [below, g.op('And', [tied, g.op('LessOrEqual', [rank, need])])]);
+  return g.op('Reshape', [g.op('Cast', [chosen], { to: 1 /* FLOAT */ }), g.constInt64([rows, cols])]);
+}
+
+/** Input `z` projected by the pattern with exactly its count pruned (lowestMask's choice): outputs `d` (z with the pruned entries zeroed) and `pruned`. */
 export function buildProjection(rows: number, cols: number, pattern: Pattern): Uint8Array {
   const g = new GraphBuilder('prunelens_admm_projection');
   const z = g.input('z', 'float', [rows, cols]);
-  const pruned = lowestMask(g, g.op('Mul', [z, z]), rows, cols, pattern);
+  const score = g.op('Abs', [z]);
+  const pruned = pattern.kind === 'matrix' ? exactMatrixMask(g, score, rows, cols) : lowestMask(g, score, rows, cols, pattern);
   const d = applyMask(g, z, pruned);
   g.output(d, 'd', 'float', [rows, cols]);
   g.output(pruned, 'pruned', 'float', [rows, cols]);
