@@ -116,10 +116,13 @@ function project(g: GraphBuilder, z: string, rows: number, cols: number, project
 /**
  * `steps` ADMM iterations, unrolled (the scaled form of Boyd et al. §3.1.1 with V = ρU unscaled,
  * as ALPS writes it, so ρ may change between calls without rescaling V):
- *   B ← (target − V + ρD) (Ĝ + ρI)⁻¹      the least-squares step; (Ĝ + ρI)⁻¹ is the input `inverse`
+ *   B ← (target − V + ρ̃D) (Ĝ + ρ̃I)⁻¹      the least-squares step at penalty ρ̃; (Ĝ + ρ̃I)⁻¹ is the input `inverse`
  *   D ← project(B + V/ρ)                  onto the mask, or the best support re-chosen
  *   V ← V + ρ(B − D)                      the dual ascent
- * Inputs target, inverse, d, v, rho [1] and `pruned` (fixed) or `previous` (the mask at the last
+ * ρ̃ (input `penalty`) is ρ, or for ALPS the ρ its inverse was last formed at, within a factor 1.5 below ρ:
+ * a dual step up to (1 + √5)/2 times the penalty keeps ADMM convergent (Glowinski), and any ρ̃ leaves the
+ * fixed points (B = D, B Ĝ − target + V = 0) as they were.
+ * Inputs target, inverse, penalty [1], d, v, rho [1] and `pruned` (fixed) or `previous` (the mask at the last
  * call, chosen); outputs b, d_out, v_out and, when the support is chosen, `pruned` and `change` [1] (entries
  * whose pruned/kept state differs from `previous`: the measure ALPS ties ρ to).
  */
@@ -127,6 +130,7 @@ export function buildAdmmSteps(rows: number, cols: number, steps: number, projec
   const g = new GraphBuilder('prunelens_admm_steps');
   const target = g.input('target', 'float', [rows, cols]);
   const inverse = g.input('inverse', 'float', [cols, cols]);
+  const penalty = g.input('penalty', 'float', [1]);
   let d = g.input('d', 'float', [rows, cols]);
   let v = g.input('v', 'float', [rows, cols]);
   const rho = g.input('rho', 'float', [1]);
@@ -134,7 +138,7 @@ export function buildAdmmSteps(rows: number, cols: number, steps: number, projec
   let b = '';
   let pruned = '';
   for (let step = 0; step < steps; step++) {
-    b = g.op('MatMul', [g.op('Add', [g.op('Sub', [target, v]), g.op('Mul', [rho, d])]), inverse]);
+    b = g.op('MatMul', [g.op('Add', [g.op('Sub', [target, v]), g.op('Mul', [penalty, d])]), inverse]);
     ({ d, pruned } = project(g, g.op('Add', [b, g.op('Div', [v, rho])]), rows, cols, projection, fixed));
     v = g.op('Add', [v, g.op('Mul', [rho, g.op('Sub', [b, d])])]);
   }
