@@ -116,10 +116,13 @@ function project(g: GraphBuilder, z: string, rows: number, cols: number, project
 /**
  * `steps` ADMM iterations, unrolled (the scaled form of Boyd et al. §3.1.1 with V = ρU unscaled,
  * as ALPS writes it, so ρ may change between calls without rescaling V):
- *   B ← (target − V + ρD) (Ĝ + ρI)⁻¹      the least-squares step; (Ĝ + ρI)⁻¹ is the input `inverse`
+ *   B ← (target − V + ρ̃D) (Ĝ + ρ̃I)⁻¹      the least-squares step at penalty ρ̃; (Ĝ + ρ̃I)⁻¹ is the input `inverse`
  *   D ← project(B + V/ρ)                  onto the mask, or the best support re-chosen
  *   V ← V + ρ(B − D)                      the dual ascent
- * Inputs target, inverse, d, v, rho [1] and `pruned` (fixed) or `previous` (the mask at the last
+ * ρ̃ (input `penalty`) is ρ, or for ALPS the ρ its inverse was last formed at, within a factor 1.5 below ρ:
+ * a dual step up to (1 + √5)/2 times the penalty keeps ADMM convergent (Glowinski), and any ρ̃ leaves the
+ * fixed points (B = D, B Ĝ − target + V = 0) as they were.
+ * Inputs target, inverse, penalty [1], d, v, rho [1] and `pruned` (fixed) or `previous` (the mask at the last
  * call, chosen); outputs b, d_out, v_out and, when the support is chosen, `pruned` and `change` [1] (entries
  * whose pruned/kept state differs from `previous`: the measure ALPS ties ρ to).
  */
@@ -127,6 +130,7 @@ export function buildAdmmSteps(rows: number, cols: number, steps: number, projec
   const g = new GraphBuilder('prunelens_admm_steps');
   const target = g.input('target', 'float', [rows, cols]);
   const inverse = g.input('inverse', 'float', [cols, cols]);
+  const penalty = g.input('penalty', 'float', [1]);
   let d = g.input('d', 'float', [rows, cols]);
   let v = g.input('v', 'float', [rows, cols]);
   const rho = g.input('rho', 'float', [1]);
@@ -134,7 +138,7 @@ export function buildAdmmSteps(rows: number, cols: number, steps: number, projec
   let b = '';
   let pruned = '';
   for (let step = 0; step < steps; step++) {
-    b = g.op('MatMul', [g.op('Add', [g.op('Sub', [target, v]), g.op('Mul', [rho, d])]), inverse]);
+    b = g.op('MatMul', [g.op('Add', [g.op('Sub', [target, v]), g.op('Mul', [penalty, d])]), inverse]);
     ({ d, pruned } = project(g, g.op('Add', [b, g.op('Div', [v, rho])]), rows, cols, projection, fixed));
     v = g.op('Add', [v, g.op('Mul', [rho, g.op('Sub', [b, d])])]);
   }
@@ -149,11 +153,34 @@ export function buildAdmmSteps(rows: number, cols: number, steps: number, projec
   return g.build();
 }
 
-/** Input `z` projected by the pattern with exactly its count pruned (lowestMask): outputs `d` (z with the pruned entries zeroed) and `pruned`. */
+/**
+ * lowestMask's choice of the `count` lowest of the whole matrix, exactly, without sorting: the
+ * threshold from an unsorted TopK (a selection), every entry below it, then as many of the entries
+ * equal to it as the count still needs, the first in row-major order (a running count of ties), as
+ * the sorted TopK breaks ties. On a 1536 x 576 matrix the sorted TopK and scatter cost several times
+ * the selection; ALPS runs this twice per linear. Int32 counts: ReduceSum and CumSum in int32 are on
+ * every provider.
+ */
+export function exactMatrixMask(g: GraphBuilder, score: string, rows: number, cols: number): string {
+  const int32 = (value: string): string => g.op('Cast', [value], { to: 6 /* INT32 */ });
+  const flat = g.op('Reshape', [score, g.constInt64([-1])]);
+  const count = g.input('count', 'int64', [1]);
+  const [lowest] = g.opN('TopK', [flat, count], 2, { axis: 0, largest: 0, sorted: 0 });
+  const threshold = g.op('ReduceMax', [lowest!], { axes: [0], keepdims: 1 });
+  const below = g.op('Less', [flat, threshold]);
+  const tied = g.op('Equal', [flat, threshold]);
+  const need = g.op('Sub', [int32(count), g.op('ReduceSum', [int32(below), g.constInt64([0])], { keepdims: 1 })]);
+  const rank = g.op('CumSum', [int32(tied), g.constInt64Scalar(0)]);
+  const chosen = g.op('Or', [below, g.op('And', [tied, g.op('LessOrEqual', [rank, need])])]);
+  return g.op('Reshape', [g.op('Cast', [chosen], { to: 1 /* FLOAT */ }), g.constInt64([rows, cols])]);
+}
+
+/** Input `z` projected by the pattern with exactly its count pruned (lowestMask's choice): outputs `d` (z with the pruned entries zeroed) and `pruned`. */
 export function buildProjection(rows: number, cols: number, pattern: Pattern): Uint8Array {
   const g = new GraphBuilder('prunelens_admm_projection');
   const z = g.input('z', 'float', [rows, cols]);
-  const pruned = lowestMask(g, g.op('Mul', [z, z]), rows, cols, pattern);
+  const score = g.op('Abs', [z]);
+  const pruned = pattern.kind === 'matrix' ? exactMatrixMask(g, score, rows, cols) : lowestMask(g, score, rows, cols, pattern);
   const d = applyMask(g, z, pruned);
   g.output(d, 'd', 'float', [rows, cols]);
   g.output(pruned, 'pruned', 'float', [rows, cols]);

@@ -57,13 +57,18 @@ export async function normalise(ops: OpRegistry, weight: Float32Array, rows: num
   return { rows, cols, gn: gn!, b0: b0!, target: target!, s: s! };
 }
 
-/** (Ĝ + ρI)⁻¹, the matrix of every least-squares step at penalty ρ. */
-export async function penaltyInverse(ops: OpRegistry, p: LayerProblem, rho: number, where: string): Promise<Float32Array> {
+/** (Ĝ + ρ̃I)⁻¹, the matrix of every least-squares step at penalty ρ̃, with that ρ̃. */
+export interface PenaltyInverse {
+  rho: number;
+  matrix: Float32Array;
+}
+
+export async function penaltyInverse(ops: OpRegistry, p: LayerProblem, rho: number, where: string): Promise<PenaltyInverse> {
   const n = p.cols;
   const shifted = Float32Array.from(p.gn);
   for (let j = 0; j < n; j++) shifted[j * n + j]! += rho;
   try {
-    return (await inverseSpd(ops, mat(shifted, n, n))).data;
+    return { rho, matrix: (await inverseSpd(ops, mat(shifted, n, n))).data };
   } catch (err) {
     if (!(err instanceof NotPositiveDefinite)) throw err;
     throw new PruneLensError('weights', `the normalised input Gram matrix plus ${rho.toExponential(2)} is not positive definite; the calibration activations may overflow`, where);
@@ -78,14 +83,15 @@ export interface AdmmState {
 }
 
 /**
- * `steps` ADMM iterations at penalty ρ, `inverse` = (Ĝ + ρI)⁻¹ from penaltyInverse(ρ). With a chosen projection the
- * graph also returns the new mask and how many entries changed state against `previous`.
+ * `steps` ADMM iterations: the least-squares step at the penalty ρ̃ of `inverse`, the projection and the
+ * dual step at ρ (ρ̃ = ρ but where ALPS lets ρ run ahead of its last inverse; see buildAdmmSteps). With a
+ * chosen projection the graph also returns the new mask and how many entries changed state against `previous`.
  */
 export async function admmSteps(
   ops: OpRegistry,
   p: LayerProblem,
   state: AdmmState,
-  inverse: Float32Array,
+  inverse: PenaltyInverse,
   rho: number,
   steps: number,
   projection: Projection,
@@ -95,7 +101,8 @@ export async function admmSteps(
   const shape = [rows, cols];
   const feeds = {
     target: floatTensor(p.target, shape),
-    inverse: floatTensor(inverse, [cols, cols]),
+    inverse: floatTensor(inverse.matrix, [cols, cols]),
+    penalty: floatTensor(Float32Array.of(inverse.rho), [1]),
     d: floatTensor(state.d, shape),
     v: floatTensor(state.v, shape),
     rho: floatTensor(Float32Array.of(rho), [1]),

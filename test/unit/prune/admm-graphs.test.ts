@@ -3,7 +3,7 @@ import { after, describe, it } from 'node:test';
 import { GraphBuilder } from '../../../src/engine/graph/onnx-builder';
 import { OpRegistry } from '../../../src/engine/graph/op-registry';
 import { floatTensor } from '../../../src/engine/graph/session';
-import { thresholdMask } from '../../../src/engine/prune/admm-graphs';
+import { buildProjection, thresholdMask } from '../../../src/engine/prune/admm-graphs';
 import { patternFeeds, patternKey, type Pattern } from '../../../src/engine/prune/mask-graphs';
 import { normals } from '../../helpers/random-data';
 
@@ -64,5 +64,43 @@ describe('thresholdMask: the ADMM projection prunes what a float64 sort prunes',
     const ours = await maskOf(tied, rows, cols, { kind: 'matrix', count: k });
     assert.deepEqual(ours, referenceMask(tied, [[...tied.keys()]], () => k));
     assert.equal(count(ours), Math.ceil((rows * cols) / 3));
+  });
+});
+
+describe('buildProjection: exactly the count, as a float64 sort chooses', () => {
+  const [rows, cols] = [24, 38];
+  const z = normals(rows * cols, 11);
+
+  /** The count lowest |z| by a stable float64 sort: ties go to the lower flat index, as a sorted TopK does. */
+  function reference(values: Float64Array, k: number): Float32Array {
+    const order = [...values.keys()].sort((a, b) => Math.abs(Math.fround(values[a]!)) - Math.abs(Math.fround(values[b]!)) || a - b);
+    const mask = new Float32Array(values.length);
+    for (const i of order.slice(0, k)) mask[i] = 1;
+    return mask;
+  }
+
+  async function project(values: Float64Array, k: number): Promise<{ d: Float32Array; pruned: Float32Array }> {
+    const pattern: Pattern = { kind: 'matrix', count: k };
+    const [d, pruned] = await ops.run(`test.projection.${rows}x${cols}`, () => buildProjection(rows, cols, pattern), { z: floatTensor(Float32Array.from(values), [rows, cols]), ...patternFeeds(pattern, rows) }, ['d', 'pruned']);
+    return { d: d!, pruned: pruned! };
+  }
+
+  for (const sparsity of [0.3, 0.5, 0.8]) {
+    it(`${sparsity * 100}% of distinct values: the count lowest, and d zero exactly there`, async () => {
+      const k = Math.round(rows * cols * sparsity);
+      const { d, pruned } = await project(z, k);
+      assert.deepEqual(pruned, reference(z, k));
+      for (let i = 0; i < z.length; i++) assert.equal(d[i], pruned[i] ? 0 : Math.fround(z[i]!));
+    });
+  }
+
+  it('ties with the threshold: only as many as the count needs, the first in row-major order', async () => {
+    // Every third entry is ±0.25 (the threshold falls among them) or zero: far more ties than the count can take.
+    const tied = Float64Array.from(z, (v, i) => (i % 3 === 0 ? (i % 2 ? 0.25 : -0.25) : i % 7 === 0 ? 0 : v));
+    const below = tied.filter((v) => Math.abs(v) < 0.25).length;
+    const k = below + 17;
+    const { pruned } = await project(tied, k);
+    assert.equal(count(pruned), k);
+    assert.deepEqual(pruned, reference(tied, k));
   });
 });
