@@ -70,8 +70,8 @@ export async function routerDirections(session: ModelSession, calibration: Calib
 /**
  * The logit a masked router row gives the mean router input: far below a trained router's (a softmax
  * weight e⁻²⁰ ≈ 2·10⁻⁹ of the mean's). A larger scale does not help: the few tokens with v·x < 0 then
- * pick the masked expert with a weight near 1 (on the fixture's first layer, -10, -20 and -10⁴ leave 8.3%,
- * 8.6% and 8.8% of tokens routed to it; scripts/masked-router-rows.ts).
+ * pick the masked expert with a weight near 1 (on the fixture's first layer, -10, -20 and -10⁴ leave 7.2%,
+ * 7.9% and 8.7% of tokens routed to it; scripts/masked-router-rows.ts).
  */
 const MASK_LOGIT = -20;
 /** Largest entry a masked row may hold: finite in float16 (65504) with room, so any checkpoint dtype can store it. */
