@@ -24,15 +24,9 @@ import {
   type HeatmapStats,
   type HeatmapToWebview,
 } from '../src/shared/protocol';
+import { h, hostApi } from './page';
 
-interface VsCodeApi {
-  postMessage(message: HeatmapFromWebview): void;
-  getState(): unknown;
-  setState(state: HeatmapState): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
+const vscode = hostApi<HeatmapFromWebview, HeatmapState>();
 
 let state = restoreState(vscode.getState());
 let model: HeatmapModel | undefined;
@@ -54,12 +48,6 @@ function restoreState(raw: unknown): HeatmapState | undefined {
   };
 }
 
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<Record<string, string>> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(props)) if (value !== undefined) el.setAttribute(name, value);
-  el.append(...children);
-  return el;
-}
 
 const send = (message: HeatmapFromWebview): void => vscode.postMessage(message);
 const save = (): void => {

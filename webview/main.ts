@@ -25,15 +25,9 @@ import {
   type ToWebview,
 } from '../src/shared/protocol';
 import { comparedWith, mean, moveBlock, moveLinear, percent, restoreState, samePlans, shiftEdit, STEP, type BlockEdit } from './edits';
+import { h, hostApi } from './page';
 
-interface VsCodeApi {
-  postMessage(message: FromWebview): void;
-  getState(): unknown;
-  setState(state: PanelState): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
+const vscode = hostApi<FromWebview, PanelState>();
 /** Estimates are requested this long after the last slider movement. */
 const ESTIMATE_DELAY_MS = 60;
 
@@ -42,14 +36,6 @@ let running: Job | undefined;
 let lastRequest = 0;
 let estimateTimer: ReturnType<typeof setTimeout> | undefined;
 let estimate: { score: number; perBlock: number[]; target: number } | undefined;
-
-/** Custom element tags are in the map too (@vscode-elements declares them), so their types come through. */
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<Record<string, string>> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(props)) if (value !== undefined) el.setAttribute(name, value);
-  el.append(...children);
-  return el;
-}
 
 const send = (message: FromWebview): void => vscode.postMessage(message);
 const save = (): void => {

@@ -49,7 +49,8 @@ import { DenseCache } from './dense-cache';
 import { applyPlan, evaluateDense, makePlans } from './panel-jobs';
 import { editPlan, linearInfo, planSummary, samePlan } from './plan-edits';
 import { PlanCache, type PlanRequest, type PlanSet } from './plan-cache';
-import { webviewHtml, webviewOptions } from './webview-html';
+import { singlePanel } from './single-panel';
+import { webviewHtml } from './webview-html';
 
 export const ALLOCATION_PANEL = 'prunelens.allocationPanel';
 
@@ -94,44 +95,24 @@ export function registerAllocationPanel(context: vscode.ExtensionContext, output
     pruned: (record) => pruned.fire(record),
     received: (message) => received.fire(message),
   };
-  let current: AllocationPanel | undefined;
-  const adopt = (panel: vscode.WebviewPanel, request: PanelRequest): void => {
-    current?.dispose();
-    const created = new AllocationPanel(panel, deps, request);
-    current = created;
-    panel.onDidDispose(() => {
-      if (current === created) current = undefined;
-    });
-  };
+  const panels = singlePanel<PanelRequest, AllocationPanel>({
+    viewType: ALLOCATION_PANEL,
+    title: TITLE,
+    extensionUri: deps.extensionUri,
+    // A page that never got its model has nothing to restore.
+    restore: restorableState,
+    create: (panel, request) => new AllocationPanel(panel, deps, request),
+  });
   return {
-    disposables: [
-      pruned,
-      received,
-      vscode.window.registerWebviewPanelSerializer(ALLOCATION_PANEL, {
-        async deserializeWebviewPanel(panel, state: unknown) {
-          const request = restorableState(state);
-          // A page that never got its model has nothing to restore.
-          if (!request) return panel.dispose();
-          panel.webview.options = webviewOptions(deps.extensionUri);
-          adopt(panel, request);
-        },
-      }),
-      { dispose: () => current?.dispose() },
-    ],
+    disposables: [pruned, received, ...panels.disposables],
     async openAllocationPanel(model) {
       requireTrust();
-      const request = { ...DEFAULTS, model: (typeof model === 'string' ? model : model?.fsPath) ?? EMBEDDED_MODEL };
-      if (current) return current.open(request);
-      const panel = vscode.window.createWebviewPanel(ALLOCATION_PANEL, TITLE, vscode.ViewColumn.Active, {
-        ...webviewOptions(deps.extensionUri),
-        // The page is rebuilt from its saved state each time it is shown again; nothing is held while hidden.
-        retainContextWhenHidden: false,
-      });
-      adopt(panel, request);
+      await panels.open({ ...DEFAULTS, model: (typeof model === 'string' ? model : model?.fsPath) ?? EMBEDDED_MODEL });
     },
     onDidPrune: pruned.event,
     onDidReceiveMessage: received.event,
     deliver(message) {
+      const current = panels.current();
       if (!current) throw new Error('the allocation panel is not open');
       current.receive(message);
     },

@@ -33,7 +33,8 @@ import { readOutputRecord } from '../runs/output-record';
 import type { StageWeight } from '../stage-progress';
 import { engineJobs } from '../worker/engine';
 import { ExpertStatsCache } from './expert-stats-cache';
-import { webviewHtml, webviewOptions } from './webview-html';
+import { singlePanel } from './single-panel';
+import { webviewHtml } from './webview-html';
 
 export const EXPERT_HEATMAP_PANEL = 'prunelens.expertHeatmap';
 const TITLE = 'PruneLens: Expert Heat Map';
@@ -75,35 +76,18 @@ export function registerExpertHeatmap(context: vscode.ExtensionContext, output: 
     received: (message) => received.fire(message),
     computed: (model, stats) => computed.fire({ model, stats }),
   };
-  let current: ExpertHeatmap | undefined;
-  const adopt = (panel: vscode.WebviewPanel, model: string): void => {
-    current?.dispose();
-    const created = new ExpertHeatmap(panel, deps, model);
-    current = created;
-    panel.onDidDispose(() => {
-      if (current === created) current = undefined;
-    });
-  };
+  const panels = singlePanel<string, ExpertHeatmap>({
+    viewType: EXPERT_HEATMAP_PANEL,
+    title: TITLE,
+    extensionUri: deps.extensionUri,
+    restore: restorableHeatmap,
+    create: (panel, model) => new ExpertHeatmap(panel, deps, model),
+  });
   return {
-    disposables: [
-      pruned,
-      received,
-      computed,
-      vscode.window.registerWebviewPanelSerializer(EXPERT_HEATMAP_PANEL, {
-        async deserializeWebviewPanel(panel, state: unknown) {
-          const model = restorableHeatmap(state);
-          if (!model) return panel.dispose();
-          panel.webview.options = webviewOptions(deps.extensionUri);
-          adopt(panel, model);
-        },
-      }),
-      { dispose: () => current?.dispose() },
-    ],
+    disposables: [pruned, received, computed, ...panels.disposables],
     async openExpertHeatmap(model) {
       requireTrust();
-      if (current) return current.open(model);
-      const panel = vscode.window.createWebviewPanel(EXPERT_HEATMAP_PANEL, TITLE, vscode.ViewColumn.Active, { ...webviewOptions(deps.extensionUri), retainContextWhenHidden: false });
-      adopt(panel, model);
+      await panels.open(model);
     },
     onDidPrune: pruned.event,
     onDidReceiveMessage: received.event,

@@ -10,6 +10,9 @@ export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions 
   return { enableScripts: true, localResourceRoots: webviewRoots(extensionUri) };
 }
 
+/** What every page shares (type, colours, the controls, progress and error lines); each page's own sheet follows it. */
+const BASE_STYLE = 'panel-base.css';
+
 /**
  * The page shell; the bundle builds everything else. Scripts run only with this load's nonce. Styles
  * come only from the extension's files: @vscode-elements (Lit) adopts constructed stylesheets and sets
@@ -21,7 +24,7 @@ export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions 
 export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, title: string, page: { script: string; style: string } = { script: 'main.js', style: 'allocation-panel.css' }): string {
   const nonce = randomBytes(16).toString('base64');
   const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', page.script));
-  const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'media', page.style));
+  const [base, style] = [BASE_STYLE, page.style].map((file) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'media', file)));
   const csp = [
     "default-src 'none'",
     `script-src 'nonce-${nonce}'`,
@@ -34,6 +37,7 @@ export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, t
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${base.toString()}">
 <link rel="stylesheet" href="${style.toString()}">
 <title>${escapeHtml(title)}</title>
 </head>
