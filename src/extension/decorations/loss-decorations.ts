@@ -114,7 +114,17 @@ export function registerLossDecorations(output: vscode.LogOutputChannel): LossDe
 
   const draw = (editor: vscode.TextEditor): void => {
     const run = runOf(editor.document);
-    if (!run) return;
+    if (!run) {
+      // A tab whose run was let go (KEEP_RUNS) while it stayed open, e.g. one of several restored by a window
+      // reload: VS Code keeps its text and will not read it again, so the run is loaded here, then drawn.
+      if (editor.document.uri.scheme === LOSS_TEXT_SCHEME) {
+        runAt(editor.document.uri).then(
+          () => redraw.trigger(),
+          (err: unknown) => output.warn(`loss diff of ${editor.document.uri.toString()}: ${err instanceof Error ? err.message : String(err)}`),
+        );
+      }
+      return;
+    }
     if (!visible || editor.document.getText() !== run.content) {
       for (const type of allTypes) editor.setDecorations(type, []);
       return;
@@ -194,7 +204,10 @@ export function registerLossDecorations(output: vscode.LogOutputChannel): LossDe
     };
     shown.delete(uri.toString());
     shown.set(uri.toString(), run);
-    for (const key of [...shown.keys()].slice(0, Math.max(0, shown.size - KEEP_RUNS))) shown.delete(key);
+    // The oldest go first, never one on screen: draw() would load it again at once.
+    const onScreen = new Set(vscode.window.visibleTextEditors.map((e) => e.document.uri.toString()));
+    const evictable = [...shown.keys()].filter((key) => key !== uri.toString() && !onScreen.has(key));
+    for (const key of evictable.slice(0, Math.max(0, shown.size - KEEP_RUNS))) shown.delete(key);
     latest = run;
     showStatus(run, ppl, compare ?? a.folder);
     output.info(`loss diff ${compare ? `of ${compare} against ${a.folder}` : `of ${a.folder}`}: ${segments.starts.length} tokens on ${a.textFile}`);
