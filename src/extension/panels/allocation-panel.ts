@@ -168,12 +168,14 @@ class AllocationPanel {
         if (!panel.visible) this.ready = false;
       }),
     );
-    void this.open(request);
+    // A new panel is already in front, and one VS Code restores after a reload must not take the front
+    // from whatever tab the person has moved to meanwhile.
+    void this.open(request, false);
   }
 
   /** Shows `request.model`: its full plans if cached, else quick plans (a few windows) and the full set's expected time. */
-  async open(request: PanelRequest): Promise<void> {
-    this.panel.reveal();
+  async open(request: PanelRequest, reveal = true): Promise<void> {
+    if (reveal) this.panel.reveal();
     if (this.job) {
       void vscode.window.showWarningMessage(`PruneLens: the allocation panel is busy (${this.job.kind}); cancel it or wait before opening another model.`);
       return;

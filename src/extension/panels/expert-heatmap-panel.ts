@@ -163,12 +163,14 @@ class ExpertHeatmap {
         if (!panel.visible) this.ready = false;
       }),
     );
-    void this.open(model);
+    // A new panel is already in front, and one VS Code restores after a reload must not take the front
+    // from whatever tab the person has moved to meanwhile.
+    void this.open(model, false);
   }
 
   /** Shows `model`: its statistics from the cache, else computed (a calibration pass in the engine process). */
-  async open(model: string): Promise<void> {
-    this.panel.reveal();
+  async open(model: string, reveal = true): Promise<void> {
+    if (reveal) this.panel.reveal();
     if (this.job) {
       void vscode.window.showWarningMessage(`PruneLens: the expert heat map is busy (${this.job.kind}); cancel it or wait before opening another model.`);
       return;
