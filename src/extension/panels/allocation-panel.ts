@@ -101,7 +101,7 @@ export function registerAllocationPanel(context: vscode.ExtensionContext, output
     extensionUri: deps.extensionUri,
     // A page that never got its model has nothing to restore.
     restore: restorableState,
-    create: (panel, request) => new AllocationPanel(panel, deps, request),
+    create: (panel, request, restored) => new AllocationPanel(panel, deps, request, restored),
   });
   return {
     disposables: [pruned, received, ...panels.disposables],
@@ -157,6 +157,7 @@ class AllocationPanel {
     private readonly panel: vscode.WebviewPanel,
     private readonly deps: Dependencies,
     request: PanelRequest,
+    restored: boolean,
   ) {
     this.request = request;
     panel.webview.html = webviewHtml(panel.webview, deps.extensionUri, TITLE);
@@ -168,9 +169,9 @@ class AllocationPanel {
         if (!panel.visible) this.ready = false;
       }),
     );
-    // A new panel is already in front, and one VS Code restores after a reload must not take the front
-    // from whatever tab the person has moved to meanwhile.
-    void this.open(request, false);
+    // A panel VS Code restores after a reload must not take the front from whatever tab the person has
+    // moved to while the extension was starting.
+    void this.open(request, !restored);
   }
 
   /** Shows `request.model`: its full plans if cached, else quick plans (a few windows) and the full set's expected time. */

@@ -81,7 +81,7 @@ export function registerExpertHeatmap(context: vscode.ExtensionContext, output: 
     title: TITLE,
     extensionUri: deps.extensionUri,
     restore: restorableHeatmap,
-    create: (panel, model) => new ExpertHeatmap(panel, deps, model),
+    create: (panel, model, restored) => new ExpertHeatmap(panel, deps, model, restored),
   });
   return {
     disposables: [pruned, received, computed, ...panels.disposables],
@@ -154,6 +154,7 @@ class ExpertHeatmap {
     private readonly panel: vscode.WebviewPanel,
     private readonly deps: Dependencies,
     model: string,
+    restored: boolean,
   ) {
     panel.webview.html = webviewHtml(panel.webview, deps.extensionUri, TITLE, PAGE);
     this.disposables.push(
@@ -163,9 +164,9 @@ class ExpertHeatmap {
         if (!panel.visible) this.ready = false;
       }),
     );
-    // A new panel is already in front, and one VS Code restores after a reload must not take the front
-    // from whatever tab the person has moved to meanwhile.
-    void this.open(model, false);
+    // A panel VS Code restores after a reload must not take the front from whatever tab the person has
+    // moved to while the extension was starting.
+    void this.open(model, !restored);
   }
 
   /** Shows `model`: its statistics from the cache, else computed (a calibration pass in the engine process). */

@@ -26,12 +26,13 @@ export function singlePanel<R, H extends PanelHost<R>>(options: {
   extensionUri: vscode.Uri;
   /** The request a restored page's saved state asks for; undefined when there is nothing to restore. */
   restore(state: unknown): R | undefined;
-  create(panel: vscode.WebviewPanel, request: R): H;
+  /** `restored`: VS Code brought the panel back after a reload; it must not take the front then. */
+  create(panel: vscode.WebviewPanel, request: R, restored: boolean): H;
 }): SinglePanel<R, H> {
   let current: H | undefined;
-  const adopt = (panel: vscode.WebviewPanel, request: R): void => {
+  const adopt = (panel: vscode.WebviewPanel, request: R, restored: boolean): void => {
     current?.dispose();
-    const created = options.create(panel, request);
+    const created = options.create(panel, request, restored);
     current = created;
     panel.onDidDispose(() => {
       if (current === created) current = undefined;
@@ -44,7 +45,7 @@ export function singlePanel<R, H extends PanelHost<R>>(options: {
           const request = options.restore(state);
           if (request === undefined) return panel.dispose();
           panel.webview.options = webviewOptions(options.extensionUri);
-          adopt(panel, request);
+          adopt(panel, request, true);
         },
       }),
       { dispose: () => current?.dispose() },
@@ -56,7 +57,7 @@ export function singlePanel<R, H extends PanelHost<R>>(options: {
         // The page is rebuilt from its saved state each time it is shown again; nothing is held while hidden.
         retainContextWhenHidden: false,
       });
-      adopt(panel, request);
+      adopt(panel, request, false);
     },
     current: () => current,
   };
