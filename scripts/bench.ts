@@ -13,10 +13,11 @@ import { METHOD_NAMES as METHODS, type Method } from '../src/engine/prune/method
 import { CALIB_TEXT, CLI, EMBEDDED, EVAL_TEXT, ROOT, formatCount, logTo, modelFolder as cachedModelFolder, modelName, runCli, type ModelSource } from './bench-common';
 import { evalFlops, formatBound, measureGemmGflops, pruneFlops } from './matmul-bound';
 import { MOE_ROWS, moeTable, runMoeRow, type MoeBenchFailure, type MoeBenchResult } from './moe-bench';
+import { runPartialPrune, type PartialPruneResult } from './partial-prune';
 import { runTokenizeBench, tokenizeTable, type TokenizeBenchResult } from './tokenize-bench';
 
 const SHARED_DATA = path.resolve(ROOT, '..', 'shared', 'data');
-/** `--only tokenize` runs just the tokenize table. */
+/** `--only tokenize` runs just the tokenize table; `--only a,b` runs the rows named. */
 const TOKENIZE = 'tokenize';
 const PRUNE_SPARSITY = 0.5;
 const log = logTo('bench');
@@ -31,6 +32,8 @@ interface Row {
    * reference machine SmolLM ran ~650 tokens/s and TinyLlama ~40 tokens/s.
    */
   maxWindows?: number;
+  /** Runs of tens of minutes to hours on 2 cores: only with --large or when --only names the row. */
+  large?: boolean;
 }
 
 const ROWS: Row[] = [
@@ -39,14 +42,13 @@ const ROWS: Row[] = [
   { name: 'tinyllama-1.1b', model: { random: 'tinyllama-1.1b', dtype: 'BF16' }, seqlen: 256, maxWindows: 2 },
   { name: 'llama-3.2-1b', model: { random: 'llama-3.2-1b', dtype: 'BF16' }, seqlen: 256, maxWindows: 2 },
   { name: 'qwen3-0.6b', model: { random: 'qwen3-0.6b', dtype: 'BF16' }, seqlen: 256, maxWindows: 2 },
+  { name: 'llama-3.1-8b', model: { random: 'llama-3.1-8b', dtype: 'BF16' }, seqlen: 256, maxWindows: 1, large: true },
 ];
 
 /** `seqlen` serves calibration and evaluation alike, as the CLI takes only one. */
 interface PruneRow extends Row {
   method: Method;
   nsamples: number;
-  /** Runs of tens of minutes to hours on 2 cores: only with --large or when --only names the row. */
-  large?: boolean;
 }
 
 const PRUNE_ROWS: PruneRow[] = [
@@ -67,7 +69,7 @@ const PRUNE_ROWS: PruneRow[] = [
     seqlen: 512,
     maxWindows: 4,
   })),
-  // Issue 14's sizes: Wanda and SparseGPT on a 1.1B shape (16 x 512), Wanda on an 8B shape (8 x 512).
+  // Issue 14's sizes: Wanda and SparseGPT on the 1.1B shape and Wanda on Llama-3.2-1B's (16 x 512), Wanda on an 8B shape (8 x 512).
   ...(['wanda', 'sparsegpt'] as const).map((method) => ({
     name: `prune:tinyllama-1.1b:${method}`,
     model: { random: 'tinyllama-1.1b', dtype: 'BF16' } as const,
@@ -77,7 +79,17 @@ const PRUNE_ROWS: PruneRow[] = [
     maxWindows: 1,
     large: true,
   })),
+  { name: 'prune:llama-3.2-1b:wanda', model: { random: 'llama-3.2-1b', dtype: 'BF16' }, method: 'wanda', nsamples: 16, seqlen: 512, maxWindows: 1, large: true },
   { name: 'prune:llama-3.1-8b:wanda', model: { random: 'llama-3.1-8b', dtype: 'BF16' }, method: 'wanda', nsamples: 8, seqlen: 512, maxWindows: 1, large: true },
+];
+
+/** A prune that takes hours here, timed over its first `blocks` decoder blocks, cancelled and projected. */
+interface PartialRow extends PruneRow {
+  blocks: number;
+}
+
+const PARTIAL_ROWS: PartialRow[] = [
+  { name: 'prune:llama-3.1-8b:sparsegpt', model: { random: 'llama-3.1-8b', dtype: 'BF16' }, method: 'sparsegpt', nsamples: 8, seqlen: 512, maxWindows: 1, blocks: 2, large: true },
 ];
 
 /** Structured pruning shrinks the model, so unlike unstructured sparsity it should run faster. */
@@ -135,6 +147,15 @@ interface PruneResult {
   calibration: { nsamples: number; seqlen: number } | null;
 }
 
+interface PartialBenchResult {
+  name: string;
+  model: string;
+  row: PartialRow;
+  partial: PartialPruneResult;
+  /** One block's FLOPs in matrix products (matmul-bound.ts). */
+  blockFlops?: number;
+}
+
 interface PruneBenchResult {
   name: string;
   model: string;
@@ -179,20 +200,24 @@ async function main(): Promise<void> {
       'skip-structured': { type: 'boolean', default: false },
       'skip-tokenize': { type: 'boolean', default: false },
       'skip-moe': { type: 'boolean', default: false },
+      'skip-partial': { type: 'boolean', default: false },
       large: { type: 'boolean', default: false },
     },
   });
-  const tokenizeRun = !values['skip-tokenize'] && (values.only === undefined || values.only === TOKENIZE);
+  const only = values.only?.split(',');
+  const tokenizeRun = !values['skip-tokenize'] && (only === undefined || only.includes(TOKENIZE));
   const pick = <T extends { name: string; large?: boolean }>(all: T[], skip: boolean): T[] =>
-    skip ? [] : all.filter((r) => (values.only === undefined ? !r.large || values.large : r.name === values.only));
+    skip ? [] : all.filter((r) => (only === undefined ? !r.large || values.large : only.includes(r.name)));
   const evalRows = pick(ROWS, values['skip-eval']);
   const pruneRows = pick(PRUNE_ROWS, values['skip-prune']);
   const structuredRows = pick(STRUCTURED_ROWS, values['skip-structured']);
   const moeRows = pick(MOE_ROWS, values['skip-moe']);
-  if (evalRows.length + pruneRows.length + structuredRows.length + moeRows.length === 0 && !tokenizeRun) {
+  const partialRows = pick(PARTIAL_ROWS, values['skip-partial']);
+  if (evalRows.length + pruneRows.length + structuredRows.length + moeRows.length + partialRows.length === 0 && !tokenizeRun) {
     const names = [
       ...(values['skip-eval'] ? [] : ROWS),
       ...(values['skip-prune'] ? [] : PRUNE_ROWS),
+      ...(values['skip-partial'] ? [] : PARTIAL_ROWS),
       ...(values['skip-structured'] ? [] : STRUCTURED_ROWS),
       ...(values['skip-moe'] ? [] : MOE_ROWS),
     ].map((r) => r.name);
@@ -203,7 +228,7 @@ async function main(): Promise<void> {
   // In this process (its workers are what is timed), before any CLI child runs.
   const tokenized: TokenizeBenchResult[] = tokenizeRun ? await runTokenizeBench(SHARED_DATA, EMBEDDED, log) : [];
   // Measured here, before any CLI child runs, on all cores as the CLI uses them.
-  const gflops = evalRows.length + pruneRows.length > 0 ? await measureGemmGflops() : 0;
+  const gflops = evalRows.length + pruneRows.length + partialRows.length > 0 ? await measureGemmGflops() : 0;
   if (gflops > 0) log(`ORT Gemm (${os.cpus().length} cores): ${gflops.toFixed(1)} GFLOP/s, the rate behind the matmul-bound estimates`);
 
   const evals: BenchResult[] = [];
@@ -216,12 +241,15 @@ async function main(): Promise<void> {
     log(`${row.name}: evaluating ${row.maxWindows ?? 'all'} windows of ${row.seqlen}`);
     const e = await runEval(dir, row);
     evals.push({ name: row.name, params: parameterCount(cfg), dtype, eval: e, flops: evalFlops(cfg, e.windows, e.seqlen) });
+    // Each result as it comes, so a bench stopped part-way still leaves what it measured.
+    log(`${row.name}: ${JSON.stringify(e)}`);
   }
 
   const prunes: PruneBenchResult[] = [];
   const structured: StructuredBenchResult[] = [];
   const moes: (MoeBenchResult | MoeBenchFailure)[] = [];
-  if (pruneRows.length + structuredRows.length + moeRows.length > 0) {
+  const partials: PartialBenchResult[] = [];
+  if (pruneRows.length + structuredRows.length + moeRows.length + partialRows.length > 0) {
     // Pruned checkpoints are only written to be measured; none outlives the bench.
     const outRoot = await fsp.mkdtemp(path.join(os.tmpdir(), 'prunelens-bench-'));
     // ':' in row names is not allowed in Windows file names.
@@ -234,25 +262,38 @@ async function main(): Promise<void> {
         const cfg = checkpoint.config;
         await checkpoint.close();
         prunes.push({ name: row.name, model: modelName(row.model), prune: await runPrune(dir, outFor(row), row), flops: pruneFlops(cfg, row.method, row.nsamples, row.seqlen) });
+        log(`${row.name}: ${JSON.stringify(prunes.at(-1)!.prune)}`);
       }
       if (structuredRows.length > 0) {
         const dense = await modelFolder(STRUCTURED_MODEL);
         for (const row of structuredRows) structured.push(await runStructured(dense, outFor(row), row));
       }
       for (const row of moeRows) moes.push(await runMoeRow(row, outRoot, log));
+      for (const row of partialRows) {
+        const dir = await modelFolder(row.model);
+        log(`${row.name}: pruning to ${PRUNE_SPARSITY} with ${row.nsamples} x ${row.seqlen} calibration, timing ${row.blocks} blocks, then cancelling`);
+        const checkpoint = await Checkpoint.open(dir);
+        const cfg = checkpoint.config;
+        await checkpoint.close();
+        const flops = pruneFlops(cfg, row.method, row.nsamples, row.seqlen);
+        const partial = await runPartialPrune(row.name, pruneArgs(dir, row), outFor(row), row.blocks, log);
+        partials.push({ name: row.name, model: modelName(row.model), row, partial, blockFlops: flops === undefined ? undefined : flops / cfg.numLayers });
+        log(`${row.name}: ${JSON.stringify(partial)}`);
+      }
     } finally {
       await fsp.rm(outRoot, { recursive: true, force: true });
     }
   }
 
   if (values.json) {
-    process.stdout.write(JSON.stringify({ tokenize: tokenized, gemm_gflops: gflops, eval: evals, prune: prunes, structured, moe: moes }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ tokenize: tokenized, gemm_gflops: gflops, eval: evals, prune: prunes, partial: partials, structured, moe: moes }, null, 2) + '\n');
     return;
   }
   const tables = [
     ...(tokenized.length > 0 ? [tokenizeTable(tokenized)] : []),
     ...(evals.length > 0 ? [evalTable(evals, gflops)] : []),
     ...(prunes.length > 0 ? [pruneTable(prunes, gflops)] : []),
+    ...(partials.length > 0 ? [partialTable(partials, gflops)] : []),
     ...(structured.length > 0 ? [structuredTable(structured)] : []),
     ...(moes.length > 0 ? [moeTable(moes)] : []),
   ];
@@ -266,6 +307,10 @@ function runEval(dir: string, row: Row): Promise<EvalResult> {
 }
 
 function runPrune(dir: string, out: string, row: PruneRow): Promise<PruneResult> {
+  return runCli<PruneResult>(row.name, [...pruneArgs(dir, row), '--out', out, '--overwrite', '--json']);
+}
+
+function pruneArgs(dir: string, row: PruneRow): string[] {
   const args = [
     'prune', dir,
     '--method', row.method,
@@ -274,12 +319,9 @@ function runPrune(dir: string, out: string, row: PruneRow): Promise<PruneResult>
     '--nsamples', String(row.nsamples),
     '--seqlen', String(row.seqlen),
     '--eval', EVAL_TEXT,
-    '--out', out,
-    '--overwrite',
-    '--json',
   ];
   if (row.maxWindows !== undefined) args.push('--max-windows', String(row.maxWindows));
-  return runCli<PruneResult>(row.name, args);
+  return args;
 }
 
 /** Prunes the dense model into `out` (unless the row is the dense one), then scores and generates with the result. */
@@ -355,6 +397,31 @@ function pruneTable(results: PruneBenchResult[], gflops: number): string {
       p.ppl_dense.toPrecision(5),
       p.ppl.toPrecision(5),
       `${(100 * p.sparsity).toFixed(2)}%`,
+    ];
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function partialTable(results: PartialBenchResult[], gflops: number): string {
+  const lines = [
+    `| model | method | calibration (windows x seqlen) | blocks timed | seconds per block | matmul bound per block at ${gflops.toFixed(0)} GFLOP/s (measured / bound) | blocks per minute | seconds before the blocks | projected whole run | peak RSS so far (MB) | predicted (MB) |`,
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const { model, row, partial: p, blockFlops } of results) {
+    const perBlock = 60 / p.blocksPerMinute;
+    const cells = [
+      model,
+      row.method,
+      `${row.nsamples} x ${row.seqlen}`,
+      `${p.blockSeconds.length} of ${p.blocksTotal}`,
+      p.blockSeconds.map((s) => s.toFixed(1)).join(', '),
+      formatBound(blockFlops, gflops, perBlock),
+      p.blocksPerMinute.toFixed(3),
+      p.secondsBeforeBlocks.toFixed(0),
+      `${(p.projectedSeconds / 3600).toFixed(2)} h`,
+      p.peakRssMb.toFixed(0),
+      p.predictedPeakMb === undefined ? '-' : p.predictedPeakMb.toFixed(0),
     ];
     lines.push(`| ${cells.join(' | ')} |`);
   }

@@ -177,7 +177,16 @@ const steps = {
     await ui.expectValue(frame.locator('#block-1'), (v) => Math.abs(v - 0.5) < 1e-6, 'Reset edits puts block 1 back at the uniform plan\'s 50%');
     await frame.getByRole('button', { name: 'Apply' }).click();
     await ui.until('a third run folder', () => runFolders(ui.folder).length === 3, WORK_TIMEOUT);
-    await ui.expect(ui.panelText('Applied to'), 'the panel reports the second applied run', WORK_TIMEOUT);
+    // The finished run opens its loss diff in front of the panel, possibly after a click on the panel's tab
+    // brought it back, so the tab is clicked until the panel names the new run (the first run's result was there already).
+    const run = newestRun(ui.folder);
+    const escaped = run.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const result = new RegExp(`Applied to .*${escaped}`);
+    await ui.until(`the panel reports ${run}`, async () => {
+      await ui.tab('PruneLens: Sparsity Allocation').click();
+      return ui.panelText(result).first().waitFor({ timeout: 5_000 }).then(() => true, () => false);
+    }, WORK_TIMEOUT);
+    console.log(`PASS the panel reports the second applied run, ${run}`);
     await ui.dismissToasts();
   },
   '11-export-gguf': async (ui) => {

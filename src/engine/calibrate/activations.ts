@@ -72,6 +72,14 @@ export class TapSums {
   /** Wanda's statistic is the mean over sequences of each input column's squared norm; SparseGPT's Hessian is (2/n) Σ X Xᵀ. */
   statistics(reduce: TapReduce, nsamples: number): Map<TapPoint, Float32Array> {
     const scale = reduce === 'gram' ? 2 / nsamples : 1 / nsamples;
-    return new Map([...this.sums].map(([point, sum]) => [point, Float32Array.from(sum, (v) => v * scale)]));
+    // A plain loop: Float32Array.from with a map function took 14 s per TinyLlama block (its four Gram
+    // matrices, 44 M entries), most of it boxing each value and collecting the garbage.
+    return new Map(
+      [...this.sums].map(([point, sum]) => {
+        const out = new Float32Array(sum.length);
+        for (let j = 0; j < sum.length; j++) out[j] = sum[j]! * scale;
+        return [point, out];
+      }),
+    );
   }
 }

@@ -75,7 +75,8 @@ export async function evaluatePerplexity(
     await runner.embed(ids.subarray(chunk.first * seqlen, (chunk.first + chunk.windows) * seqlen), hidden, seqlen);
     for (let layer = 0; layer < cfg.numLayers; layer++) {
       throwIfCancelled(signal);
-      const feeds = runner.block.feeds(await weights.readBlock(layer), layer);
+      const block = await weights.readBlock(layer);
+      const feeds = runner.block.feeds(block, layer);
       for (const batch of chunk.batches) {
         throwIfCancelled(signal);
         const slice = hidden.subarray(batch.offset * seqlen * d, (batch.offset + batch.size) * seqlen * d);
@@ -83,6 +84,7 @@ export async function evaluatePerplexity(
         slice.set(out!);
         step(`block ${layer + 1}/${cfg.numLayers}`);
       }
+      weights.recycle(block.values());
     }
     for (const batch of chunk.batches) {
       throwIfCancelled(signal);

@@ -64,6 +64,8 @@ export function mirrorLayout(source: Checkpoint): OutputLayout {
 export class OutputFolder {
   private readonly written = new Set<string>();
   private committed = false;
+  /** The encoding of the last tensor written, kept to encode the next one into. */
+  private scratch: Uint8Array<ArrayBuffer> | undefined;
 
   private constructor(
     /** The output's real path (links in its parent folders resolved). */
@@ -158,10 +160,22 @@ export class OutputFolder {
     return this.written.has(name);
   }
 
-  /** Writes a tensor in its output dtype (zeros as +0.0). */
+  /**
+   * Writes a tensor in its output dtype (zeros as +0.0), encoded into a buffer kept for the next
+   * tensor: new memory costs page faults as it is first written (see Checkpoint.recycle).
+   */
   async write(name: string, values: Float32Array): Promise<void> {
     const { writer, spec } = this.slot(name);
-    await writer.writeTensor(name, encodeFromF32(spec.dtype, values, name));
+    // Taken while in use, so a second write running at the same time gets a buffer of its own.
+    let scratch = this.scratch;
+    this.scratch = undefined;
+    const byteLength = tensorByteLength(spec.dtype, spec.shape, name);
+    if (!scratch || scratch.byteLength < byteLength) scratch = new Uint8Array(byteLength);
+    try {
+      await writer.writeTensor(name, encodeFromF32(spec.dtype, values, name, scratch));
+    } finally {
+      this.scratch = scratch;
+    }
     this.written.add(name);
   }
 

@@ -62,11 +62,16 @@ export class GraphSession {
     readonly provider: Provider,
   ) {}
 
-  static async create(model: Uint8Array, settings: RuntimeSettings): Promise<GraphSession> {
+  /**
+   * `arena`: keep ORT's CPU arena, which holds on to a session's largest working set between runs so
+   * repeated runs of one shape allocate nothing; without it what a run allocates is freed when it ends.
+   */
+  static async create(model: Uint8Array, settings: RuntimeSettings, arena = true): Promise<GraphSession> {
     const options: Ort.InferenceSession.SessionOptions = {
       executionProviders: [settings.provider],
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
+      enableCpuMemArena: arena,
       intraOpNumThreads: settings.threads ?? availableParallelism(),
       interOpNumThreads: 1,
       logSeverityLevel: CREATE_LOG_LEVEL,
@@ -87,6 +92,14 @@ export class GraphSession {
       tensor.dispose();
       return data;
     });
+  }
+
+  /**
+   * Runs the graph writing each output into the tensor given for it, which may wrap a view of a
+   * larger array (ORT writes through it in place, and nothing new is allocated for the output).
+   */
+  async runInto(feeds: Feeds, outputs: Feeds): Promise<void> {
+    await this.session.run(feeds, outputs, RUN_OPTIONS);
   }
 
   async release(): Promise<void> {

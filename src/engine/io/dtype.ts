@@ -141,7 +141,8 @@ function f16Lookup(): Float32Array {
   return f16Table;
 }
 
-export function decodeToF32(dtype: DType, bytes: Uint8Array, where: string): Float32Array<ArrayBuffer> {
+/** Decodes into `into` when given (exactly as many elements), else into new memory. */
+export function decodeToF32(dtype: DType, bytes: Uint8Array, where: string, into?: Float32Array<ArrayBuffer>): Float32Array<ArrayBuffer> {
   if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16' && dtype !== 'F64') {
     throw new PruneLensError('checkpoint', `dtype ${dtype} cannot be read as floating point`, where);
   }
@@ -156,7 +157,8 @@ export function decodeToF32(dtype: DType, bytes: Uint8Array, where: string): Flo
   const n = bytes.byteLength / size;
   // Typed-array views need an offset aligned to the element size; a copy always starts at 0.
   const aligned = bytes.byteOffset % size === 0 ? bytes : new Uint8Array(bytes);
-  const out = allocateF32(n, where);
+  if (into && into.length !== n) throw new Error(`decodeToF32: ${where} has ${n} elements, the array given ${into.length}`);
+  const out = into ?? allocateF32(n, where);
   switch (dtype) {
     case 'F32':
       out.set(new Float32Array(aligned.buffer, aligned.byteOffset, n));
@@ -175,7 +177,7 @@ export function decodeToF32(dtype: DType, bytes: Uint8Array, where: string): Flo
     case 'BF16': {
       // bf16 is the top half of an f32, so widening is a shift and keeps every bit, NaN payloads included.
       const src = new Uint16Array(aligned.buffer, aligned.byteOffset, n);
-      const dst = new Uint32Array(out.buffer);
+      const dst = new Uint32Array(out.buffer, out.byteOffset, n);
       for (let i = 0; i < n; i++) dst[i] = src[i]! << 16;
       break;
     }
@@ -186,34 +188,39 @@ export function decodeToF32(dtype: DType, bytes: Uint8Array, where: string): Flo
 /** Dtypes `encodeFromF32` writes: what a pruned tensor can be stored as. */
 export const WRITABLE_DTYPES: readonly DType[] = ['F32', 'F16', 'BF16'];
 
-export function encodeFromF32(dtype: DType, values: Float32Array, where: string): Uint8Array<ArrayBuffer> {
+/** Encodes into the start of `into` when given (at least as many bytes as the encoding), else into new memory. */
+export function encodeFromF32(dtype: DType, values: Float32Array, where: string, into?: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
   const n = values.length;
+  const bytesOf = (size: number): Uint8Array<ArrayBuffer> => (into ? into.subarray(0, n * size) : allocateBytes(n * size, where));
   const bits = new Uint32Array(values.buffer, values.byteOffset, n); // Float32Array offsets are always 4-aligned
   // Every zero is written as +0.0: sparse kernels test the bit pattern, and -0.0 is not all-zero bits.
   switch (dtype) {
     case 'F32': {
-      const out = new Uint32Array(allocateBytes(n * 4, where).buffer);
+      const bytes = bytesOf(4);
+      const out = new Uint32Array(bytes.buffer, bytes.byteOffset, n);
       for (let i = 0; i < n; i++) {
         const b = bits[i]!;
         out[i] = b === 0x80000000 ? 0 : b;
       }
-      return new Uint8Array(out.buffer);
+      return bytes;
     }
     case 'F16': {
-      const out = new Uint16Array(allocateBytes(n * 2, where).buffer);
+      const bytes = bytesOf(2);
+      const out = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
       for (let i = 0; i < n; i++) {
         const h = f32BitsToF16(bits[i]!);
         out[i] = h === 0x8000 ? 0 : h; // also catches tiny negatives that round to -0
       }
-      return new Uint8Array(out.buffer);
+      return bytes;
     }
     case 'BF16': {
-      const out = new Uint16Array(allocateBytes(n * 2, where).buffer);
+      const bytes = bytesOf(2);
+      const out = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
       for (let i = 0; i < n; i++) {
         const h = f32BitsToBf16(bits[i]!);
         out[i] = h === 0x8000 ? 0 : h;
       }
-      return new Uint8Array(out.buffer);
+      return bytes;
     }
     default:
       throw new PruneLensError('checkpoint', `dtype ${dtype} cannot be written from floating point`, where);

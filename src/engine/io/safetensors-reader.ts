@@ -24,6 +24,8 @@ const KNOWN_DTYPES = Object.keys(DTYPE_BYTES).join(', ');
 
 export class SafetensorsReader {
   private closed = false;
+  /** The stored bytes of the last tensor decoded into a caller's array, kept to read the next one into. */
+  private scratch: Uint8Array<ArrayBuffer> | undefined;
 
   private constructor(
     readonly path: string,
@@ -59,12 +61,33 @@ export class SafetensorsReader {
     return readAt(this.handle, entry.byteOffset, entry.byteLength, tensorWhere(this.path, name));
   }
 
-  async readF32(name: string): Promise<Float32Array<ArrayBuffer>> {
+  /**
+   * The tensor as float32, in `into` when given (its length must be the tensor's): then no new memory
+   * is touched, as the stored bytes are read into a scratch buffer this reader keeps (see
+   * Checkpoint.recycle for why that matters).
+   */
+  async readF32(name: string, into?: Float32Array<ArrayBuffer>): Promise<Float32Array<ArrayBuffer>> {
     const entry = this.entry(name);
-    const bytes = await this.readBytes(name);
-    // readBytes returns a fresh buffer at offset 0, so F32 data can be viewed in place instead of copied.
-    if (entry.dtype === 'F32') return new Float32Array(bytes.buffer, 0, bytes.byteLength / 4);
-    return decodeToF32(entry.dtype, bytes, tensorWhere(this.path, name));
+    const where = tensorWhere(this.path, name);
+    if (!into) {
+      const bytes = await this.readBytes(name);
+      // readBytes returns a fresh buffer at offset 0, so F32 data can be viewed in place instead of copied.
+      if (entry.dtype === 'F32') return new Float32Array(bytes.buffer, 0, bytes.byteLength / 4);
+      return decodeToF32(entry.dtype, bytes, where);
+    }
+    if (entry.dtype === 'F32') {
+      await readAt(this.handle, entry.byteOffset, entry.byteLength, where, new Uint8Array(into.buffer, into.byteOffset, into.byteLength));
+      return into;
+    }
+    // Taken while in use, so a second read running at the same time gets a buffer of its own.
+    let scratch = this.scratch;
+    this.scratch = undefined;
+    if (!scratch || scratch.byteLength < entry.byteLength) scratch = new Uint8Array(entry.byteLength);
+    try {
+      return decodeToF32(entry.dtype, await readAt(this.handle, entry.byteOffset, entry.byteLength, where, scratch), where, into);
+    } finally {
+      this.scratch = scratch;
+    }
   }
 
   async close(): Promise<void> {
@@ -261,11 +284,11 @@ function naturals(value: unknown, field: string, where: string): number[] {
   return value as number[];
 }
 
-/** Reads exactly `length` bytes at `position` into a fresh, unshared buffer. */
-async function readAt(handle: FileHandle, position: number, length: number, where: string): Promise<Uint8Array<ArrayBuffer>> {
+/** Reads exactly `length` bytes at `position` into the start of `into` when given (at least `length` long), else into a fresh, unshared buffer. */
+async function readAt(handle: FileHandle, position: number, length: number, where: string, into?: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {
   let buffer: Uint8Array<ArrayBuffer>;
   try {
-    buffer = new Uint8Array(length);
+    buffer = into ? into.subarray(0, length) : new Uint8Array(length);
   } catch (err) {
     throw new PruneLensError('checkpoint', `cannot allocate ${length} bytes to read (${messageOf(err)})`, where);
   }

@@ -17,10 +17,24 @@ export function mat(data: Float32Array, rows: number, cols: number): Mat {
   return { data, rows, cols };
 }
 
-/** Rows [r0, r1) and columns [c0, c1) of a row-major matrix with `cols` columns, as a new array. */
-export function slice(a: Float32Array, cols: number, r0: number, r1: number, c0: number, c1: number): Float32Array {
-  const out = new Float32Array((r1 - r0) * (c1 - c0));
+/** Rows [r0, r1) and columns [c0, c1) of a row-major matrix with `cols` columns, as a new array or at the start of `into`. */
+export function slice(a: Float32Array, cols: number, r0: number, r1: number, c0: number, c1: number, into?: Float32Array): Float32Array {
+  const out = into ? into.subarray(0, (r1 - r0) * (c1 - c0)) : new Float32Array((r1 - r0) * (c1 - c0));
   for (let r = r0; r < r1; r++) out.set(a.subarray(r * cols + c0, r * cols + c1), (r - r0) * (c1 - c0));
+  return out;
+}
+
+/** The transpose of a row-major [rows, cols] matrix, by tiles so both sides are read and written in cache lines. */
+export function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  const TILE = 32;
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    const r1 = Math.min(r0 + TILE, rows);
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const c1 = Math.min(c0 + TILE, cols);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = a[r * cols + c]!;
+    }
+  }
   return out;
 }
 
@@ -76,16 +90,13 @@ export function subMatmulNT(ops: OpRegistry, c: Mat, a: Mat, b: Mat): Promise<Ma
   );
 }
 
-/** c - a · b */
-export function subMatmul(ops: OpRegistry, c: Mat, a: Mat, b: Mat): Promise<Mat> {
-  return run(
-    ops,
-    'linalg.subMatmul',
-    () => build('sub_matmul', (g) => g.op('Sub', ['c', g.op('MatMul', ['a', 'b'])]), ['c', 'a', 'b']),
-    { c, a, b },
-    c.rows,
-    c.cols,
-  );
+/**
+ * c ← c + aᵀ · b, written into c's own memory by one Gemm (C accumulated, no intermediate), so `c` may
+ * be a view of a larger array: nothing is copied in or out.
+ */
+export async function addMatmulTNInPlace(ops: OpRegistry, c: Mat, a: Mat, b: Mat): Promise<void> {
+  const feeds = { a: floatTensor(a.data, [a.rows, a.cols]), b: floatTensor(b.data, [b.rows, b.cols]), c: floatTensor(c.data, [c.rows, c.cols]) };
+  await ops.runInto('linalg.addMatmulTNInPlace', () => build('add_matmul_tn_in_place', (g) => g.op('Gemm', ['a', 'b', 'c'], { transA: 1 }), ['a', 'b', 'c']), feeds, { out: floatTensor(c.data, [c.rows, c.cols]) });
 }
 
 /** -(a · b · c) */

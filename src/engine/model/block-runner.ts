@@ -7,6 +7,8 @@ import { ropeTables } from './families/rope';
 /** Where a block's weights come from: the checkpoint on disk, or a pruned model being written. */
 export interface BlockWeightSource {
   readBlock(layer: number): Promise<Map<string, Float32Array>>;
+  /** Takes back a block's weights once nothing uses them, to read the next block into (Checkpoint.recycle). */
+  recycle(tensors: Iterable<Float32Array>): void;
 }
 
 /** The layer's mask, and its rotary tables where the family rotates. */

@@ -47,7 +47,10 @@ export interface LayerProblem {
 
 /** Weights zeroed by a method, as a mask (1 = pruned): the support ADMM keeps. */
 export function prunedMaskOf(weight: Float32Array): Float32Array {
-  return Float32Array.from(weight, (v) => (v === 0 ? 1 : 0));
+  // Plain loops over whole matrices: Float32Array.from with a map function is ~35x slower in V8.
+  const mask = new Float32Array(weight.length);
+  for (let i = 0; i < weight.length; i++) if (weight[i] === 0) mask[i] = 1;
+  return mask;
 }
 
 /** Ĝ, b₀, the target and s from the Gram statistic and the dense weights (dead inputs and dampening as SparseGPT). */

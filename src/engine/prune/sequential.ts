@@ -189,6 +189,8 @@ export async function pruneSequentially(options: SequentialOptions, control: Run
       if (output) for (const [name, values] of toStoredBlock(cfg, weights, shapes)) await output.write(prefix + name, values);
       if (activations && layer < cfg.numLayers - 1) await activations.advance(runner.block, layer, weights, control.signal);
       layers.push({ layer, seconds: (performance.now() - start) / 1000, rssMb: process.memoryUsage().rss / 2 ** 20, ratios, linears: linearRecords });
+      // Written and run: the block's arrays (dense and pruned) are read into again for the next block.
+      checkpoint.recycle(weights.values());
       await options.onBlockDone?.({ layers, errors, hidden: activations && layer < cfg.numLayers - 1 ? activations.hidden : undefined });
       control.onProgress?.({ type: 'stage', stage: 'prune', done: layer + 1, total: cfg.numLayers, detail: `block ${layer + 1}/${cfg.numLayers}` });
     }

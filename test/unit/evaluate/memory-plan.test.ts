@@ -21,6 +21,14 @@ test('the calibration hidden states are nsamples x seqlen x hidden float32 value
   assert.equal(large.peakBytes - small.peakBytes, 16 * 512 * LLAMA_1B.hiddenSize * 4);
 });
 
+test('a prune that evaluates counts the calibration forward\'s working set beside the evaluation\'s (one session, two shapes)', () => {
+  const parts = (evalWindows: number) => new Map(predictPeakMemory(LLAMA_1B, 2, { ...wanda(16, 512), evalWindows }).parts.map((p) => [p.what, p.bytes]));
+  const evaluating = parts(8);
+  const silent = parts(0);
+  assert.ok(evaluating.has('evaluation working set'));
+  assert.equal(evaluating.get('calibration working set'), silent.get('calibration working set'));
+});
+
 test('a run that does not fit is refused with the memory it needs and the setting that shrinks its largest part', () => {
   const prediction = predictPeakMemory(LLAMA_1B, 2, wanda(4096, 2048));
   assert.equal(prediction.parts[0]!.what, 'calibration hidden states');

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { PruneLensError } from '../../../src/engine/errors';
 import { Checkpoint } from '../../../src/engine/io/checkpoint';
+import { encodeFromF32 } from '../../../src/engine/io/dtype';
 import { SafetensorsReader } from '../../../src/engine/io/safetensors-reader';
 import { writeSafetensors } from '../../../src/engine/io/safetensors-writer';
 import { copyOfFixture, editJson, FIXTURE_MODEL } from '../../helpers/fixtures';
@@ -113,6 +114,66 @@ describe('Hugging Face checkpoint folder', () => {
     fs.closeSync(fd);
     const ck = await Checkpoint.open(dir);
     await assert.rejects(ck.readBlock(3), isError('weights', /tensor "model\.layers\.3\.self_attn\.v_proj\.weight" holds NaN at flat index 17/));
+    await ck.close();
+  });
+});
+
+/** The fixture with its weights stored as bfloat16, as most published checkpoints are. */
+async function bf16Copy(): Promise<string> {
+  const dir = copyOfFixture();
+  const file = path.join(dir, 'model.safetensors');
+  const reader = await SafetensorsReader.open(file);
+  const specs = [...reader.entries.values()].map((e) => ({ name: e.name, dtype: 'BF16' as const, shape: e.shape }));
+  const bf16 = path.join(dir, 'bf16.safetensors');
+  await writeSafetensors(bf16, specs, async (spec) => encodeFromF32('BF16', await reader.readF32(spec.name), spec.name));
+  await reader.close();
+  fs.renameSync(bf16, file);
+  return dir;
+}
+
+describe('reading into arrays given back', () => {
+  it('reads every block as a fresh read does (float32 and bfloat16), into the previous block\'s arrays', async () => {
+    for (const dir of [FIXTURE_MODEL, await bf16Copy()]) {
+      const fresh = await Checkpoint.open(dir);
+      const recycled = await Checkpoint.open(dir);
+      let previous = new Set<Float32Array>();
+      for (let layer = 0; layer < fresh.config.numLayers; layer++) {
+        const expected = await fresh.readBlock(layer);
+        const block = await recycled.readBlock(layer);
+        for (const [name, values] of expected) assert.deepEqual(block.get(name), values, `${recycled.dtype} layer ${layer} ${name}`);
+        // Every tensor of a Llama block after the first is read into an array of the block before.
+        if (layer > 0) assert.equal([...block.values()].filter((v) => previous.has(v)).length, block.size, `layer ${layer}`);
+        previous = new Set(block.values());
+        recycled.recycle(block.values());
+      }
+      await Promise.all([fresh.close(), recycled.close()]);
+    }
+  });
+
+  it('gives each of two reads at the same time its own values', async () => {
+    const ck = await Checkpoint.open(await bf16Copy());
+    const names = ['model.layers.0.mlp.gate_proj.weight', 'model.layers.1.mlp.gate_proj.weight'];
+    const expected = await Promise.all(names.map((n) => ck.readF32(n)));
+    ck.recycle(expected.map((v) => new Float32Array(v.length)));
+    const both = await Promise.all(names.map((n) => ck.readF32(n)));
+    assert.deepEqual(both, expected);
+    assert.notDeepEqual(both[0], both[1]);
+    await ck.close();
+  });
+
+  it('keeps no view into a larger buffer and no more than one block', async () => {
+    const ck = await Checkpoint.open(FIXTURE_MODEL);
+    const name = 'model.layers.0.mlp.gate_proj.weight';
+    const length = (await ck.readF32(name)).length;
+    const view = new Float32Array(length + 1).subarray(1);
+    ck.recycle([view]);
+    assert.notEqual(await ck.readF32(name), view as Float32Array);
+    // One block of the fixture holds a few gate_proj-sized arrays, not a thousand.
+    const many: Float32Array[] = Array.from({ length: 1000 }, () => new Float32Array(length));
+    ck.recycle(many);
+    let reused = 0;
+    for (let i = 0; i < 1000; i++) if (many.includes(await ck.readF32(name))) reused++;
+    assert.ok(reused > 0 && reused < 1000, `${reused} of 1000 arrays were kept`);
     await ck.close();
   });
 });

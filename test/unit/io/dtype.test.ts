@@ -207,6 +207,20 @@ describe('bulk codecs', () => {
     }
   });
 
+  test('decoding and encoding into a given array give the bytes a new one would, in that array', () => {
+    const values = new Float32Array([1.5, -3.25, 7, -0, 65504, 1e-8]);
+    for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+      const fresh = encodeFromF32(dtype, values, 'w');
+      const scratch = new Uint8Array(fresh.byteLength + 8).fill(0xff);
+      const into = encodeFromF32(dtype, values, 'w', scratch);
+      assert.deepEqual(into, fresh, dtype);
+      assert.equal(into.buffer, scratch.buffer, `${dtype} was encoded into the scratch buffer`);
+      const target = new Float32Array(values.length).fill(NaN);
+      assert.equal(decodeToF32(dtype, fresh, 'w', target), target);
+      assert.deepEqual(target, decodeToF32(dtype, fresh, 'w'), dtype);
+    }
+  });
+
   test('decodeToF32 keeps every bf16 NaN a NaN and maps all 65536 f16 patterns like f16ToF32', () => {
     const all = new Uint16Array(65536).map((_, i) => i);
     const halves = decodeToF32('F16', new Uint8Array(all.buffer), 'w');

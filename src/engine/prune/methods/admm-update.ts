@@ -32,7 +32,9 @@ export const admm: WeightUpdate<'admm'> = {
     const mask = prunedMaskOf(pruned);
     const p = await normalise(ops, weight, rows, cols, gram!, settings.percdamp);
     const inverse = await penaltyInverse(ops, p, RHO, where);
-    const start: AdmmState = { b: p.b0, d: Float32Array.from(p.b0, (v, i) => (mask[i] ? 0 : v)), v: new Float32Array(rows * cols) };
+    const masked = new Float32Array(rows * cols);
+    for (let i = 0; i < masked.length; i++) if (!mask[i]) masked[i] = p.b0[i]!;
+    const start: AdmmState = { b: p.b0, d: masked, v: new Float32Array(rows * cols) };
     const { d } = await admmSteps(ops, p, start, inverse, RHO, ITERATIONS, { kind: 'fixed' }, { pruned: floatTensor(mask, [rows, cols]) });
     const b = await conjugateGradients(ops, p, d, mask, CG_STEPS);
     const updated = await denormalise(ops, p, b, mask, where);

@@ -3,7 +3,7 @@ import { GraphBuilder } from '../../graph/onnx-builder';
 import type { OpRegistry } from '../../graph/op-registry';
 import { floatTensor } from '../../graph/session';
 import { NotPositiveDefinite, upperCholeskyOfInverse } from '../../linalg/cholesky';
-import { mat, place, slice, subMatmul } from '../../linalg/matrix-ops';
+import { addMatmulTNInPlace, mat, slice, transpose } from '../../linalg/matrix-ops';
 import type { Logger } from '../../progress';
 import { applyMask, columns, lowestMask, patternFeeds, patternKey, prunedCount, rowsOf, type Pattern } from '../mask-graphs';
 import { layerLoss } from './loss';
@@ -14,7 +14,10 @@ import type { PruneMethod } from './method';
  * One-Shot", ICML 2023; `SparseGPT.fasterprune` in sparsegpt.py), step by step as fasterprune:
  * prune `weight` [rows, cols] column by column and move each pruned weight's error onto the columns
  * not yet visited, in proportion to the inverse Hessian of the layer's inputs, H = G = (2/n) Σ XᵀX.
- * The in-block column loop and the trailing update run as ORT graphs; JS only copies column blocks.
+ * The in-block column loop and the trailing update run as ORT graphs. W is held transposed, so a
+ * block of columns and all the columns after it are contiguous rows of Wᵀ: the block graph reads its
+ * block in place and the trailing update (one Gemm) writes into the rest in place. Copying the rest
+ * out and back for every block, as a row-major W needs, had cost more than the products on 1B shapes.
  */
 export const sparsegpt: PruneMethod<'sparsegpt'> = {
   name: 'sparsegpt',
@@ -28,15 +31,15 @@ export const sparsegpt: PruneMethod<'sparsegpt'> = {
   },
   async prune({ ops, weight, rows, cols, stat: hessian, sparsity, nm, settings, where, log }) {
     const { blocksize, percdamp } = settings;
-    const w = Float32Array.from(weight);
-    const h = Float32Array.from(hessian!);
+    const wt = transpose(weight, rows, cols);
+    const h = hessian!.slice();
 
     // dead = diag(H) == 0; H[dead, dead] = 1; W[:, dead] = 0: inputs that never fire carry no information.
     let diagSum = 0;
     for (let j = 0; j < cols; j++) {
       if (h[j * cols + j] === 0) {
         h[j * cols + j] = 1;
-        for (let r = 0; r < rows; r++) w[r * cols + j] = 0;
+        wt.fill(0, j * rows, (j + 1) * rows);
       }
       diagSum += h[j * cols + j]!;
     }
@@ -46,27 +49,34 @@ export const sparsegpt: PruneMethod<'sparsegpt'> = {
 
     // Unstructured counts per block are cut from one rounded total, so the matrix prunes exactly round(numel·s).
     const total = prunedCount(rows * cols, sparsity);
+    // Buffers the blocks reuse: Q1ᵀ, −Err1ᵀ and Hinv[i1:i2, i2:].
+    const q1t = new Float32Array(Math.min(blocksize, cols) * rows);
+    const negErr1t = new Float32Array(q1t.length);
+    const hinv12 = new Float32Array(Math.min(blocksize, cols) * cols);
     for (let i1 = 0; i1 < cols; i1 += blocksize) {
       const i2 = Math.min(i1 + blocksize, cols);
       const count = i2 - i1;
       const pattern: Pattern = nm ? { kind: 'nm', ...nm } : { kind: 'matrix', count: Math.round((total * i2) / cols) - Math.round((total * i1) / cols) };
-      // Q1, Err1 = the block pruned column by column (blockGraph below).
+      // Q1, Err1 = the block pruned column by column (blockGraph below), written transposed.
       const hinv1 = slice(hinv, cols, i1, i2, i1, i2);
       const feeds = {
-        weight: floatTensor(slice(w, cols, 0, rows, i1, i2), [rows, count]),
+        weight: floatTensor(wt.subarray(i1 * rows, i2 * rows), [count, rows]),
         u: floatTensor(hinv1, [count, count]),
         diag: floatTensor(Float32Array.from({ length: count }, (_, i) => hinv1[i * count + i]!), [count]),
         ...patternFeeds(pattern, rows),
       };
-      const [q1, err1] = await ops.run(`sparsegpt.block.${rows}x${count}.${patternKey(pattern)}`, () => blockGraph(rows, count, pattern), feeds, ['q', 'err']);
+      const q = q1t.subarray(0, count * rows);
+      const negErr = negErr1t.subarray(0, count * rows);
+      await ops.runInto(`sparsegpt.block.${rows}x${count}.${patternKey(pattern)}`, () => blockGraph(rows, count, pattern), feeds, { q: floatTensor(q, [count, rows]), neg_err: floatTensor(negErr, [count, rows]) });
       // W[:, i1:i2] = Q1
-      place(w, cols, q1!, 0, rows, i1, i2);
-      // W[:, i2:] -= Err1 · Hinv[i1:i2, i2:]
+      wt.set(q, i1 * rows);
+      // W[:, i2:] -= Err1 · Hinv[i1:i2, i2:], that is Wᵀ[i2:] += Hinv[i1:i2, i2:]ᵀ · (−Err1ᵀ)
       if (i2 < cols) {
-        const rest = await subMatmul(ops, mat(slice(w, cols, 0, rows, i2, cols), rows, cols - i2), mat(err1!, rows, count), mat(slice(hinv, cols, i1, i2, i2, cols), count, cols - i2));
-        place(w, cols, rest.data, 0, rows, i2, cols);
+        const rest = mat(wt.subarray(i2 * rows), cols - i2, rows);
+        await addMatmulTNInPlace(ops, rest, mat(slice(hinv, cols, i1, i2, i2, cols, hinv12), count, cols - i2), mat(negErr, count, rows));
       }
     }
+    const w = transpose(wt, cols, rows);
     for (let i = 0; i < w.length; i++) {
       if (!Number.isFinite(w[i]!)) throw new PruneLensError('weights', `SparseGPT produced a non-finite weight at flat index ${i}`, where);
     }
@@ -97,18 +107,18 @@ async function dampedInverseFactor(ops: OpRegistry, h: Float32Array, n: number, 
 }
 
 /**
- * fasterprune's inner loop over one block of `count` columns, unrolled. Inputs: the block W1
- * (`weight`), Hinv1 (`u`, upper-triangular) and its diagonal. For each column i:
+ * fasterprune's inner loop over one block of `count` columns, unrolled. Inputs: the block W1,
+ * transposed (`weight`, [count, rows]), Hinv1 (`u`, upper-triangular) and its diagonal. For each column i:
  *   w = W1[:, i], d = Hinv1[i, i]
  *   unstructured: mask1 = the `count` lowest of W1² / diag(Hinv1)² over the whole block, chosen once;
  *   N:M: at each group's first column, the n lowest of the group's W1² / diag² in each row
  *   err1 = (w − q) / d, q = w with the masked entries zeroed
  *   W1[:, i:] −= err1 ⊗ Hinv1[i, i:]   (Hinv1 is upper-triangular, so earlier columns are untouched)
- * Outputs Q1 (`q`, the pruned block) and Err1 (`err`) [rows, count].
+ * Outputs Q1ᵀ (`q`, the pruned block) and −Err1ᵀ (`neg_err`, negated for the trailing Gemm), [count, rows].
  */
 function blockGraph(rows: number, count: number, pattern: Pattern): Uint8Array {
   const g = new GraphBuilder('prunelens_sparsegpt_block');
-  let w1 = g.input('weight', 'float', [rows, count]);
+  let w1 = g.op('Transpose', [g.input('weight', 'float', [count, rows])], { perm: [1, 0] });
   const hinv1 = g.input('u', 'float', [count, count]);
   const diag = g.input('diag', 'float', [count]);
   const saliency = (values: string, from: number, to: number): string => {
@@ -133,7 +143,8 @@ function blockGraph(rows: number, count: number, pattern: Pattern): Uint8Array {
   }
   const fullMask = pattern.kind === 'nm' ? (groupMasks.length === 1 ? groupMasks[0]! : g.op('Concat', groupMasks, { axis: 1 })) : mask1;
   // A pruned column ends at w − (w/d)·d, which rounding can leave a hair from zero: zero it exactly.
-  g.output(applyMask(g, w1, fullMask), 'q', 'float', [rows, count]);
-  g.output(count === 1 ? err1[0]! : g.op('Concat', err1, { axis: 1 }), 'err', 'float', [rows, count]);
+  g.output(g.op('Transpose', [applyMask(g, w1, fullMask)], { perm: [1, 0] }), 'q', 'float', [count, rows]);
+  const err = count === 1 ? err1[0]! : g.op('Concat', err1, { axis: 1 });
+  g.output(g.op('Neg', [g.op('Transpose', [err], { perm: [1, 0] })]), 'neg_err', 'float', [count, rows]);
   return g.build();
 }
