@@ -207,9 +207,14 @@ class AllocationPanel {
 
   private post(message: ToWebview): void {
     if (this.disposed) return;
-    if (this.ready) {
-      void this.panel.webview.postMessage(message);
-    } else if (message.type === 'done' || message.type === 'cancelled' || message.type === 'error') {
+    const outcome = message.type === 'done' || message.type === 'cancelled' || message.type === 'error';
+    if (this.ready && this.panel.visible) {
+      // A finished Apply opens its loss diff in front of the panel; a post racing that (sent before the
+      // view-state event says the page is gone) is not delivered, so an outcome waits for the next `ready`.
+      void this.panel.webview.postMessage(message).then((delivered) => {
+        if (!delivered && outcome) this.pending.push(message);
+      });
+    } else if (outcome) {
       this.pending.push(message);
     }
   }
