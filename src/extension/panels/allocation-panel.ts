@@ -144,6 +144,12 @@ class AllocationPanel {
   private ready = false;
   /** Outcomes posted while the page was gone; init, plans and progress are re-sent from state instead. */
   private pending: ToWebview[] = [];
+  /**
+   * The last job's result, posted again to every page that says ready while no job runs: a page torn
+   * down as the result arrived (a finished Apply opens its loss diff in front of the panel) took the
+   * message and lost it, and its saved state still shows the result before.
+   */
+  private lastDone?: ToWebview;
   private loaded?: LoadedModel;
   /** The settings the page shows; the plans below match them once computed. */
   private request: PanelRequest;
@@ -277,6 +283,7 @@ class AllocationPanel {
     const pending = this.pending;
     this.pending = [];
     for (const message of pending) this.post(message);
+    if (!this.job && this.lastDone && !pending.includes(this.lastDone)) this.post(this.lastDone);
   }
 
   private planRequest(method: Method, target: number, quick: boolean): PlanRequest {
@@ -434,7 +441,8 @@ class AllocationPanel {
 
   private finished(job: 'apply' | 'export', record: PruneRecord, copied: boolean): void {
     const result: JobResult = { job, output: record.output, pplDense: record.perplexity.dense, ppl: record.perplexity.pruned, sparsity: record.measured.sparsity, copied, planOnly: false };
-    this.post({ type: 'done', ...result });
+    this.lastDone = { type: 'done', ...result };
+    this.post(this.lastDone);
     this.deps.pruned(record);
     const ppl = record.perplexity.pruned === null ? '' : `, perplexity ${formatPerplexity(record.perplexity.dense)} → ${formatPerplexity(record.perplexity.pruned)}`;
     // Not awaited: the job is done when the model is written, not when the message is dismissed.
