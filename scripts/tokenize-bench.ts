@@ -119,7 +119,7 @@ async function benchTexts(shared: string): Promise<BenchText[]> {
 
 export function tokenizeTable(results: TokenizeBenchResult[]): string {
   const lines = [
-    '| tokenizer | text | MB | ids | library MB/s (before) | cold MB/s (worker, no cache) | cached MB/s | library MB/CPU-s | cold MB/CPU-s | speed-up cold | ids equal the library |',
+    '| tokenizer | text | MB | ids | library MB/s (before) | cold MB/s (no cache) | cached MB/s | library MB/CPU-s | cold MB/CPU-s | speed-up cold | ids equal the library |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
   ];
   for (const r of results) {

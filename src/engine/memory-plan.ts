@@ -75,23 +75,22 @@ export interface MemoryPrediction {
   parts: MemoryPart[];
 }
 
-/** `storedBytes`: bytes per element as the checkpoint stores them (a tensor is read whole, then decoded to float32). */
+/** `storedBytes`: bytes per element as the checkpoint stores them (a block's tensors are read through a scratch buffer of that size, then decoded). */
 export function predictPeakMemory(cfg: ModelConfig, storedBytes: number, job: MemoryJob): MemoryPrediction {
   const d = cfg.hiddenSize;
   const parts: MemoryPart[] = [{ what: 'runtime', bytes: RUNTIME_BYTES }];
   const embedding = cfg.vocabSize * d;
-  parts.push({
-    what: cfg.tieWordEmbeddings ? 'embeddings (tied LM head)' : 'embeddings and LM head',
-    bytes: embedding * F32 * (cfg.tieWordEmbeddings ? 1 : 2) + embedding * storedBytes,
-  });
+  // Float32 only: the stored bytes they were decoded from are garbage before any block runs (measured
+  // on Llama-3.1-8B's shape: counting them over-predicted its evaluation by 1 GB).
+  parts.push({ what: cfg.tieWordEmbeddings ? 'embeddings (tied LM head)' : 'embeddings and LM head', bytes: embedding * F32 * (cfg.tieWordEmbeddings ? 1 : 2) });
 
   // A mixture of experts' largest block is a sparse one (its experts outweigh a dense layer's MLP).
   const largest = Math.max(cfg.arch.moe?.sparse.indexOf(true) ?? 0, 0);
   const shapes = [...blockTensorShapes(cfg, largest).values()].map((s) => s.reduce((a, b) => a * b, 1));
   const blockBytes = shapes.reduce((a, b) => a + b, 0) * F32;
-  const largestTensor = Math.max(...shapes) * F32;
-  // The block's float32 weights and the decoded tensor on its way in; a prune also holds each pruned copy until the block is written.
-  parts.push({ what: 'one decoder block', bytes: (job.prune ? 2 : 1) * blockBytes + largestTensor });
+  // The block's float32 weights (decoded into the previous block's arrays, Checkpoint.recycle) and the
+  // reader's scratch for the largest tensor's stored bytes; a prune also holds each pruned copy until the block is written.
+  parts.push({ what: 'one decoder block', bytes: (job.prune ? 2 : 1) * blockBytes + Math.max(...shapes) * storedBytes });
 
   if (job.evalWindows > 0) {
     const plan = batchPlan(cfg, job.evalSeqlen, job.evalWindows);
@@ -128,7 +127,7 @@ export function predictPeakMemory(cfg: ModelConfig, storedBytes: number, job: Me
     // merge them), so this working set adds to the evaluation's instead of overlapping it: counting only
     // the difference predicted 2,841 MB for Wanda on TinyLlama-1.1B's shapes (16 x 512), which peaked at 3,411.
     parts.push({ what: 'calibration working set', bytes: blockRunBytes(cfg, batch, prune.seqlen) });
-    if (prune.statistic !== 'none') parts.push({ what: 'statistics pass working set', bytes: blockRunBytes(cfg, batch, prune.seqlen) + tapBytes(cfg, prune.statistic) });
+    if (prune.statistic !== 'none') parts.push({ what: 'statistics pass working set', bytes: blockRunBytes(cfg, batch, prune.seqlen) + tapBytes(cfg, prune.statistic, batch * prune.seqlen) });
   }
   if (prune) {
     parts.push({ what: 'pruning one linear', bytes: methodBytes(cfg, prune.statistic, prune.admm) });
@@ -172,12 +171,16 @@ function headRunBytes(cfg: ModelConfig, batch: number, seqlen: number): number {
   return HEAD_COPIES * F32 * batch * seqlen * cfg.vocabSize;
 }
 
-/** What the taps return per batch and their float64 running sums (Gram matrices for SparseGPT and the ADMM family). */
-function tapBytes(cfg: ModelConfig, statistic: Statistic): number {
+/**
+ * What the taps compute per batch of `tokens`: each tapped input once more (squared for the norms,
+ * transposed for the Gram product; measured on TinyLlama-1.1B's shape, the statistics pass grew ORT's
+ * arena by that much beyond the plain block's), what they return (float32), their float64 running sums
+ * and the scaled statistic handed to the method (float32).
+ */
+function tapBytes(cfg: ModelConfig, statistic: Statistic, tokens: number): number {
   const widths = tapWidths(cfg);
   const elements = statistic === 'gram' ? widths.reduce((a, w) => a + w * w, 0) : widths.reduce((a, w) => a + w, 0);
-  // Per batch output (float32), the running sum (float64) and the scaled statistic handed to the method (float32).
-  return elements * (F32 + 8 + F32);
+  return tokens * widths.reduce((a, w) => a + w, 0) * F32 + elements * (F32 + 8 + F32);
 }
 
 function tapWidths(cfg: ModelConfig): number[] {

@@ -30,7 +30,8 @@ export class CalibrationActivations {
   /**
    * Runs `block` (as layer `layer`) over every batch (or the batches of the first `windows` windows) and hands each
    * batch's outputs (block output first, then taps) to `each`, with the batch's offset into `hidden`
-   * so callers can line up buffers of the same layout.
+   * so callers can line up buffers of the same layout. The outputs are the same arrays batch after
+   * batch (BlockRunner.run's `reuse`): `each` uses them before it returns and keeps none.
    */
   async forEach(
     block: BlockRunner,
@@ -49,7 +50,7 @@ export class CalibrationActivations {
       const size = Math.min(batch.size, windows - batch.offset);
       const offset = batch.offset * width;
       const length = size * width;
-      await each(await block.run(feeds, this.hidden.subarray(offset, offset + length), size, seqlen), offset, length);
+      await each(await block.run(feeds, this.hidden.subarray(offset, offset + length), size, seqlen, true), offset, length);
     }
   }
 

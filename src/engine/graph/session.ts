@@ -85,12 +85,17 @@ export class GraphSession {
 
   /** Runs the graph and returns the requested outputs as float32 arrays owned by the caller. */
   async run(feeds: Feeds, outputs: readonly string[]): Promise<Float32Array[]> {
+    return (await this.runShaped(feeds, outputs)).map((o) => o.data);
+  }
+
+  /** As `run`, with each output's dimensions. */
+  async runShaped(feeds: Feeds, outputs: readonly string[]): Promise<{ data: Float32Array; dims: readonly number[] }[]> {
     const result = await this.session.run(feeds, outputs, RUN_OPTIONS);
     return outputs.map((name) => {
       const tensor = result[name]!;
-      const data = tensor.data as Float32Array;
+      const shaped = { data: tensor.data as Float32Array, dims: tensor.dims };
       tensor.dispose();
-      return data;
+      return shaped;
     });
   }
 

@@ -16,10 +16,12 @@ const BASE = 128;
  * chol(H), inverts it, and factors the inverse again). Here it comes from one factorization: if
  * P H P = L Lᵀ with P the order-reversing permutation, then U = P L⁻¹ P, since H = V Vᵀ with V = P L P
  * upper-triangular and U = V⁻¹. Cholesky factors are unique, so this is the same U with fewer
- * rounding steps.
+ * rounding steps. P A P reverses the order of A's elements, which is done in place: `h` is
+ * overwritten (on 5632 x 5632, each copy into new memory costs ~0.5 s on the 2-core VM, where first
+ * touching a page is the slow part).
  */
 export async function upperCholeskyOfInverse(ops: OpRegistry, h: Float32Array, n: number): Promise<Float32Array> {
-  return reverse((await inverseCholesky(ops, mat(reverse(h, n), n, n))).data, n);
+  return (await inverseCholesky(ops, mat(h.reverse(), n, n))).data.reverse();
 }
 
 /**
@@ -111,11 +113,4 @@ function assemble(n: number, k: number, top: Mat, lower: Mat, bottom: Mat): Mat 
   place(out, n, lower.data, k, n, 0, k);
   place(out, n, bottom.data, k, n, k, n);
   return mat(out, n, n);
-}
-
-/** P A P: reverses both the row and the column order. */
-function reverse(a: Float32Array, n: number): Float32Array {
-  const out = new Float32Array(n * n);
-  for (let i = 0; i < n * n; i++) out[n * n - 1 - i] = a[i]!;
-  return out;
 }

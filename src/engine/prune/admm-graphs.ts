@@ -99,6 +99,7 @@ export function thresholdMask(g: GraphBuilder, score: string, rows: number, cols
       return parts.length === 1 ? parts[0]! : g.op('Concat', parts, { axis: 1 });
     }
     case 'row':
+    case 'row-even':
       throw new Error('thresholdMask: row patterns are not used by the ADMM family');
   }
 }

@@ -22,14 +22,23 @@ export interface EncodeTextOptions extends RunControl {
 
 const DEFAULT_BUDGET = { seconds: 20, secondsPerMb: 10 };
 
+/**
+ * A text up to this size, for a tokenizer that runs in linear time (TextTokenizer.linear), is
+ * tokenized on the caller's thread: starting a worker costs ~70 ms on a 2-core machine, as much as
+ * tokenizing 300 KB, and the budget has nothing to guard. The caller's thread is the engine's (a
+ * worker in the extension, the CLI's own), and it is held at most ~0.3 s; cancelling waits that long.
+ */
+const ON_THIS_THREAD_MAX_BYTES = 1_000_000;
+
 /** Token ids of a text file's content, as TextTokenizer.encode gives them; see encodeDocuments. */
 export async function encodeText(tokenizer: TextTokenizer, text: string, options: EncodeTextOptions): Promise<Int32Array> {
   return (await encodeDocuments(tokenizer, [text], options))[0]!;
 }
 
 /**
- * Token ids of each text, from the token cache when an earlier run stored them, else tokenized in a
- * worker thread (so the caller's thread stays free) and then stored. The stage `tokenize <file>`
+ * Token ids of each text, from the token cache when an earlier run stored them, else tokenized (in a
+ * worker thread, so the caller's thread stays free, unless the text is short and the tokenizer
+ * linear: ON_THIS_THREAD_MAX_BYTES) and then stored. The stage `tokenize <file>`
  * reports characters done; the signal stops the worker at once; a worker that runs past the time
  * budget is stopped too, with a message naming the tokenizer.json step that was running.
  */
@@ -48,7 +57,8 @@ export async function encodeDocuments(tokenizer: TextTokenizer, texts: string[],
     onProgress?.({ type: 'stage', stage, done: total, total, detail: 'cached' });
     return cached;
   }
-  const ids = await tokenizeInWorker(tokenizer, texts, total, stage, options);
+  const bytes = texts.reduce((n, t) => n + Buffer.byteLength(t, 'utf8'), 0);
+  const ids = tokenizer.linear && bytes <= ON_THIS_THREAD_MAX_BYTES ? tokenizeHere(tokenizer, texts, total, stage, options) : await tokenizeInWorker(tokenizer, texts, bytes, total, stage, options);
   const failed = await cache?.put(key, ids);
   if (failed) options.onProgress?.({ type: 'warning', message: `token cache not written (${cache!.dir}): ${failed.message}` });
   return ids;
@@ -66,9 +76,21 @@ function cacheFor(tokenizer: TextTokenizer, options: EncodeTextOptions): TokenCa
   return new TokenCache(dir);
 }
 
-function tokenizeInWorker(tokenizer: TextTokenizer, texts: string[], total: number, stage: string, options: EncodeTextOptions): Promise<Int32Array[]> {
+function tokenizeHere(tokenizer: TextTokenizer, texts: string[], total: number, stage: string, options: EncodeTextOptions): Int32Array[] {
+  let before = 0;
+  const ids = texts.map((text) => {
+    const doc = tokenizer.encode(text);
+    before += text.length;
+    if (total > 0) options.onProgress?.({ type: 'stage', stage, done: before, total });
+    return doc;
+  });
+  throwIfCancelled(options.signal);
+  return ids;
+}
+
+function tokenizeInWorker(tokenizer: TextTokenizer, texts: string[], bytes: number, total: number, stage: string, options: EncodeTextOptions): Promise<Int32Array[]> {
   const budget = options.budget ?? DEFAULT_BUDGET;
-  const mb = texts.reduce((n, t) => n + Buffer.byteLength(t, 'utf8'), 0) / 1e6;
+  const mb = bytes / 1e6;
   const limitSeconds = budget.seconds + budget.secondsPerMb * mb;
   const job: TokenizeJob = { files: tokenizer.files, texts };
   const worker = new Worker(workerFile(), { workerData: job });

@@ -41,6 +41,8 @@ export interface TokenizerFiles {
   config?: string;
 }
 
+const FAST_BPE = 'fast BPE';
+
 /** Encodes whole texts: the fast encoder where it covers the tokenizer, the reference library otherwise. */
 export interface TextEncoding {
   encode(text: string, hooks?: EncodeHooks): Int32Array;
@@ -62,7 +64,7 @@ export function buildEncoding(files: TokenizerFiles): { reference: Tokenizer; en
   const encoding: TextEncoding =
     typeof fast === 'string'
       ? { kind: `reference (${fast})`, encode: (text) => Int32Array.from(reference.encode(text).ids) }
-      : { kind: 'fast BPE', encode: (text, hooks) => fast.encode(text, hooks) };
+      : { kind: FAST_BPE, encode: (text, hooks) => fast.encode(text, hooks) };
   return { reference, encoding, json };
 }
 
@@ -100,6 +102,15 @@ export class TextTokenizer {
     return this.files.source;
   }
 
+  /**
+   * Encoding takes time linear in the text, whatever the text: the fast encoder, with no pattern of
+   * tokenizer.json's own in the normalizer or pre-tokenizer (the patterns it runs otherwise are
+   * literals, the GPT-2 split and the library's fixed ones, none of which can backtrack).
+   */
+  get linear(): boolean {
+    return this.encoding.kind === FAST_BPE && !hasRegex(this.pipeline.normalizer) && !hasRegex(this.pipeline.preTokenizer);
+  }
+
   /** What encodes this tokenizer's texts ("fast BPE", or the reference library and why). */
   get encoderKind(): string {
     return this.encoding.kind;
@@ -133,6 +144,13 @@ export class TextTokenizer {
   addedToken(id: number): AddedTokenInfo | undefined {
     return this.added.get(id);
   }
+}
+
+/** A `{"Regex": ...}` pattern anywhere in a normalizer's or pre-tokenizer's JSON. */
+function hasRegex(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (Array.isArray(value)) return value.some(hasRegex);
+  return Object.entries(value).some(([key, v]) => key === 'Regex' || hasRegex(v));
 }
 
 function pipelineOf(json: object): TokenizerPipeline {

@@ -37,6 +37,15 @@ describe('prunelens CLI', () => {
     assert.ok((out.ppl as number) > 3 && (out.ppl as number) < 7);
   });
 
+  it("reports its own peak memory, not that of the process that started it", () => {
+    // 1 GiB resident here: a child's getrusage maxRSS starts from it (it survives fork and exec).
+    const ballast = new Float32Array(2 ** 28).fill(1);
+    const r = cli('eval', FIXTURE_MODEL, '--max-windows', '1', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const peak = json(r.stdout)['peak_rss_mb'] as number;
+    assert.ok(peak > 30 && peak < 600, `peak ${peak} MiB, beside a parent of ${ballast.length / 2 ** 18} MiB`);
+  });
+
   it('prints human output without --json', () => {
     const r = cli('eval', '--max-windows', '2');
     assert.equal(r.code, 0, r.stderr);

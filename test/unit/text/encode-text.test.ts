@@ -28,7 +28,7 @@ function backtrackingModel(): string {
   return dir;
 }
 
-describe('encodeText: a worker, the token cache, progress, cancellation and the time budget', () => {
+describe('encodeText: this thread or a worker, the token cache, progress, cancellation and the time budget', () => {
   let tokenizer: TextTokenizer;
   let text: string;
   before(async () => {
@@ -53,6 +53,20 @@ describe('encodeText: a worker, the token cache, progress, cancellation and the 
     const again = await encodeText(tokenizer, text, { source: EVAL_TEXT, cacheDir, onProgress: (e) => events.push(e) });
     assert.deepEqual(again, ids);
     assert.equal(stages(events).at(-1)!.detail, 'cached');
+  });
+
+  it('gives the same ids in a worker: for a tokenizer with a pattern of its own, and for a text over 1 MB', async () => {
+    const dir = copyOfFixture();
+    // A pattern that changes nothing, but could backtrack as far as the encoder knows.
+    editJson(path.join(dir, 'tokenizer.json'), (json) => (json['normalizer'] as { normalizers: unknown[] }).normalizers.unshift({ type: 'Replace', pattern: { Regex: '\u0000' }, content: '\u0000' }));
+    const patterned = await TextTokenizer.load(dir);
+    assert.equal(tokenizer.linear, true);
+    assert.equal(patterned.linear, false);
+    const events: EngineEvent[] = [];
+    assert.deepEqual(await encodeText(patterned, text, { source: EVAL_TEXT, cacheDir: tempDir(), onProgress: (e) => events.push(e) }), tokenizer.encode(text));
+    assert.deepEqual([stages(events)[0]!.done, stages(events).at(-1)!.done], [0, text.length]);
+    const long = text.repeat(Math.ceil(1.1e6 / Buffer.byteLength(text)));
+    assert.deepEqual(await encodeText(tokenizer, long, { source: EVAL_TEXT, cacheDir: tempDir() }), tokenizer.encode(long));
   });
 
   it('keys the cache on the text and on the tokenizer files', async () => {

@@ -1,5 +1,4 @@
 import { patternOf, pruneByScore } from '../mask-graphs';
-import { layerLoss } from './loss';
 import type { PruneMethod } from './method';
 
 /**
@@ -15,7 +14,7 @@ export const magnitude: PruneMethod<'magnitude'> = {
   settings: [],
   acceptsUpdate: true,
   async prune({ ops, weight, rows, cols, sparsity, nm }) {
-    const pruned = await pruneByScore(ops, weight, rows, cols, undefined, patternOf(nm, 'matrix', rows * cols, sparsity));
-    return { weight: pruned, loss: await layerLoss(ops, weight, pruned, rows, cols, 'none') };
+    const { pruned, loss } = await pruneByScore(ops, weight, rows, cols, undefined, patternOf(nm, 'matrix', rows * cols, sparsity));
+    return { weight: pruned, loss };
   },
 };

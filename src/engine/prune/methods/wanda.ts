@@ -1,5 +1,4 @@
 import { patternOf, pruneByScore } from '../mask-graphs';
-import { layerLoss } from './loss';
 import type { PruneMethod } from './method';
 
 /**
@@ -18,7 +17,7 @@ export const wanda: PruneMethod<'wanda'> = {
   settings: [],
   acceptsUpdate: true,
   async prune({ ops, weight, rows, cols, stat, sparsity, nm }) {
-    const pruned = await pruneByScore(ops, weight, rows, cols, stat!, patternOf(nm, 'row', rows * cols, sparsity));
-    return { weight: pruned, loss: await layerLoss(ops, weight, pruned, rows, cols, 'norms', stat) };
+    const { pruned, loss } = await pruneByScore(ops, weight, rows, cols, stat!, patternOf(nm, 'row', rows * cols, sparsity));
+    return { weight: pruned, loss };
   },
 };
