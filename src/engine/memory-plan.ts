@@ -16,13 +16,21 @@ import type { Statistic } from './prune/methods/method';
 /** Node, ONNX Runtime, the bundled code and the tokenizer's worker: the measured peak of evaluating one short window of a model of a few kilobytes. */
 const RUNTIME_BYTES = 90 * 2 ** 20;
 /**
- * Copies of the largest intermediates ORT's arena holds at its peak, measured rather than derived:
- * the LM head's [tokens, vocab] logits, their shifted slice and log-probabilities, with the arena's
- * rounding, come to about 4.5 (SmolLM-135M at seqlen 256 to 1024); the attention scores, masked
- * scores and softmax to about 3.
+ * Copies of the largest intermediates ORT's arena holds at its peak, measured rather than derived.
+ * The LM head's [tokens, vocab] logits, their shifted slice and log-probabilities, with the arena's
+ * rounding: about 2 + tokens/512 copies up to 4.5, for the tokens of one run (the process's VmHWM
+ * against the other parts, one run of 256, 512, 1024 and 5 x 256 tokens on SmolLM-135M's,
+ * TinyLlama-1.1B's, Llama-3.2-1B's and Llama-3.1-8B's shapes: 2.4 at 256, 2.1 to 3.5 at 512, 4.5 at
+ * 1024, 4.2 at 1280). The attention scores, masked scores and softmax: about 3.
  */
-const HEAD_COPIES = 4.5;
+const HEAD_COPIES = { base: 2, perToken: 1 / 512, most: 4.5 };
 const SCORE_COPIES = 3;
+/**
+ * Copies of the tapped inputs the statistics pass holds beyond the plain block's working set:
+ * measured 2.6 on TinyLlama-1.1B's shape (Wanda, 4 windows of 512 a run: the pass grew the process
+ * by 868 MB, the plain block's pass on the same batches by 617).
+ */
+const TAP_INPUT_COPIES = 2.5;
 /**
  * The per-token loss report's strings and arrays, per token of the evaluation's upper bound (one
  * token per byte of text): measured about 64 MiB for the embedded model's 600 KB evaluation text.
@@ -168,19 +176,19 @@ function evaluationBytes(cfg: ModelConfig, seqlen: number, windows: number): num
 
 /** The LM head's logits and log-probabilities for one batch. */
 function headRunBytes(cfg: ModelConfig, batch: number, seqlen: number): number {
-  return HEAD_COPIES * F32 * batch * seqlen * cfg.vocabSize;
+  const tokens = batch * seqlen;
+  return Math.min(HEAD_COPIES.most, HEAD_COPIES.base + HEAD_COPIES.perToken * tokens) * F32 * tokens * cfg.vocabSize;
 }
 
 /**
- * What the taps compute per batch of `tokens`: each tapped input once more (squared for the norms,
- * transposed for the Gram product; measured on TinyLlama-1.1B's shape, the statistics pass grew ORT's
- * arena by that much beyond the plain block's), what they return (float32), their float64 running sums
- * and the scaled statistic handed to the method (float32).
+ * What the taps compute per batch of `tokens`: copies of each tapped input (squared for the norms,
+ * transposed for the Gram product, and the reductions' own), what they return (float32), their
+ * float64 running sums and the scaled statistic handed to the method (float32).
  */
 function tapBytes(cfg: ModelConfig, statistic: Statistic, tokens: number): number {
   const widths = tapWidths(cfg);
   const elements = statistic === 'gram' ? widths.reduce((a, w) => a + w * w, 0) : widths.reduce((a, w) => a + w, 0);
-  return tokens * widths.reduce((a, w) => a + w, 0) * F32 + elements * (F32 + 8 + F32);
+  return TAP_INPUT_COPIES * tokens * widths.reduce((a, w) => a + w, 0) * F32 + elements * (F32 + 8 + F32);
 }
 
 function tapWidths(cfg: ModelConfig): number[] {
