@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { OpRegistry } from '../../../src/engine/graph/op-registry';
+import { OpRegistry, rowChunks } from '../../../src/engine/graph/op-registry';
 import { magnitude } from '../../../src/engine/prune/methods/magnitude';
 import { sparsegpt } from '../../../src/engine/prune/methods/sparsegpt';
+import { layerLoss } from '../../../src/engine/prune/methods/loss';
 import { wanda } from '../../../src/engine/prune/methods/wanda';
 import type { NM } from '../../../src/engine/prune/spec';
 import { outputError, referenceMagnitude, referenceSparseGpt, referenceWanda, sparseGptHessian, wandaStat } from '../../reference/pruning-f64';
@@ -183,5 +184,56 @@ describe('the layer loss each method reports, against float64 recomputations', (
 
   it('SparseGPT refuses an N:M group that does not divide the block width, before any work', () => {
     assert.throws(() => sparsegpt.validate!({ nm: { n: 2, m: 4 }, blocksize: 30, percdamp: 0.01 }), /blocksize 30 must be a multiple of M \(4\)/);
+  });
+});
+
+describe('matrices larger than one run: rows split over chunks (rowChunks) give what one run would', () => {
+  const rows = 1500;
+  const cols = 1000;
+  const w64 = normals(rows * cols, 7);
+  const w = Float32Array.from(w64);
+  const norms64 = Float64Array.from({ length: cols }, (_, j) => 0.5 + ((j * 7919) % 1000) / 1000);
+
+  it('splits this matrix into runs of whole rows, the uneven rows spanning two of them', () => {
+    const chunks = rowChunks(rows, cols);
+    assert.ok(chunks.length === 2 && chunks[0]![1] < 1200, JSON.stringify(chunks));
+    assert.deepEqual([chunks[0]![0], chunks.at(-1)![1]], [0, rows]);
+  });
+
+  it('Wanda: each row its reference mask, and the loss of all chunks', async () => {
+    // 451,200 = 300 per row and one more in the first 1,200 rows: the per-row counts cross the chunk boundary.
+    const s = 451_200 / (rows * cols);
+    const { weight, loss } = await pruneLinear(wanda, ops, w, rows, cols, Float32Array.from(norms64), { sparsity: s });
+    let expected = 0;
+    for (let r = 0; r < rows; r++) {
+      const row = weight.subarray(r * cols, (r + 1) * cols);
+      const count = r < 1200 ? 301 : 300;
+      assert.equal(zeros(row), count, `row ${r}`);
+      if (r % 97 === 0 || (r >= 1190 && r < 1210)) assert.deepEqual(keepMask(row), referenceWanda(w64.subarray(r * cols, (r + 1) * cols), 1, cols, norms64, count / cols).mask, `row ${r}`);
+      for (let c = 0; c < cols; c++) if (row[c] === 0) expected += w64[r * cols + c]! ** 2 * norms64[c]!;
+    }
+    assert.ok(Math.abs(loss - expected) <= 1e-4 * expected, `loss ${loss} vs float64 ${expected}`);
+  });
+
+  it('the Gram layer loss: ½ Σ (ΔW G) ⊙ ΔW over every chunk', async () => {
+    const n = 600;
+    const r = 1800; // 1,080,000 entries: two runs
+    const g64 = sparseGptHessian(correlatedInputs(2, 64, n, 5), n);
+    const dense = Float32Array.from(normals(r * n, 8));
+    const pruned = dense.map((v, i) => (i % 3 === 0 ? 0 : v));
+    let expected = 0;
+    const delta = new Float64Array(n);
+    for (let i = 0; i < r; i++) {
+      for (let j = 0; j < n; j++) delta[j] = dense[i * n + j]! - pruned[i * n + j]!;
+      for (let j = 0; j < n; j++) {
+        if (delta[j] === 0) continue;
+        let dot = 0;
+        for (let k = 0; k < n; k++) dot += delta[k]! * g64[k * n + j]!;
+        expected += 0.5 * dot * delta[j]!;
+      }
+    }
+    const loss = await layerLoss(ops, dense, pruned, r, n, 'gram', Float32Array.from(g64));
+    assert.ok(rowChunks(r, n).length === 2);
+    assert.ok(Math.abs(loss - expected) <= 1e-4 * expected, `loss ${loss} vs float64 ${expected}`);
   });
 });
