@@ -133,7 +133,7 @@ export function predictPeakMemory(cfg: ModelConfig, storedBytes: number, job: Me
     // The plain block session also moves the calibration states on, in batches of another shape than
     // the evaluation's. ORT's arena keeps the regions it grew for each beside each other (it does not
     // merge them), so this working set adds to the evaluation's instead of overlapping it: counting only
-    // the difference predicted 2,841 MB for Wanda on TinyLlama-1.1B's shapes (16 x 512), which peaked at 3,411.
+    // the difference predicted 2,841 MB for Wanda on TinyLlama-1.1B's shapes (16 x 512), which peaked at 3,037.
     parts.push({ what: 'calibration working set', bytes: blockRunBytes(cfg, batch, prune.seqlen) });
     if (prune.statistic !== 'none') parts.push({ what: 'statistics pass working set', bytes: blockRunBytes(cfg, batch, prune.seqlen) + tapBytes(cfg, prune.statistic, batch * prune.seqlen) });
   }
