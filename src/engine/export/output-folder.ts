@@ -4,6 +4,7 @@ import { PruneLensError } from '../errors';
 import { Checkpoint, PARTIAL_SUFFIX, SHARD_INDEX } from '../io/checkpoint';
 import { encodeFromF32, tensorByteLength } from '../io/dtype';
 import { SafetensorsWriter, type TensorSpec } from '../io/safetensors-writer';
+import { ScratchBytes } from '../io/scratch-bytes';
 import type { Logger } from '../progress';
 import { OutputLock } from './output-lock';
 import {
@@ -64,8 +65,8 @@ export function mirrorLayout(source: Checkpoint): OutputLayout {
 export class OutputFolder {
   private readonly written = new Set<string>();
   private committed = false;
-  /** The encoding of the last tensor written, kept to encode the next one into. */
-  private scratch: Uint8Array<ArrayBuffer> | undefined;
+  /** Where each tensor is encoded before it is written. */
+  private readonly scratch = new ScratchBytes();
 
   private constructor(
     /** The output's real path (links in its parent folders resolved). */
@@ -166,16 +167,7 @@ export class OutputFolder {
    */
   async write(name: string, values: Float32Array): Promise<void> {
     const { writer, spec } = this.slot(name);
-    // Taken while in use, so a second write running at the same time gets a buffer of its own.
-    let scratch = this.scratch;
-    this.scratch = undefined;
-    const byteLength = tensorByteLength(spec.dtype, spec.shape, name);
-    if (!scratch || scratch.byteLength < byteLength) scratch = new Uint8Array(byteLength);
-    try {
-      await writer.writeTensor(name, encodeFromF32(spec.dtype, values, name, scratch));
-    } finally {
-      this.scratch = scratch;
-    }
+    await this.scratch.with(tensorByteLength(spec.dtype, spec.shape, name), (scratch) => writer.writeTensor(name, encodeFromF32(spec.dtype, values, name, scratch)));
     this.written.add(name);
   }
 

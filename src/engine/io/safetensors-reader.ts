@@ -7,6 +7,7 @@ import { promises as fsp } from 'fs';
 import type { FileHandle } from 'fs/promises';
 import { PruneLensError } from '../errors';
 import { DTYPE_BYTES, DType, decodeToF32, formatShape, isDType, tensorByteLength } from './dtype';
+import { ScratchBytes } from './scratch-bytes';
 
 export interface TensorEntry {
   name: string;
@@ -24,8 +25,8 @@ const KNOWN_DTYPES = Object.keys(DTYPE_BYTES).join(', ');
 
 export class SafetensorsReader {
   private closed = false;
-  /** The stored bytes of the last tensor decoded into a caller's array, kept to read the next one into. */
-  private scratch: Uint8Array<ArrayBuffer> | undefined;
+  /** Where the stored bytes of a tensor decoded into a caller's array are read. */
+  private readonly scratch = new ScratchBytes();
 
   private constructor(
     readonly path: string,
@@ -79,15 +80,7 @@ export class SafetensorsReader {
       await readAt(this.handle, entry.byteOffset, entry.byteLength, where, new Uint8Array(into.buffer, into.byteOffset, into.byteLength));
       return into;
     }
-    // Taken while in use, so a second read running at the same time gets a buffer of its own.
-    let scratch = this.scratch;
-    this.scratch = undefined;
-    if (!scratch || scratch.byteLength < entry.byteLength) scratch = new Uint8Array(entry.byteLength);
-    try {
-      return decodeToF32(entry.dtype, await readAt(this.handle, entry.byteOffset, entry.byteLength, where, scratch), where, into);
-    } finally {
-      this.scratch = scratch;
-    }
+    return this.scratch.with(entry.byteLength, async (scratch) => decodeToF32(entry.dtype, await readAt(this.handle, entry.byteOffset, entry.byteLength, where, scratch), where, into));
   }
 
   async close(): Promise<void> {

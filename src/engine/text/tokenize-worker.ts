@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PruneLensError } from '../errors';
-import { buildEncoding, type TokenizerFiles } from './tokenizer';
+import { buildEncoding, FAST_BPE, type TokenizerFiles } from './tokenizer';
 
 export interface TokenizeJob {
   files: TokenizerFiles;
@@ -35,7 +35,7 @@ function run(job: TokenizeJob): void {
     progress: (done: number): void => post({ type: 'progress', done: before + done }),
   };
   for (const text of job.texts) {
-    hooks.phase(encoding.kind === 'fast BPE' ? 'BPE' : `encoding with the ${encoding.kind}`);
+    hooks.phase(encoding.kind === FAST_BPE ? 'BPE' : `encoding with the ${encoding.kind}`);
     ids.push(encoding.encode(text, hooks));
     before += text.length;
     post({ type: 'progress', done: before });

@@ -41,7 +41,8 @@ export interface TokenizerFiles {
   config?: string;
 }
 
-const FAST_BPE = 'fast BPE';
+/** TextEncoding.kind of the fast encoder. */
+export const FAST_BPE = 'fast BPE';
 
 /** Encodes whole texts: the fast encoder where it covers the tokenizer, the reference library otherwise. */
 export interface TextEncoding {
